@@ -6,6 +6,7 @@ The three default cameras (front, left, right) mimic the RealSense D415 set-up o
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -103,12 +104,22 @@ def depth_to_points(depth: np.ndarray, camera: CameraConfig) -> np.ndarray:
         camera: the camera that took it.
 
     Returns:
-        ``(H * W, 3)`` float64 world points in metres, row-major over pixels.
+        ``(H * W, 3)`` float32 world points in metres, row-major over pixels.
+
+    Raises:
+        ValueError: if the depth image does not have the camera's size.
     """
-    h, w = depth.shape
+    if depth.shape != tuple(camera.image_size):
+        raise ValueError(f"depth image {depth.shape} does not match camera {camera.name} {camera.image_size}")
+    rays = _world_rays(camera)
+    return rays * depth.reshape(-1, 1) + np.asarray(camera.position, dtype=np.float32)
+
+
+@functools.lru_cache(maxsize=16)
+def _world_rays(camera: CameraConfig) -> np.ndarray:
+    """``(H * W, 3)`` float32 world-frame rays scaled so that depth 1 m along the optical axis hits them."""
+    h, w = camera.image_size
     k = camera.intrinsics
     u, v = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
-    x = (u - k[0, 2]) * depth / k[0, 0]
-    y = (v - k[1, 2]) * depth / k[1, 1]
-    cam_points = np.stack([x, y, depth], axis=-1).reshape(-1, 3)
-    return cam_points @ camera.rotation_matrix.T + np.asarray(camera.position)
+    cam = np.stack([(u - k[0, 2]) / k[0, 0], (v - k[1, 2]) / k[1, 1], np.ones_like(u)], axis=-1).reshape(-1, 3)
+    return (cam @ camera.rotation_matrix.T).astype(np.float32)

@@ -110,20 +110,18 @@ def fuse_heightmap(
     pix = xyz_to_pixel(pts, bounds, pixel_size)
     rows, cols = np.clip(pix[:, 0], 0, h - 1), np.clip(pix[:, 1], 0, w - 1)
     flat = rows * w + cols
-    z = pts[:, 2] - bounds[2, 0]
-    # Sort by (pixel, height); the last entry of each pixel group is its highest point.
-    order = np.lexsort((z, flat))
-    flat_sorted = flat[order]
-    last = np.ones(len(order), dtype=bool)
-    last[:-1] = flat_sorted[1:] != flat_sorted[:-1]
-    keep = order[last]
+    z = (pts[:, 2] - bounds[2, 0]).astype(np.float32)
+    # Write points in ascending height: with repeated indices, numpy's fancy assignment keeps the last
+    # write, so each pixel ends up with its highest point (the same device Ravens uses).
+    order = np.argsort(z, kind="stable")
+    flat, z = flat[order], z[order]
     heightmap = np.zeros(h * w, dtype=np.float32)
     colormap = np.zeros((h * w, 3), dtype=np.uint8)
-    heightmap[flat[keep]] = z[keep]
-    colormap[flat[keep]] = colors[inside][keep]
+    heightmap[flat] = z
+    colormap[flat] = colors[inside][order]
     labelmap = None
     if labels is not None:
         labelmap = np.full(h * w, -1, dtype=np.int32)
-        labelmap[flat[keep]] = labels[inside][keep]
+        labelmap[flat] = labels[inside][order]
         labelmap = labelmap.reshape(h, w)
     return heightmap.reshape(h, w), colormap.reshape(h, w, 3), labelmap

@@ -1,0 +1,177 @@
+"""Gymnasium environment for the tabletop tasks (pick-and-place action mode).
+
+Observation (a ``Dict`` space):
+    ``rgb``: camera name -> ``(H, W, 3)`` uint8; ``depth``: camera name -> ``(H, W)`` float32 metres;
+    ``heightmap``: ``(320, 160)`` float32 metres above the table; ``colormap``: ``(320, 160, 3)`` uint8;
+    ``instruction``: the language goal (``Text``).
+Action (a ``Dict`` space): ``pick_pose`` and ``place_pose``, each ``(7,)`` float32 = position (metres) +
+quaternion xyzw; the quaternion is normalised (a zero quaternion means no rotation).
+
+Rewards follow the task (partial credit, summing to 1 over an episode); ``terminated`` when the task is done,
+``truncated`` after the task's step budget (CLIPort: one mistake allowed).
+"""
+
+from __future__ import annotations
+
+import string
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from vlarm.sim import Scene, default_cameras, heightmap_shape, pick_place
+from vlarm.sim.heightmap import WORKSPACE_BOUNDS
+from vlarm.sim.scene import Observation
+from vlarm.sim.transforms import pose_to_array
+from vlarm.tasks import TaskError, make_task
+from vlarm.tasks.attributes import check_split
+
+INSTRUCTION_CHARSET = string.ascii_letters + string.digits + " .,'-!?:;()"
+
+
+def _normalise_pose(arr) -> tuple[np.ndarray, np.ndarray]:
+    arr = np.asarray(arr, dtype=np.float64).reshape(-1)
+    if arr.shape != (7,) or not np.all(np.isfinite(arr)):
+        raise ValueError(f"a pose must be 7 finite numbers (xyz + quaternion xyzw), got {arr.tolist()}")
+    quat = arr[3:]
+    norm = np.linalg.norm(quat)
+    quat = quat / norm if norm > 1e-8 else np.array([0.0, 0.0, 0.0, 1.0])
+    return arr[:3], quat
+
+
+class TabletopEnv(gym.Env):
+    """A language-conditioned tabletop task as a gymnasium ``Env`` (ids ``vlarm/<task>-v0``).
+
+    Args:
+        task: registered task name (see ``vlarm.tasks.list_tasks()``); unknown names raise ValueError.
+        split: default split for :meth:`reset` (``"train"``, ``"val"``, ``"test"``).
+        camera_scale: camera resolution relative to CLIPort's 480x640 (same field of view).
+        render_mode: ``None`` or ``"rgb_array"`` (returns the front camera image).
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 2}
+
+    def __init__(self, task: str, split: str = "train", camera_scale: float = 1.0, render_mode: str | None = None):
+        self.task_name = task
+        self.task = make_task(task)
+        self.split = check_split(split)
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.render_mode = render_mode
+        self.cameras = default_cameras(camera_scale)
+        self.scene = Scene(cameras=self.cameras)
+        hm_shape = heightmap_shape(self.scene.bounds, self.scene.pixel_size)
+        z_max = float(WORKSPACE_BOUNDS[2, 1] - WORKSPACE_BOUNDS[2, 0])
+        self.observation_space = spaces.Dict({
+            "rgb": spaces.Dict({c.name: spaces.Box(0, 255, (*c.image_size, 3), np.uint8) for c in self.cameras}),
+            "depth": spaces.Dict({c.name: spaces.Box(0.0, c.z_range[1], c.image_size, np.float32) for c in self.cameras}),
+            "heightmap": spaces.Box(0.0, z_max, hm_shape, np.float32),
+            "colormap": spaces.Box(0, 255, (*hm_shape, 3), np.uint8),
+            "instruction": spaces.Text(max_length=256, charset=INSTRUCTION_CHARSET),
+        })
+        b = WORKSPACE_BOUNDS
+        low = np.array([b[0, 0], b[1, 0], b[2, 0], -1, -1, -1, -1], np.float32)
+        high = np.array([b[0, 1], b[1, 1], b[2, 1], 1, 1, 1, 1], np.float32)
+        self.action_space = spaces.Dict({"pick_pose": spaces.Box(low, high, dtype=np.float32),
+                                         "place_pose": spaces.Box(low, high, dtype=np.float32)})
+        self._sim_obs: Observation | None = None
+        self._oracle_rng = np.random.default_rng(0)
+        self.steps = 0
+        self.total_reward = 0.0
+        self.seed_value: int | None = None
+
+    # ------------------------------------------------------------------ gym API
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Start an episode.
+
+        Args:
+            seed: episode seed; the same seed (and split/options) gives the same scene and oracle episode.
+            options: ``{"split": ..., "instruction": "put the red blocks in a green bowl"}``; an instruction is
+                grounded by the task (ValueError if it cannot be) and the scene is built to match it.
+
+        Returns:
+            ``(observation, info)``; info has ``seed``, ``split``, ``instruction``.
+        """
+        super().reset(seed=seed)
+        options = dict(options or {})
+        split = check_split(options.get("split", self.split))
+        goal = None
+        if options.get("instruction"):
+            goal = self.task.parse_instruction(options["instruction"])
+        if seed is None:
+            seed = int(self.np_random.integers(0, 2**31 - 1))
+        self.seed_value = int(seed)
+        scene_rng = np.random.default_rng([self.seed_value, 0])
+        self._oracle_rng = np.random.default_rng([self.seed_value, 1])
+        instruction = self.task.reset(self.scene, scene_rng, split, goal)
+        self.steps, self.total_reward = 0, 0.0
+        self._sim_obs = self.scene.observe()
+        return self._observation(), {"seed": self.seed_value, "split": split, "instruction": instruction}
+
+    def step(self, action: dict):
+        """Execute one pick-and-place.
+
+        Args:
+            action: ``{"pick_pose": (7,), "place_pose": (7,)}``.
+
+        Returns:
+            ``(observation, reward, terminated, truncated, info)``; info has ``total_reward``, ``success``
+            (total reward > 0.99), ``primitive_failure`` (None or the primitive's failure code) and
+            ``primitive_message``.
+
+        Raises:
+            ValueError: if a pose is malformed.
+        """
+        if self._sim_obs is None:
+            raise RuntimeError("call reset() before step()")
+        pick, place = _normalise_pose(action["pick_pose"]), _normalise_pose(action["place_pose"])
+        result = pick_place(self.scene, pick, place)
+        self.steps += 1
+        reward, info = self.task.reward()
+        self.total_reward += reward
+        self._sim_obs = self.scene.observe()
+        terminated = self.task.done()
+        truncated = not terminated and self.steps >= self.task.max_steps
+        info.update(total_reward=self.total_reward, success=self.total_reward > 0.99,
+                    primitive_failure=result.failure, primitive_message=result.message,
+                    grasped=result.grasped_body is not None, steps=self.steps)
+        return self._observation(), float(reward), bool(terminated), bool(truncated), info
+
+    def render(self):
+        """The front camera's current RGB image, ``(H, W, 3)`` uint8 (``render_mode="rgb_array"``)."""
+        if self._sim_obs is None:
+            return None
+        return self._sim_obs.rgb[self.cameras[0].name]
+
+    def close(self):
+        """Release the PyBullet clients."""
+        self.scene.close()
+
+    # ------------------------------------------------------------------ extras
+    def oracle_action(self) -> dict:
+        """The task oracle's action for the current state (for demonstrations and the ``oracle`` policy).
+
+        Raises:
+            vlarm.tasks.TaskError: if nothing is left to pick.
+        """
+        if self._sim_obs is None:
+            raise RuntimeError("call reset() before oracle_action()")
+        act = self.task.oracle(self._sim_obs, self._oracle_rng)
+        return {"pick_pose": pose_to_array(act.pick_pose), "place_pose": pose_to_array(act.place_pose)}
+
+    def ee_state(self) -> np.ndarray:
+        """Suction tip pose, ``(7,)`` float32 (xyz metres + quaternion xyzw)."""
+        return pose_to_array(self.scene.arm.tip_pose())
+
+    @property
+    def instruction(self) -> str:
+        """The current language goal."""
+        return self.task.lang_goal
+
+    def _observation(self) -> dict:
+        o = self._sim_obs
+        return {"rgb": dict(o.rgb), "depth": dict(o.depth), "heightmap": o.heightmap, "colormap": o.colormap,
+                "instruction": self.task.lang_goal}
+
+
+__all__ = ["TabletopEnv", "TaskError"]

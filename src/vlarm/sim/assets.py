@@ -1,0 +1,104 @@
+"""Procedural assets built in code: blocks, bowls and the table/workspace.
+
+pybullet_data ships no bowl or suction gripper (REFERENCE.md Sec. 10), so these are compound shapes made of
+boxes. Sizes follow Ravens/CLIPort: 4 cm blocks, 12 cm bowls.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pybullet as p
+
+BLOCK_SIZE = 0.04          # edge length, metres
+BOWL_RADIUS = 0.06         # outer radius, metres
+BOWL_HEIGHT = 0.03         # wall height, metres
+BOWL_WALL = 0.006          # wall thickness, metres
+BOWL_SEGMENTS = 12
+
+
+def _rgba(color: tuple[float, float, float]) -> list[float]:
+    return [float(color[0]), float(color[1]), float(color[2]), 1.0]
+
+
+def create_block(client: int, position, orientation, color, size: float = BLOCK_SIZE,
+                 mass: float = 0.05) -> int:
+    """Add a cube.
+
+    Args:
+        client: PyBullet client id.
+        position: xyz of the centre in metres.
+        orientation: quaternion xyzw.
+        color: RGB in [0, 1].
+        size: edge length in metres.
+        mass: kilograms.
+
+    Returns:
+        The PyBullet body id.
+    """
+    half = [size / 2] * 3
+    col = p.createCollisionShape(p.GEOM_BOX, halfExtents=half, physicsClientId=client)
+    vis = p.createVisualShape(p.GEOM_BOX, halfExtents=half, rgbaColor=_rgba(color), physicsClientId=client)
+    body = p.createMultiBody(mass, col, vis, position, orientation, physicsClientId=client)
+    p.changeDynamics(body, -1, lateralFriction=0.8, physicsClientId=client)
+    return body
+
+
+def create_bowl(client: int, position, orientation, color, fixed: bool = False,
+                radius: float = BOWL_RADIUS, height: float = BOWL_HEIGHT) -> int:
+    """Add an open bowl: a flat base and a ring of wall boxes (a compound collision shape).
+
+    Args:
+        client: PyBullet client id.
+        position: xyz of the base centre on the table, metres.
+        orientation: quaternion xyzw.
+        color: RGB in [0, 1].
+        fixed: if True the bowl has a fixed base (CLIPort's target bowls); else it can be pushed.
+        radius: outer radius in metres.
+        height: wall height in metres.
+
+    Returns:
+        The PyBullet body id.
+    """
+    half_extents, positions, orientations = [], [], []
+    base_t = 0.004
+    half_extents.append([radius * 0.8, radius * 0.8, base_t / 2])
+    positions.append([0.0, 0.0, base_t / 2])
+    orientations.append([0.0, 0.0, 0.0, 1.0])
+    seg_len = 2 * radius * math.tan(math.pi / BOWL_SEGMENTS) + BOWL_WALL
+    for k in range(BOWL_SEGMENTS):
+        a = 2 * math.pi * k / BOWL_SEGMENTS
+        r = radius - BOWL_WALL / 2
+        half_extents.append([BOWL_WALL / 2, seg_len / 2, height / 2])
+        positions.append([r * math.cos(a), r * math.sin(a), height / 2])
+        orientations.append(list(p.getQuaternionFromEuler((0, 0, a))))
+    col = p.createCollisionShapeArray([p.GEOM_BOX] * len(half_extents), halfExtents=half_extents,
+                                      collisionFramePositions=positions,
+                                      collisionFrameOrientations=orientations, physicsClientId=client)
+    rgba = [_rgba(color)] * len(half_extents)
+    vis = p.createVisualShapeArray([p.GEOM_BOX] * len(half_extents), halfExtents=half_extents,
+                                   visualFramePositions=positions, visualFrameOrientations=orientations,
+                                   rgbaColors=rgba, physicsClientId=client)
+    mass = 0.0 if fixed else 0.2
+    body = p.createMultiBody(mass, col, vis, position, orientation, physicsClientId=client)
+    return body
+
+
+def create_table(client: int, bounds: np.ndarray) -> tuple[int, int]:
+    """Add the ground plane and a thin dark workspace slab matching ``bounds`` (visual only).
+
+    Returns:
+        ``(plane_id, workspace_id)`` body ids.
+    """
+    plane_col = p.createCollisionShape(p.GEOM_PLANE, physicsClientId=client)
+    plane_vis = p.createVisualShape(p.GEOM_BOX, halfExtents=[2, 2, 0.0005], rgbaColor=[0.55, 0.5, 0.45, 1],
+                                    physicsClientId=client)
+    plane = p.createMultiBody(0, plane_col, plane_vis, [0, 0, -0.0005], physicsClientId=client)
+    p.changeDynamics(plane, -1, lateralFriction=0.8, physicsClientId=client)
+    cx, cy = bounds[0].mean(), bounds[1].mean()
+    hx, hy = (bounds[0, 1] - bounds[0, 0]) / 2, (bounds[1, 1] - bounds[1, 0]) / 2
+    ws_vis = p.createVisualShape(p.GEOM_BOX, halfExtents=[hx, hy, 0.0005], rgbaColor=[0.2, 0.2, 0.2, 1],
+                                 physicsClientId=client)
+    workspace = p.createMultiBody(0, -1, ws_vis, [cx, cy, 0.0], physicsClientId=client)
+    return plane, workspace

@@ -1,0 +1,82 @@
+"""Attribute vocabularies and their seen/unseen splits, in one place for every task.
+
+Colours and their RGB values follow Ravens/CLIPort ``utils.COLORS`` (the Tableau palette); the splits are
+CLIPort's (Shridhar et al. CoRL 2021, Sec. 4.1 and Appendix): TRAIN colours for training everywhere, EVAL
+colours for val/test of the ``unseen`` variants. Three colours (blue, red, green) appear in both.
+"""
+
+from __future__ import annotations
+
+#: Colour name -> RGB in [0, 1] (Ravens/CLIPort palette), in the palette's canonical order.
+COLORS: dict[str, tuple[float, float, float]] = {
+    "blue": (78 / 255, 121 / 255, 167 / 255),
+    "red": (255 / 255, 87 / 255, 89 / 255),
+    "green": (89 / 255, 169 / 255, 79 / 255),
+    "orange": (242 / 255, 142 / 255, 43 / 255),
+    "yellow": (237 / 255, 201 / 255, 72 / 255),
+    "purple": (176 / 255, 122 / 255, 161 / 255),
+    "pink": (255 / 255, 157 / 255, 167 / 255),
+    "cyan": (118 / 255, 183 / 255, 178 / 255),
+    "brown": (156 / 255, 117 / 255, 95 / 255),
+    "white": (255 / 255, 255 / 255, 255 / 255),
+    "gray": (186 / 255, 176 / 255, 172 / 255),
+}
+
+TRAIN_COLORS: tuple[str, ...] = ("blue", "red", "green", "yellow", "brown", "gray", "cyan")
+EVAL_COLORS: tuple[str, ...] = ("blue", "red", "green", "orange", "purple", "pink", "white")
+ALL_COLORS: tuple[str, ...] = tuple(COLORS)
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+
+def check_split(split: str) -> str:
+    """Return ``split`` if valid; raise ValueError naming the valid splits otherwise."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
+    return split
+
+
+def colors_for(split: str, unseen: bool) -> tuple[str, ...]:
+    """Colour names a task variant may use as goal colours.
+
+    Args:
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        unseen: True for ``*-unseen-colors`` variants (EVAL colours on val/test), False for ``*-seen-colors``.
+
+    Returns:
+        A tuple of colour names.
+
+    Raises:
+        ValueError: for an unknown split.
+    """
+    check_split(split)
+    return EVAL_COLORS if unseen and split != "train" else TRAIN_COLORS
+
+
+def color_rgb(name: str) -> tuple[float, float, float]:
+    """RGB in [0, 1] of a colour name; raises ValueError listing the known colours if unknown."""
+    if name not in COLORS:
+        raise ValueError(f"unknown colour {name!r}; known colours: {', '.join(ALL_COLORS)}")
+    return COLORS[name]
+
+
+def split_seed(split: str, index: int) -> int:
+    """Seed of the ``index``-th episode of a split (CLIPort convention).
+
+    Train seeds are even (0, 2, 4, ...), val seeds odd (1, 3, 5, ...), test seeds odd and offset by 10000
+    (10001, 10003, ...).
+
+    Raises:
+        ValueError: for an unknown split or a negative index.
+    """
+    check_split(split)
+    if index < 0:
+        raise ValueError(f"episode index must be >= 0, got {index}")
+    return {"train": 2 * index, "val": 2 * index + 1, "test": 10000 + 2 * index + 1}[split]
+
+
+def seed_split(seed: int) -> str:
+    """The split a seed belongs to under :func:`split_seed`'s convention."""
+    if seed >= 10000:
+        return "test"
+    return "train" if seed % 2 == 0 else "val"

@@ -1,0 +1,228 @@
+"""Task base class: goals, language, reward and the oracle (Ravens ``Task``; CLIPort Sec. 4.1).
+
+A goal lists objects, the targets each may match, whether several objects may share a target (``replace``),
+whether yaw matters, the metric and the reward it is worth. Per-step rewards give partial credit and sum to
+the goals' total (1); an episode is done when no goals remain, the reward exceeds 0.99, or the step budget runs
+out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vlarm.sim import Scene, pixel_to_xyz
+from vlarm.sim.scene import Observation
+from vlarm.sim.transforms import Pose, invert, multiply, quat_to_yaw, yaw_to_quat
+
+
+@dataclass
+class Goal:
+    """One goal step.
+
+    Attributes:
+        objects: body ids to move.
+        symmetries: per object, the yaw symmetry in radians (0: yaw ignored).
+        matches: ``(n_objects, n_targets)`` bool, which targets each object may go to.
+        targets: target poses.
+        replace: if True several objects may share a target.
+        rotations: if True the place pose carries the target yaw.
+        metric: ``"pose"`` (position within ``pos_eps`` and yaw within ``rot_eps``) or ``"zone"``.
+        max_reward: reward for completing this goal.
+    """
+
+    objects: list[int]
+    symmetries: list[float]
+    matches: np.ndarray
+    targets: list[Pose]
+    replace: bool = False
+    rotations: bool = True
+    metric: str = "pose"
+    max_reward: float = 1.0
+
+
+@dataclass
+class Action:
+    """A pick-and-place action: poses with positions in metres and quaternions xyzw."""
+
+    pick_pose: Pose
+    place_pose: Pose
+
+
+class TaskError(RuntimeError):
+    """A task could not be reset or stepped (e.g. the oracle sees no object to pick)."""
+
+
+@dataclass
+class Task:
+    """Base class for language-conditioned tabletop tasks. Subclasses implement :meth:`build_scene`.
+
+    Attributes:
+        name: registry name, e.g. ``"put-block-in-bowl-seen-colors"``.
+        lang_template: the instruction template.
+        pos_eps: position tolerance of the pose metric, metres.
+        rot_eps: yaw tolerance of the pose metric, radians (15 degrees).
+    """
+
+    name: str = "task"
+    lang_template: str = ""
+    pos_eps: float = 0.01
+    rot_eps: float = np.deg2rad(15)
+    goals: list[Goal] = field(default_factory=list)
+    lang_goal: str = ""
+    max_steps: int = 10
+    progress: float = 0.0
+    _rewards: float = 0.0
+    scene: Scene | None = None
+    split: str = "train"
+
+    # ------------------------------------------------------------------ episode
+    def reset(self, scene: Scene, rng: np.random.Generator, split: str, goal: dict | None = None) -> str:
+        """Rebuild ``scene`` for a new episode and return the language goal.
+
+        Args:
+            scene: the simulator scene (it is reset here).
+            rng: the episode's random generator; the same seed gives the same scene.
+            split: ``"train"``, ``"val"`` or ``"test"`` (selects attribute splits).
+            goal: optional attribute overrides parsed from an instruction (see :meth:`parse_instruction`).
+
+        Returns:
+            The instruction string.
+        """
+        scene.reset()
+        self.scene, self.split = scene, split
+        self.goals, self.progress, self._rewards = [], 0.0, 0.0
+        self.lang_goal = self.build_scene(scene, rng, split, goal or {})
+        scene.settle()
+        return self.lang_goal
+
+    def build_scene(self, scene: Scene, rng: np.random.Generator, split: str, goal: dict) -> str:
+        """Place objects, append :class:`Goal` s and return the instruction (subclasses)."""
+        raise NotImplementedError
+
+    def parse_instruction(self, instruction: str) -> dict:
+        """Map a free-form instruction to attribute overrides for :meth:`reset` (subclasses).
+
+        Raises:
+            ValueError: if the instruction cannot be grounded; the message says what was understood and what
+                was not.
+        """
+        raise ValueError(f"task {self.name} cannot ground free-form instructions")
+
+    # ------------------------------------------------------------------ reward
+    def is_match(self, pose: Pose, target: Pose, symmetry: float) -> bool:
+        """Pose metric: xy distance < ``pos_eps`` and yaw error (modulo ``symmetry``) < ``rot_eps``."""
+        dist = float(np.linalg.norm(np.asarray(pose[0][:2]) - np.asarray(target[0][:2])))
+        diff = 0.0
+        if symmetry > 0:
+            diff = abs(quat_to_yaw(pose[1]) - quat_to_yaw(target[1])) % symmetry
+            diff = min(diff, symmetry - diff)
+        return dist < self.pos_eps and diff < self.rot_eps
+
+    def _goal_reward(self, goal: Goal) -> float:
+        reward = 0.0
+        if goal.metric != "pose":
+            raise NotImplementedError(f"metric {goal.metric!r} is not implemented yet")
+        for i, body in enumerate(goal.objects):
+            pose = self.scene.pose(body)
+            for j in np.flatnonzero(goal.matches[i]):
+                if self.is_match(pose, goal.targets[j], goal.symmetries[i]):
+                    reward += goal.max_reward / len(goal.objects)
+                    break
+        return reward
+
+    def reward(self) -> tuple[float, dict]:
+        """Reward earned since the last call, and info.
+
+        Returns:
+            ``(step_reward, info)``; step rewards over an episode sum to the total progress in [0, 1].
+            ``info`` has ``total_reward`` (progress so far) and ``goals_left``.
+        """
+        step = 0.0
+        if self.goals:
+            goal = self.goals[0]
+            step = self._goal_reward(goal)
+            if abs(goal.max_reward - step) < 0.01:
+                self.progress += goal.max_reward
+                self.goals.pop(0)
+                step = 0.0
+        total = self.progress + step
+        delta, self._rewards = total - self._rewards, total
+        return delta, {"total_reward": total, "goals_left": len(self.goals)}
+
+    def done(self) -> bool:
+        """True when every goal is met (or total reward > 0.99)."""
+        return not self.goals or self._rewards > 0.99
+
+    # ------------------------------------------------------------------ oracle
+    def oracle(self, obs: Observation, rng: np.random.Generator) -> Action:
+        """Expert pick-and-place for the current state (Ravens oracle, Transporter Sec. 4).
+
+        Picks the unmatched object farthest from its nearest free target, at a point sampled uniformly from
+        that object's visible top-down mask; the place pose is the target pose composed with the
+        object-to-pick offset (yaw only).
+
+        Args:
+            obs: an observation with ``heightmap`` and ``segmentation``.
+            rng: random generator for the pick point.
+
+        Raises:
+            TaskError: if no goal is left or no object to pick is visible.
+        """
+        if not self.goals:
+            raise TaskError("no goals left")
+        goal = self.goals[0]
+        matches = goal.matches.copy()
+        poses = [self.scene.pose(b) for b in goal.objects]
+        if not goal.replace:
+            for i in range(len(goal.objects)):
+                for j in np.flatnonzero(matches[i]):
+                    if self.is_match(poses[i], goal.targets[j], goal.symmetries[i]):
+                        matches[i, :] = False
+                        matches[:, j] = False
+                        break
+        nn_dist, nn_target = [], []
+        for i in range(len(goal.objects)):
+            js = np.flatnonzero(matches[i])
+            if len(js) == 0:
+                nn_dist.append(0.0)
+                nn_target.append(-1)
+                continue
+            d = [np.linalg.norm(np.asarray(goal.targets[j][0]) - poses[i][0]) for j in js]
+            nn_dist.append(float(np.min(d)))
+            nn_target.append(int(js[int(np.argmin(d))]))
+        for i in np.argsort(nn_dist, kind="stable")[::-1]:
+            if nn_dist[i] <= 0:
+                continue
+            mask = obs.segmentation == goal.objects[i]
+            if mask.sum() == 0:
+                continue
+            pixels = np.argwhere(mask)
+            pick_pix = pixels[rng.integers(len(pixels))]
+            pick_pos = pixel_to_xyz(pick_pix, obs.heightmap, self.scene.bounds, self.scene.pixel_size)
+            pick_pose = (pick_pos, np.array([0.0, 0.0, 0.0, 1.0]))
+            obj_pose = (poses[i][0], yaw_to_quat(quat_to_yaw(poses[i][1])))
+            obj_to_pick = multiply(invert(pick_pose), obj_pose)
+            place_pose = multiply(goal.targets[nn_target[i]], invert(obj_to_pick))
+            if not goal.rotations:
+                place_pose = (place_pose[0], np.array([0.0, 0.0, 0.0, 1.0]))
+            return Action(pick_pose, place_pose)
+        raise TaskError("the oracle sees no object left to pick")
+
+    # ------------------------------------------------------------------ helpers
+    def sample_pose(self, rng: np.random.Generator, radius: float, placed: list[tuple[np.ndarray, float]],
+                    attempts: int = 100) -> Pose | None:
+        """Sample a free table pose for an object with footprint ``radius`` (metres), or None if none fits.
+
+        Positions are uniform inside the workspace shrunk by ``radius``; yaw is uniform. ``placed`` holds
+        ``(xy, radius)`` of objects already on the table and is extended on success.
+        """
+        b = self.scene.bounds
+        for _ in range(attempts):
+            xy = np.array([rng.uniform(b[0, 0] + radius, b[0, 1] - radius),
+                           rng.uniform(b[1, 0] + radius, b[1, 1] - radius)])
+            if all(np.linalg.norm(xy - q) > radius + r + 0.01 for q, r in placed):
+                placed.append((xy, radius))
+                return np.array([xy[0], xy[1], 0.0]), yaw_to_quat(rng.uniform(0, 2 * np.pi))
+        return None
