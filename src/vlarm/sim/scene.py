@@ -77,6 +77,9 @@ class Scene:
         self.objects: dict[int, SceneObject] = {}
         self.arm: SuctionArm | None = None
         self.sim_steps = 0
+        #: Optional ``callback(scene)`` called every ``frame_every`` physics steps (video recording).
+        self.frame_callback = None
+        self.frame_every = 24
 
     def reset(self) -> None:
         """Clear everything and rebuild the table and the arm at its home pose."""
@@ -126,7 +129,9 @@ class Scene:
         """Advance physics by ``n`` steps of 1/240 s."""
         for _ in range(n):
             p.stepSimulation(physicsClientId=self.client)
-        self.sim_steps += n
+            self.sim_steps += 1
+            if self.frame_callback is not None and self.sim_steps % self.frame_every == 0:
+                self.frame_callback(self)
 
     def settle(self, max_steps: int = 480, tol: float = 1e-3) -> None:
         """Step until every object moves slower than ``tol`` m/s (or ``max_steps`` steps pass)."""

@@ -1,0 +1,350 @@
+"""``meta/info.json``: the dataset's declared features, counts and path templates (LeRobot v3.0).
+
+The layout of a vlarm dataset root follows LeRobot's ``codebase_version`` "v3.0" (lerobot 0.4.x)::
+
+    meta/info.json                              DatasetInfo below
+    meta/stats.json                             per-feature min/max/mean/std/count
+    meta/tasks.parquet                          task string (index) -> task_index
+    meta/episodes/chunk-000/file-000.parquet    one row per episode
+    meta/rejected_seeds.json                    vlarm only: seeds tried and rejected by the collector
+    data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet   frames; one file per episode
+
+Episode ``e`` lives in ``chunk_index = e // chunks_size``, ``file_index = e % chunks_size``. Shapes and
+dtypes of every feature are declared here, not discovered from the data (see :func:`vlarm_features`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vlarm.data.errors import DatasetError
+
+CODEBASE_VERSION = "v3.0"
+DEFAULT_CHUNKS_SIZE = 1000
+DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
+INFO_PATH = "meta/info.json"
+STATS_PATH = "meta/stats.json"
+TASKS_PATH = "meta/tasks.parquet"
+EPISODES_PATH = "meta/episodes/chunk-000/file-000.parquet"
+REJECTED_PATH = "meta/rejected_seeds.json"
+#: The collection splits of the CLIPort protocol (REFERENCE.md section 2).
+SPLITS = ("train", "val", "test")
+
+#: CLIPort heightmap / colormap size ``(H, W)``: 320 x 160 pixels at 3.125 mm (REFERENCE.md section 2).
+DEFAULT_IMAGE_SHAPE = (320, 160)
+
+# Feature keys, named as LeRobot names them.
+COLOR_KEY = "observation.images.color"
+HEIGHTMAP_KEY = "observation.heightmap"
+STATE_KEY = "observation.state"
+ACTION_KEY = "action"
+REWARD_KEY = "next.reward"
+DONE_KEY = "next.done"
+INDEX_KEYS = ("timestamp", "frame_index", "episode_index", "index", "task_index")
+
+POSE_NAMES = ["x", "y", "z", "qx", "qy", "qz", "qw"]
+ACTION_NAMES = [f"pick.{n}" for n in POSE_NAMES] + [f"place.{n}" for n in POSE_NAMES]
+
+_DTYPES = {"image", "video", "string", "bool", "uint8", "int32", "int64", "float32", "float64"}
+REQUIRED_FEATURES = (COLOR_KEY, HEIGHTMAP_KEY, STATE_KEY, ACTION_KEY, REWARD_KEY, DONE_KEY, *INDEX_KEYS)
+
+
+def vlarm_features(image_shape: tuple[int, int] = DEFAULT_IMAGE_SHAPE) -> dict[str, dict[str, Any]]:
+    """Return the feature declarations of a vlarm pick-and-place dataset.
+
+    Args:
+        image_shape: ``(H, W)`` of the colour map and heightmap in pixels (CLIPort: 320 x 160).
+
+    Returns:
+        ``{key: {"dtype", "shape", "names", "description"}}`` in LeRobot's ``info.json`` form:
+
+        - ``observation.images.color``: ``image`` (H, W, 3) uint8 RGB top-down colour map, stored as a
+          PNG ``{bytes, path}`` struct (LeRobot's image convention).
+        - ``observation.heightmap``: float32 (H, W), metres above the table, stored exactly as a nested
+          fixed-size float32 list (zstd, byte-stream-split), i.e. lossless.
+        - ``observation.state``: float32 (7,), end-effector pose ``x y z`` (m) + quaternion ``xyzw``.
+        - ``action``: float32 (14,), pick pose (7) then place pose (7), same units.
+        - ``next.reward`` float32, ``next.done`` bool, ``timestamp`` float32 (s, = frame_index / fps),
+          ``frame_index`` / ``episode_index`` / ``index`` (global frame) / ``task_index`` int64.
+    """
+    h, w = (int(s) for s in image_shape)
+    scalar = {"shape": [1], "names": None}
+    return {
+        COLOR_KEY: {
+            "dtype": "image",
+            "shape": [h, w, 3],
+            "names": ["height", "width", "channels"],
+            "description": "top-down RGB colour map, uint8, PNG",
+        },
+        HEIGHTMAP_KEY: {
+            "dtype": "float32",
+            "shape": [h, w],
+            "names": ["height", "width"],
+            "description": "top-down heightmap, metres above the table, float32 exact",
+        },
+        STATE_KEY: {
+            "dtype": "float32",
+            "shape": [7],
+            "names": list(POSE_NAMES),
+            "description": "end-effector pose: position (m) + quaternion xyzw",
+        },
+        ACTION_KEY: {
+            "dtype": "float32",
+            "shape": [14],
+            "names": list(ACTION_NAMES),
+            "description": "pick pose (7) + place pose (7): position (m) + quaternion xyzw",
+        },
+        REWARD_KEY: {"dtype": "float32", **scalar, "description": "step reward (partial credit)"},
+        DONE_KEY: {"dtype": "bool", **scalar, "description": "episode ends after this step"},
+        "timestamp": {"dtype": "float32", **scalar, "description": "frame_index / fps, seconds"},
+        "frame_index": {"dtype": "int64", **scalar},
+        "episode_index": {"dtype": "int64", **scalar},
+        "index": {"dtype": "int64", **scalar},
+        "task_index": {"dtype": "int64", **scalar},
+    }
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+@dataclass
+class DatasetInfo:
+    """Validated contents of ``meta/info.json`` (LeRobot v3.0 keys plus vlarm's own).
+
+    Construction validates every field and raises :class:`DatasetError` listing all problems found.
+    Unknown keys read from a file are kept in ``extra`` and written back unchanged.
+
+    Attributes:
+        fps: frames per second; one pick-and-place step is one frame, so vlarm uses 1.
+        features: feature declarations, see :func:`vlarm_features`.
+        benchmark_task: vlarm task variant the episodes come from, e.g. "put-block-in-bowl-seen-colors".
+        split: collection split, one of "train", "val", "test".
+        total_episodes / total_frames / total_tasks: counts over the whole dataset.
+        chunks_size: data files per ``data/chunk-XXX`` directory.
+        splits: LeRobot's episode ranges, ``{split: "start:stop"}``.
+        codebase_version: always "v3.0".
+        robot_type: free text, may be None.
+        data_path / video_path: path templates relative to the root; ``video_path`` is None (images
+            live in the parquet files, not in mp4 videos).
+        data_files_size_in_mb / video_files_size_in_mb: LeRobot's file roll-over sizes (informative;
+            vlarm writes one data file per episode so that every write is atomic).
+    """
+
+    fps: int
+    features: dict[str, dict[str, Any]]
+    benchmark_task: str
+    split: str
+    total_episodes: int = 0
+    total_frames: int = 0
+    total_tasks: int = 0
+    chunks_size: int = DEFAULT_CHUNKS_SIZE
+    splits: dict[str, str] = field(default_factory=dict)
+    codebase_version: str = CODEBASE_VERSION
+    robot_type: str | None = None
+    data_path: str = DATA_PATH
+    video_path: str | None = None
+    data_files_size_in_mb: int = 100
+    video_files_size_in_mb: int = 500
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise DatasetError("invalid dataset info: " + "; ".join(problems))
+
+    # ------------------------------------------------------------------ validation
+    def problems(self) -> list[str]:
+        """Return a list of human-readable problems with the fields (empty when valid)."""
+        p: list[str] = []
+        if self.codebase_version != CODEBASE_VERSION:
+            p.append(f"codebase_version is {self.codebase_version!r}, expected {CODEBASE_VERSION!r}")
+        if not _is_int(self.fps) or self.fps <= 0:
+            p.append(f"fps must be a positive integer, got {self.fps!r}")
+        for name in ("total_episodes", "total_frames", "total_tasks"):
+            v = getattr(self, name)
+            if not _is_int(v) or v < 0:
+                p.append(f"{name} must be a non-negative integer, got {v!r}")
+        if not _is_int(self.chunks_size) or self.chunks_size <= 0:
+            p.append(f"chunks_size must be a positive integer, got {self.chunks_size!r}")
+        if not isinstance(self.benchmark_task, str) or not self.benchmark_task:
+            p.append(f"benchmark_task must be a non-empty string, got {self.benchmark_task!r}")
+        if self.split not in SPLITS:
+            p.append(f"split must be one of {SPLITS}, got {self.split!r}")
+        if self.robot_type is not None and not isinstance(self.robot_type, str):
+            p.append(f"robot_type must be a string or null, got {self.robot_type!r}")
+        p.extend(self._path_problems())
+        p.extend(self._feature_problems())
+        p.extend(self._split_problems())
+        return p
+
+    def _path_problems(self) -> list[str]:
+        p = []
+        if not isinstance(self.data_path, str) or not self.data_path.endswith(".parquet"):
+            p.append(f"data_path must be a '.parquet' path template, got {self.data_path!r}")
+        else:
+            try:
+                a = self.data_path.format(chunk_index=0, file_index=0)
+                b = self.data_path.format(chunk_index=1, file_index=2)
+            except (KeyError, IndexError, ValueError) as e:
+                p.append(f"data_path template {self.data_path!r} does not format: {e!r}")
+            else:
+                if a == b:
+                    p.append(f"data_path {self.data_path!r} must use {{chunk_index}} and {{file_index}}")
+        if self.video_path is not None and not isinstance(self.video_path, str):
+            p.append(f"video_path must be a string template or null, got {self.video_path!r}")
+        return p
+
+    def _feature_problems(self) -> list[str]:
+        if not isinstance(self.features, dict) or not self.features:
+            return [f"features must be a non-empty mapping, got {type(self.features).__name__}"]
+        p = []
+        for key, ft in self.features.items():
+            if not isinstance(ft, dict):
+                p.append(f"feature {key!r} must be a mapping, got {type(ft).__name__}")
+                continue
+            if ft.get("dtype") not in _DTYPES:
+                p.append(f"feature {key!r} has dtype {ft.get('dtype')!r}, expected one of {sorted(_DTYPES)}")
+            shape = ft.get("shape")
+            if (
+                not isinstance(shape, list | tuple)
+                or not shape
+                or not all(_is_int(s) and s > 0 for s in shape)
+            ):
+                p.append(f"feature {key!r} has shape {shape!r}, expected a list of positive integers")
+                continue
+            if "names" not in ft:
+                p.append(f"feature {key!r} lacks 'names' (use null when unnamed)")
+                continue
+            names = ft["names"]
+            if isinstance(names, list):
+                want = shape[0] if len(shape) == 1 else len(shape)
+                if len(names) != want:
+                    p.append(
+                        f"feature {key!r} has {len(names)} names for shape {list(shape)}, expected {want}"
+                    )
+            elif names is not None and not isinstance(names, dict):
+                p.append(f"feature {key!r} names must be a list, a mapping or null, got {names!r}")
+        missing = [k for k in REQUIRED_FEATURES if k not in self.features]
+        if missing:
+            p.append(f"features lack required keys {missing}")
+            return p
+        color, height = self.features[COLOR_KEY], self.features[HEIGHTMAP_KEY]
+        if color.get("dtype") != "image" or len(color.get("shape", [])) != 3 or color["shape"][2] != 3:
+            p.append(f"{COLOR_KEY} must be an 'image' of shape [H, W, 3], got {color}")
+        elif list(height.get("shape", [])) != list(color["shape"][:2]):
+            p.append(f"{HEIGHTMAP_KEY} shape {height.get('shape')} must equal {COLOR_KEY} [H, W]")
+        for key, shape in ((STATE_KEY, [7]), (ACTION_KEY, [14])):
+            if list(self.features[key].get("shape", [])) != shape:
+                p.append(f"{key} must have shape {shape}, got {self.features[key].get('shape')}")
+        return p
+
+    def _split_problems(self) -> list[str]:
+        if not isinstance(self.splits, dict):
+            return [f"splits must be a mapping of name -> 'start:stop', got {self.splits!r}"]
+        p = []
+        for name, rng in self.splits.items():
+            try:
+                start, stop = (int(s) for s in str(rng).split(":"))
+            except ValueError:
+                p.append(f"splits[{name!r}] = {rng!r} is not 'start:stop'")
+                continue
+            if not 0 <= start <= stop <= (self.total_episodes if _is_int(self.total_episodes) else 0):
+                p.append(f"splits[{name!r}] = {rng!r} is outside 0:{self.total_episodes}")
+        return p
+
+    # ------------------------------------------------------------------ conversion
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        """``(H, W)`` of the colour map and heightmap, pixels."""
+        h, w, _ = self.features[COLOR_KEY]["shape"]
+        return int(h), int(w)
+
+    def episode_data_path(self, episode_index: int) -> str:
+        """Relative path of the data file holding ``episode_index`` (one file per episode)."""
+        chunk, file = divmod(int(episode_index), self.chunks_size)
+        return self.data_path.format(chunk_index=chunk, file_index=file)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON-ready mapping, keys in LeRobot's order, vlarm's keys and ``extra`` last."""
+        d = {
+            "codebase_version": self.codebase_version,
+            "robot_type": self.robot_type,
+            "total_episodes": self.total_episodes,
+            "total_frames": self.total_frames,
+            "total_tasks": self.total_tasks,
+            "chunks_size": self.chunks_size,
+            "data_files_size_in_mb": self.data_files_size_in_mb,
+            "video_files_size_in_mb": self.video_files_size_in_mb,
+            "fps": self.fps,
+            "splits": dict(self.splits),
+            "data_path": self.data_path,
+            "video_path": self.video_path,
+            "features": self.features,
+            "benchmark_task": self.benchmark_task,
+            "split": self.split,
+        }
+        d.update(self.extra)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Any) -> DatasetInfo:
+        """Build and validate from a mapping as read from ``info.json``.
+
+        Raises:
+            DatasetError: ``d`` is not a mapping, lacks required keys, or has invalid values.
+        """
+        if not isinstance(d, dict):
+            raise DatasetError(f"invalid dataset info: expected a JSON object, got {type(d).__name__}")
+        required = (
+            "codebase_version",
+            "fps",
+            "features",
+            "total_episodes",
+            "total_frames",
+            "total_tasks",
+            "chunks_size",
+            "data_path",
+            "splits",
+            "benchmark_task",
+            "split",
+        )
+        missing = [k for k in required if k not in d]
+        if missing:
+            raise DatasetError(f"invalid dataset info: missing keys {missing}")
+        known = {f for f in cls.__dataclass_fields__ if f != "extra"}
+        return cls(
+            **{k: v for k, v in d.items() if k in known},
+            extra={k: v for k, v in d.items() if k not in known},
+        )
+
+    @classmethod
+    def from_json(cls, path: Path) -> DatasetInfo:
+        """Read and validate ``meta/info.json``.
+
+        Raises:
+            DatasetError: the file is missing, is not valid JSON, or fails validation; the message
+                names the file and how to fix it.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise DatasetError(
+                f"{path}: missing. This is not a vlarm/LeRobot v3.0 dataset root, or collection never "
+                "finished an episode. Check the path, or rerun collection (EpisodeWriter) into it."
+            )
+        try:
+            d = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise DatasetError(
+                f"{path}: unreadable or not valid JSON ({e}). Reopen the root with EpisodeWriter to "
+                "rebuild the meta files from the data files."
+            ) from e
+        try:
+            return cls.from_dict(d)
+        except DatasetError as e:
+            raise DatasetError(
+                f"{path}: {e}. Fix the file, or reopen the root with EpisodeWriter to rebuild it."
+            ) from None

@@ -1,0 +1,200 @@
+"""Policy rollouts and the CLIPort evaluation protocol (Shridhar et al. CoRL 2021, Sec. 4.2).
+
+Score = mean total reward over the episodes, times 100 (partial credit counts); success rate = share of episodes
+with total reward > 0.99, in percent. Test seeds are the split's seeds (``split_seed``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from vlarm.envs import make_env
+from vlarm.envs.tabletop import TabletopEnv
+from vlarm.eval.video import VideoRecorder
+from vlarm.tasks import TaskError
+from vlarm.tasks.attributes import split_seed
+
+SUCCESS_THRESHOLD = 0.99
+
+
+class Agent(Protocol):
+    """Anything with ``select_action(observation, instruction) -> {"pick_pose", "place_pose"}``."""
+
+    def select_action(self, observation: dict, instruction: str | None = None) -> dict: ...
+
+
+class OracleAgent:
+    """The task's scripted oracle, evaluated like any policy (needs the env it acts in)."""
+
+    def __init__(self, env: TabletopEnv):
+        self.env = env
+
+    def reset(self) -> None:
+        """No state."""
+
+    def select_action(self, observation: dict, instruction: str | None = None) -> dict:
+        """The oracle action for the env's current state."""
+        return self.env.oracle_action()
+
+
+@dataclass
+class StepRecord:
+    """One pick-and-place of a rollout (poses: xyz metres + quaternion xyzw)."""
+
+    pick_pose: list[float]
+    place_pose: list[float]
+    reward: float
+    total_reward: float
+    primitive_failure: str | None
+    seconds_select_action: float
+
+
+@dataclass
+class EpisodeRecord:
+    """One evaluated episode."""
+
+    seed: int
+    instruction: str
+    total_reward: float
+    success: bool
+    steps: list[StepRecord] = field(default_factory=list)
+    video: str | None = None
+
+
+def rollout(env: TabletopEnv, agent, seed: int, split: str, instruction: str | None = None,
+            video_path: str | Path | None = None, on_step=None) -> EpisodeRecord:
+    """Run one episode.
+
+    Args:
+        env: the environment.
+        agent: an :class:`Agent` (a ``Policy`` or :class:`OracleAgent`).
+        seed: episode seed.
+        split: split for scene sampling.
+        instruction: optional free-form instruction the scene must match (grounded by the task).
+        video_path: optional ``.mp4``/``.gif`` path for a video of the episode.
+        on_step: optional ``callback(step_index, StepRecord, info)`` (for printing progress).
+
+    Returns:
+        An :class:`EpisodeRecord`.
+    """
+    options = {"split": split}
+    if instruction:
+        options["instruction"] = instruction
+    recorder = None
+    if video_path is not None:
+        recorder = VideoRecorder(env.cameras[0])
+        env.scene.frame_callback = None
+    obs, info = env.reset(seed=seed, options=options)
+    if recorder is not None:
+        recorder.caption = info["instruction"]
+        recorder(env.scene)
+        env.scene.frame_callback = recorder
+    if hasattr(agent, "reset"):
+        agent.reset()
+    record = EpisodeRecord(seed=seed, instruction=info["instruction"], total_reward=0.0, success=False)
+    done = False
+    try:
+        while not done:
+            t0 = time.perf_counter()
+            try:
+                action = agent.select_action(obs, obs["instruction"])
+            except TaskError:
+                break
+            dt = time.perf_counter() - t0
+            obs, reward, terminated, truncated, step_info = env.step(action)
+            done = terminated or truncated
+            step = StepRecord(np.asarray(action["pick_pose"], float).round(4).tolist(),
+                              np.asarray(action["place_pose"], float).round(4).tolist(), float(reward),
+                              float(step_info["total_reward"]), step_info["primitive_failure"], dt)
+            record.steps.append(step)
+            record.total_reward = float(step_info["total_reward"])
+            if on_step is not None:
+                on_step(len(record.steps) - 1, step, step_info)
+    finally:
+        env.scene.frame_callback = None
+    record.success = record.total_reward > SUCCESS_THRESHOLD
+    if recorder is not None:
+        for _ in range(5):
+            recorder(env.scene)
+        record.video = str(recorder.write(video_path))
+    return record
+
+
+def summarize(records: list[EpisodeRecord]) -> dict:
+    """Aggregate metrics: ``score`` (mean total reward x 100), ``success_rate`` (percent), counts and latency."""
+    rewards = np.array([r.total_reward for r in records], dtype=float)
+    latencies = [s.seconds_select_action for r in records for s in r.steps]
+    return {
+        "score": float(100 * rewards.mean()) if len(rewards) else 0.0,
+        "success_rate": float(100 * np.mean([r.success for r in records])) if records else 0.0,
+        "episodes": len(records),
+        "mean_steps": float(np.mean([len(r.steps) for r in records])) if records else 0.0,
+        "select_action_ms_mean": float(1000 * np.mean(latencies)) if latencies else None,
+    }
+
+
+def evaluate(agent_factory, task: str, split: str = "test", episodes: int = 100, out_dir: str | Path | None = None,
+             videos: int = 0, camera_scale: float = 1.0, progress: bool = True, label: str = "") -> dict:
+    """Evaluate an agent on ``episodes`` seeded episodes of a task (CLIPort protocol).
+
+    Args:
+        agent_factory: ``callable(env) -> agent`` (lets the oracle bind to the env).
+        task: task name; split: ``"val"`` or ``"test"`` normally.
+        episodes: number of episodes (seeds ``split_seed(split, 0..episodes-1)``).
+        out_dir: if given, write ``results.json`` (summary + per-episode rows) and ``results.md``.
+        videos: record the first ``videos`` episodes to ``out_dir/videos/episode_<seed>.mp4``.
+        camera_scale: camera resolution relative to 480x640.
+        progress: tqdm progress bar.
+        label: name of the agent for reports.
+
+    Returns:
+        The results dict: summary metrics plus ``episodes`` rows.
+
+    Raises:
+        ValueError: unknown task/split or ``episodes <= 0``.
+    """
+    if episodes <= 0:
+        raise ValueError(f"--episodes must be positive, got {episodes}")
+    env = make_env(task, split=split, camera_scale=camera_scale)
+    agent = agent_factory(env)
+    records: list[EpisodeRecord] = []
+    out = Path(out_dir) if out_dir is not None else None
+    bar = tqdm(range(episodes), desc=f"eval {label or 'agent'} on {task} [{split}]", unit="ep", disable=not progress)
+    start = time.perf_counter()
+    for i in bar:
+        seed = split_seed(split, i)
+        video = out / "videos" / f"episode_{seed}.mp4" if (out is not None and i < videos) else None
+        records.append(rollout(env, agent, seed, split, video_path=video))
+        summary = summarize(records)
+        bar.set_postfix(score=f"{summary['score']:.1f}", success=f"{summary['success_rate']:.0f}%")
+    env.close()
+    results = {"agent": label, "task": task, "split": split, **summarize(records),
+               "seconds": time.perf_counter() - start,
+               "units": {"score": "mean total reward x 100", "success_rate": "percent of episodes with reward > 0.99"},
+               "per_episode": [asdict(r) for r in records]}
+    if out is not None:
+        write_results(results, out)
+    return results
+
+
+def write_results(results: dict, out_dir: str | Path) -> None:
+    """Write ``results.json`` and a Markdown table ``results.md`` into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    lines = [f"# {results['agent']} on {results['task']} ({results['split']})", "",
+             "| episodes | score | success rate (%) | mean steps |", "|---:|---:|---:|---:|",
+             f"| {results['episodes']} | {results['score']:.1f} | {results['success_rate']:.1f} | "
+             f"{results['mean_steps']:.2f} |", "", "| seed | instruction | reward | success | steps |",
+             "|---:|---|---:|:---:|---:|"]
+    for r in results["per_episode"]:
+        lines.append(f"| {r['seed']} | {r['instruction']} | {r['total_reward']:.2f} | "
+                     f"{'yes' if r['success'] else 'no'} | {len(r['steps'])} |")
+    (out / "results.md").write_text("\n".join(lines) + "\n")

@@ -1,0 +1,136 @@
+"""EpisodeDataset: validation on open, corrupt files, views, indexing and the torch wrapper."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from vlarm.data import DatasetError, EpisodeDataset, EpisodeWriter
+
+from .conftest import SMALL, TASK, make_episode
+
+SEEDS = [0, 1, 2, 3, 4]
+
+
+@pytest.fixture
+def root(tmp_path):
+    with EpisodeWriter(tmp_path, TASK, "train", image_shape=SMALL) as w:
+        for s in SEEDS:
+            w.add_episode(make_episode(s), seed=s, total_reward=1.0)
+    return tmp_path
+
+
+def test_truncated_data_file_detected_on_open(root):
+    path = root / "data/chunk-000/file-002.parquet"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DatasetError, match=r"file-002.parquet: corrupt or truncated parquet") as e:
+        EpisodeDataset(root)
+    assert "rerun collection" in str(e.value)
+    with pytest.raises(DatasetError, match="file-002.parquet: corrupt or truncated"):
+        EpisodeWriter(root, TASK, "train", image_shape=SMALL)
+
+
+def test_damaged_pages_detected_by_checksum(root):
+    path = root / "data/chunk-000/file-002.parquet"
+    data = bytearray(path.read_bytes())
+    for i in range(64, len(data) // 2, 97):  # scribble over pages, keep the footer intact
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+    ds = EpisodeDataset(root)  # footers are fine, so open succeeds ...
+    with pytest.raises(DatasetError, match="file-002.parquet"):
+        ds.load()  # ... and reading the pages fails with a clear error, never with garbage
+    ds.episode_frames(1)  # other episodes still read
+
+
+def test_missing_root_and_meta(tmp_path, root):
+    with pytest.raises(DatasetError, match="does not exist"):
+        EpisodeDataset(tmp_path / "nowhere")
+    (root / "meta/tasks.parquet").unlink()
+    with pytest.raises(DatasetError, match=r"tasks.parquet: missing or unreadable .*EpisodeWriter"):
+        EpisodeDataset(root)
+
+
+def test_meta_disagreeing_with_info_is_reported(root):
+    info_path = root / "meta/info.json"
+    info = json.loads(info_path.read_text())
+    info["total_episodes"] = 4
+    info["splits"] = {"train": "0:4"}
+    info_path.write_text(json.dumps(info))
+    with pytest.raises(DatasetError, match="5 episodes, info.json says 4"):
+        EpisodeDataset(root)
+    info_path.write_text(json.dumps({**info, "codebase_version": "v2.1"}))
+    with pytest.raises(DatasetError, match="codebase_version"):
+        EpisodeDataset(root)
+    EpisodeWriter(root, TASK, "train", image_shape=SMALL).close()  # the fix the message names
+    assert EpisodeDataset(root).num_episodes == 5
+
+
+def test_foreign_parquet_in_data_is_reported(root):
+    (root / "data/chunk-000/file-005.parquet").write_bytes((root / "meta/tasks.parquet").read_bytes())
+    with pytest.raises(DatasetError, match="not listed"):
+        EpisodeDataset(root)
+    with pytest.raises(DatasetError, match="not a vlarm episode file"):
+        EpisodeWriter(root, TASK, "train", image_shape=SMALL)
+
+
+def test_select_episodes(root):
+    ds = EpisodeDataset(root)
+    lengths = [len(make_episode(s)) for s in SEEDS]
+    for n in (0, 1, 3, 5):
+        view = ds.select_episodes(n)
+        assert view.num_episodes == n and len(view) == sum(lengths[:n])
+        assert view.seeds == SEEDS[:n] and len(view.episodes) == n
+    view = ds.select_episodes(2)
+    assert view[-1]["episode_index"] == 1 and ds[-1]["episode_index"] == 4
+    with pytest.raises(IndexError):
+        view[len(view)]
+    with pytest.raises(IndexError):
+        view.episode_frames(2)
+    with pytest.raises(ValueError, match="has only 5"):
+        ds.select_episodes(6)
+    with pytest.raises(ValueError, match="non-negative"):
+        ds.select_episodes(-1)
+    assert ds.num_episodes == 5  # the parent is unchanged
+
+
+def test_frames_are_independent_copies(root):
+    ds = EpisodeDataset(root)
+    a = ds[0]
+    a["colormap"][:] = 0
+    a["heightmap"][:] = -1
+    b = ds[0]
+    np.testing.assert_array_equal(b["colormap"], make_episode(0)[0]["colormap"])
+    assert (b["heightmap"] >= 0).all()
+    with pytest.raises(TypeError):
+        ds["0"]
+
+
+def test_uncached_reads_match(root):
+    cached, uncached = EpisodeDataset(root), EpisodeDataset(root, cache=False)
+    for i in range(len(cached)):
+        a, b = cached[i], uncached[i]
+        np.testing.assert_array_equal(a["colormap"], b["colormap"])
+        assert a["instruction"] == b["instruction"]
+    assert len(list(iter(cached))) == len(cached)
+
+
+def test_stats_and_info(root):
+    ds = EpisodeDataset(root)
+    assert ds.info["total_frames"] == len(ds) and ds.fps == 1
+    assert ds.stats["observation.state"]["count"] == [len(ds)]
+    (root / "meta/stats.json").unlink()
+    with pytest.raises(DatasetError, match="stats.json: missing"):
+        _ = ds.stats
+
+
+def test_torch_wrapper(root):
+    torch = pytest.importorskip("torch")
+    ds = EpisodeDataset(root).to_torch()
+    assert isinstance(ds, torch.utils.data.Dataset) and len(ds) == len(EpisodeDataset(root))
+    batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=3)))
+    assert batch["colormap"].shape == (3, *SMALL, 3) and batch["colormap"].dtype == torch.uint8
+    assert batch["heightmap"].dtype == torch.float32 and batch["pick_pose"].shape == (3, 7)
+    assert len(batch["instruction"]) == 3 and isinstance(batch["instruction"][0], str)
