@@ -64,7 +64,8 @@ class TabletopEnv(gym.Env):
         z_max = float(WORKSPACE_BOUNDS[2, 1] - WORKSPACE_BOUNDS[2, 0])
         self.observation_space = spaces.Dict({
             "rgb": spaces.Dict({c.name: spaces.Box(0, 255, (*c.image_size, 3), np.uint8) for c in self.cameras}),
-            "depth": spaces.Dict({c.name: spaces.Box(0.0, c.z_range[1], c.image_size, np.float32) for c in self.cameras}),
+            "depth": spaces.Dict({c.name: spaces.Box(0.0, c.z_range[1], c.image_size, np.float32)
+                                  for c in self.cameras}),
             "heightmap": spaces.Box(0.0, z_max, hm_shape, np.float32),
             "colormap": spaces.Box(0, 255, (*hm_shape, 3), np.uint8),
             "instruction": spaces.Text(max_length=256, charset=INSTRUCTION_CHARSET),

@@ -146,7 +146,8 @@ def evaluate(agent_factory, task: str, split: str = "test", episodes: int = 100,
 
     Args:
         agent_factory: ``callable(env) -> agent`` (lets the oracle bind to the env).
-        task: task name; split: ``"val"`` or ``"test"`` normally.
+        task: task name.
+        split: ``"val"`` or ``"test"`` normally.
         episodes: number of episodes (seeds ``split_seed(split, 0..episodes-1)``).
         out_dir: if given, write ``results.json`` (summary + per-episode rows) and ``results.md``.
         videos: record the first ``videos`` episodes to ``out_dir/videos/episode_<seed>.mp4``.

@@ -93,7 +93,7 @@ def render(client: int, camera: CameraConfig) -> tuple[np.ndarray, np.ndarray, n
     zbuffer = np.asarray(zbuffer, dtype=np.float32).reshape(h, w)
     depth = (2.0 * near * far) / (far + near - (2.0 * zbuffer - 1.0) * (far - near))
     seg = np.asarray(seg, dtype=np.int32).reshape(h, w)
-    return rgb, depth.astype(np.float32), seg
+    return rgb, np.clip(depth, near, far).astype(np.float32), seg
 
 
 def depth_to_points(depth: np.ndarray, camera: CameraConfig) -> np.ndarray:

@@ -1,0 +1,201 @@
+"""The ``vlarm`` command: thin wrappers that parse flags and call library functions.
+
+Errors a user can fix (unknown task, colour, split, missing checkpoint or dataset) are printed as one clear
+message with exit code 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="vlarm: language-conditioned robot manipulation in simulation.")
+console = Console()
+err_console = Console(stderr=True)
+
+#: The small CLIPort checkpoint shipped with the repository (see README: how it was trained).
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[3] / "checkpoints" / "cliport-put-block-in-bowl"
+
+
+def _user_errors(fn):
+    """Turn user-fixable errors into a one-line message and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from vlarm.data import DatasetError
+        from vlarm.policies.base import CheckpointError
+
+        try:
+            return fn(*args, **kwargs)
+        except (ValueError, FileNotFoundError, DatasetError, CheckpointError) as err:
+            err_console.print(f"[bold red]error:[/] {err}")
+            raise typer.Exit(code=2) from None
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/] (rerun the same command to resume where it stopped)")
+            raise typer.Exit(code=130) from None
+
+    return wrapper
+
+
+@app.command()
+@_user_errors
+def tasks() -> None:
+    """List the registered tasks and their gymnasium ids."""
+    from vlarm.envs import env_id
+    from vlarm.tasks import list_tasks, make_task
+
+    table = Table(title="vlarm tasks")
+    table.add_column("task")
+    table.add_column("gymnasium id")
+    table.add_column("instruction template")
+    for name in list_tasks():
+        table.add_row(name, env_id(name), make_task(name).lang_template)
+    console.print(table)
+
+
+@app.command()
+@_user_errors
+def collect(
+    task: Annotated[str, typer.Option(help="task name (see `vlarm tasks`)")],
+    out: Annotated[Path, typer.Option(help="dataset directory (created, or resumed if it exists)")],
+    split: Annotated[str, typer.Option(help="train, val or test")] = "train",
+    episodes: Annotated[int, typer.Option(help="successful episodes wanted")] = 100,
+    camera_scale: Annotated[float, typer.Option(help="camera resolution relative to 480x640")] = 1.0,
+) -> None:
+    """Collect oracle demonstrations (keeps reward > 0.99; resumable)."""
+    from vlarm.data.collect import collect as run_collect
+
+    report = run_collect(task, split, episodes, out, camera_scale=camera_scale)
+    console.print(f"[green]{report.episodes} episodes[/] in {out} ({report.new_episodes} new, "
+                  f"{report.rejected} rejected, {report.episodes_per_minute:.1f} episodes/min)")
+
+
+@app.command()
+@_user_errors
+def train(
+    policy: Annotated[str, typer.Option(help="transporter or cliport")],
+    task: Annotated[str, typer.Option(help="task name")],
+    data: Annotated[Path, typer.Option(help="dataset directory from `vlarm collect`")],
+    demos: Annotated[int, typer.Option(help="number of demonstrations to train on")] = 100,
+    steps: Annotated[int | None, typer.Option(help="optimisation steps (default: the config's)")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="frames per step")] = None,
+    lr: Annotated[float | None, typer.Option(help="learning rate")] = None,
+    out: Annotated[Path | None, typer.Option(help="output directory (default runs/<policy>-<task>-<demos>)")] = None,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    save_every: Annotated[int | None, typer.Option(help="checkpoint period in steps")] = None,
+) -> None:
+    """Train a policy by imitation; resumes from OUT/checkpoints/last if present."""
+    from vlarm.policies import available_policies
+    from vlarm.policies.training import TrainConfig
+    from vlarm.policies.training import train as run_train
+    from vlarm.tasks import make_task
+
+    make_task(task)
+    if policy not in available_policies():
+        raise ValueError(f"unknown policy {policy!r}; valid policies: {', '.join(available_policies())}")
+    overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, lr=lr, save_every=save_every).items()
+                 if v is not None}
+    out = out or Path("runs") / f"{policy}-{task}-{demos}"
+    config = TrainConfig(policy=policy, task=task, data_dir=data, demos=demos, out_dir=out, seed=seed, **overrides)
+    final = run_train(config)
+    console.print(f"[green]done[/]: checkpoint {final}")
+
+
+def _agent_factory(policy: str | None, checkpoint: Path | None):
+    if policy == "oracle":
+        from vlarm.eval import OracleAgent
+
+        return "oracle", OracleAgent
+    from vlarm.policies import load_policy
+
+    path = checkpoint or DEFAULT_CHECKPOINT
+    agent = load_policy(path)
+    agent.eval()
+    return str(path), lambda env: agent
+
+
+@app.command(name="eval")
+@_user_errors
+def evaluate(
+    task: Annotated[str, typer.Option(help="task name")],
+    checkpoint: Annotated[Path | None, typer.Option(help="policy checkpoint directory")] = None,
+    policy: Annotated[str | None, typer.Option(help="`oracle` to evaluate the scripted oracle")] = None,
+    split: Annotated[str, typer.Option(help="val or test")] = "test",
+    episodes: Annotated[int, typer.Option(help="number of seeded episodes")] = 100,
+    out: Annotated[Path | None, typer.Option(help="directory for results.json / results.md / videos")] = None,
+    videos: Annotated[int, typer.Option(help="record the first N episodes")] = 0,
+    camera_scale: Annotated[float, typer.Option(help="camera resolution relative to 480x640")] = 1.0,
+) -> None:
+    """Evaluate a checkpoint (or the oracle) with CLIPort's protocol: score (0-100) and success rate."""
+    from vlarm.eval import evaluate as run_eval
+    from vlarm.tasks import make_task
+    from vlarm.tasks.attributes import check_split
+
+    make_task(task)
+    check_split(split)
+    if policy not in (None, "oracle"):
+        raise ValueError(f"--policy accepts only 'oracle' (got {policy!r}); pass a trained policy with --checkpoint")
+    label, factory = _agent_factory(policy, checkpoint)
+    out = out or Path("runs") / "eval" / f"{Path(label).name}-{task}-{split}"
+    results = run_eval(factory, task, split, episodes, out, videos=videos, camera_scale=camera_scale, label=label)
+    table = Table(title=f"{label} on {task} [{split}]")
+    for col in ("episodes", "score", "success rate (%)"):
+        table.add_column(col, justify="right")
+    table.add_row(str(results["episodes"]), f"{results['score']:.1f}", f"{results['success_rate']:.1f}")
+    console.print(table)
+    console.print(f"results: {out / 'results.json'}")
+
+
+@app.command()
+@_user_errors
+def run(
+    instruction: Annotated[str, typer.Argument(help='e.g. "put the red blocks in a green bowl"')],
+    checkpoint: Annotated[Path | None, typer.Option(help="policy checkpoint (default: the shipped CLIPort)")] = None,
+    policy: Annotated[str | None, typer.Option(help="`oracle` to run the scripted oracle instead")] = None,
+    task: Annotated[str, typer.Option(help="task that grounds the instruction")] = "put-block-in-bowl-seen-colors",
+    seed: Annotated[int, typer.Option(help="scene seed")] = 0,
+    video: Annotated[Path | None, typer.Option(help="write a video (.mp4 or .gif)")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="also write the episode record as JSON")] = None,
+) -> None:
+    """Carry out an instruction in simulation and report the plan, reward and success."""
+    from dataclasses import asdict
+
+    from vlarm.envs import make_env
+    from vlarm.eval import rollout
+    from vlarm.tasks import make_task
+
+    make_task(task).parse_instruction(instruction)  # fail fast, before loading anything heavy
+    label, factory = _agent_factory(policy, checkpoint)
+    env = make_env(task, split="test")
+    agent = factory(env)
+    console.print(f"[bold]instruction:[/] {instruction}   [dim](policy: {label}, seed {seed})[/]")
+
+    def on_step(i, step, info):
+        status = "ok" if step.primitive_failure is None else f"[red]{step.primitive_failure}[/]"
+        console.print(f"  step {i + 1}: pick at {step.pick_pose[:3]}  ->  place at {step.place_pose[:3]}  "
+                      f"reward {step.reward:+.2f}  ({status})")
+
+    record = rollout(env, agent, seed, "test", instruction=instruction, video_path=video, on_step=on_step)
+    env.close()
+    verdict = "[green]success[/]" if record.success else "[red]not completed[/]"
+    console.print(f"total reward {record.total_reward:.2f}: {verdict} in {len(record.steps)} steps")
+    if record.video:
+        console.print(f"video: {record.video}")
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(asdict(record), indent=2))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,48 @@
+import json
+
+from typer.testing import CliRunner
+
+from vlarm.cli.main import app
+
+runner = CliRunner()
+
+
+def test_tasks_lists_registry():
+    result = runner.invoke(app, ["tasks"])
+    assert result.exit_code == 0 and "put-block-in-bowl-unseen-colors" in result.output
+
+
+def test_unknown_task_is_a_clear_error():
+    result = runner.invoke(app, ["eval", "--task", "nope", "--policy", "oracle"])
+    assert result.exit_code == 2 and "valid tasks" in result.output and "Traceback" not in result.output
+
+
+def test_ungroundable_instruction_names_what_was_understood():
+    result = runner.invoke(app, ["run", "put the red blocks in a magenta bowl", "--policy", "oracle"])
+    assert result.exit_code == 2
+    assert "Understood" in result.output and "'magenta'" in result.output and "Traceback" not in result.output
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    result = runner.invoke(app, ["eval", "--task", "put-block-in-bowl-seen-colors", "--checkpoint",
+                                 str(tmp_path / "missing"), "--episodes", "1"])
+    assert result.exit_code == 2 and "missing" in result.output and "Traceback" not in result.output
+
+
+def test_bad_split_and_missing_dataset(tmp_path):
+    result = runner.invoke(app, ["eval", "--task", "put-block-in-bowl-seen-colors", "--policy", "oracle",
+                                 "--split", "dev"])
+    assert result.exit_code == 2 and "valid splits" in result.output
+    result = runner.invoke(app, ["train", "--policy", "cliport", "--task", "put-block-in-bowl-seen-colors",
+                                 "--data", str(tmp_path / "none"), "--steps", "1"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def test_run_oracle_reports_steps_and_writes_json(tmp_path):
+    out = tmp_path / "episode.json"
+    result = runner.invoke(app, ["run", "put the red blocks in a green bowl", "--policy", "oracle", "--seed", "1",
+                                 "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "step 1: pick at" in result.output and "success" in result.output
+    record = json.loads(out.read_text())
+    assert record["instruction"] == "put the red blocks in a green bowl" and record["success"]

@@ -1,0 +1,6 @@
+"""Shared pytest set-up: offline hub, quiet tokenizers, small torch thread count."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

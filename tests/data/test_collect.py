@@ -1,0 +1,24 @@
+import pytest
+
+from vlarm.data import EpisodeDataset
+from vlarm.data.collect import collect
+
+
+def test_collect_resumes_to_exact_count(tmp_path):
+    root = tmp_path / "ds"
+    first = collect("put-block-in-bowl-seen-colors", "train", 1, root, camera_scale=0.5, progress=False)
+    assert first.new_episodes == 1
+    second = collect("put-block-in-bowl-seen-colors", "train", 2, root, camera_scale=0.5, progress=False)
+    assert second.new_episodes == 1 and second.episodes == 2
+    ds = EpisodeDataset(root)
+    assert ds.num_episodes == 2 and sorted(ds.seeds) == [0, 2]
+    frame = ds[0]
+    assert frame["instruction"].startswith("put the ") and frame["pick_pose"].shape == (7,)
+    assert (frame["heightmap"] > 0.03).any()
+
+
+def test_collect_rejects_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="valid tasks"):
+        collect("nope", "train", 1, tmp_path / "x", progress=False)
+    with pytest.raises(ValueError, match="positive"):
+        collect("put-block-in-bowl-seen-colors", "train", 0, tmp_path / "x", progress=False)

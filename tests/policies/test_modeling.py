@@ -1,0 +1,128 @@
+"""Tests of the Transporter and CLIPort policies: shapes, actions, checkpoints, factory."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from vlarm.policies import CheckpointError, available_policies, load_policy, make_policy
+from vlarm.policies.processing import quat_to_yaw
+
+from .conftest import TINY_SHAPE, make_frame, tiny_overrides
+
+NAMES = ["transporter", "cliport"]
+
+
+def _batch(frames):
+    from vlarm.policies.processing import frame_to_labels
+
+    labels = [frame_to_labels(f, TINY_SHAPE) for f in frames]
+    return {
+        "colormap": torch.from_numpy(np.stack([f["colormap"] for f in frames])),
+        "heightmap": torch.from_numpy(np.stack([f["heightmap"] for f in frames])),
+        "pick_pixel": torch.from_numpy(np.stack([lab["pick_pixel"] for lab in labels])),
+        "place_pixel": torch.from_numpy(np.stack([lab["place_pixel"] for lab in labels])),
+        "place_rotation": torch.tensor([lab["place_rotation"] for lab in labels], dtype=torch.float32),
+        "instruction": [f["instruction"] for f in frames],
+    }
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_logit_shapes_and_loss(name):
+    torch.manual_seed(0)
+    policy = make_policy(name, **tiny_overrides(name))
+    batch = _batch([make_frame(), make_frame((20, 20), (40, 10), 0.0)])
+    inputs = policy.prepare(batch)
+    assert policy.pick_logits(inputs).shape == (2, *TINY_SHAPE)
+    assert policy.place_logits(inputs, batch["pick_pixel"]).shape == (2, 8, *TINY_SHAPE)
+    loss, info = policy(batch)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    assert set(info) == {"loss", "pick_loss", "place_loss"}
+    loss.backward()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_select_action_poses(name):
+    policy = make_policy(name, **tiny_overrides(name))
+    frame = make_frame()
+    action = policy.select_action(frame, return_info=True)
+    assert action["pick_pose"].shape == (7,) and action["pick_pose"].dtype == np.float32
+    assert action["place_pose"].shape == (7,) and action["place_pose"].dtype == np.float32
+    np.testing.assert_allclose(action["pick_pose"][3:], [0, 0, 0, 1])
+    info = action["info"]
+    assert info["pick_logits"].shape == TINY_SHAPE and info["place_logits"].shape == (8, *TINY_SHAPE)
+    assert info["pick_pixel"] == np.unravel_index(info["pick_logits"].argmax(), TINY_SHAPE)
+    k = info["place_rotation_bin"]
+    assert np.isclose(np.cos(quat_to_yaw(action["place_pose"][3:])), math.cos(2 * math.pi * k / 8), atol=1e-5)
+    row, col = info["pick_pixel"]
+    assert action["pick_pose"][2] == pytest.approx(frame["heightmap"][row, col])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_save_load_round_trip(name, tmp_path):
+    torch.manual_seed(0)
+    policy = make_policy(name, **tiny_overrides(name)).eval()
+    for p in policy.parameters():  # move away from the identity init so the check is meaningful
+        if p.requires_grad:
+            p.data.add_(0.01 * torch.randn_like(p))
+    policy.save_pretrained(tmp_path / "ckpt")
+    config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    assert config["type"] == name
+    loaded = load_policy(tmp_path / "ckpt")
+    assert type(loaded) is type(policy) and loaded.config == policy.config
+    batch = _batch([make_frame()])
+    with torch.no_grad():
+        a, b = policy.prepare(batch), loaded.prepare(batch)
+        torch.testing.assert_close(policy.pick_logits(a), loaded.pick_logits(b), rtol=0, atol=0)
+        torch.testing.assert_close(
+            policy.place_logits(a, batch["pick_pixel"]),
+            loaded.place_logits(b, batch["pick_pixel"]),
+            rtol=0,
+            atol=0,
+        )
+
+
+def test_checkpoint_excludes_frozen_backbone(tmp_path):
+    policy = make_policy("cliport", **tiny_overrides("cliport"))
+    policy.save_pretrained(tmp_path)
+    from safetensors.torch import load_file
+
+    keys = load_file(str(tmp_path / "model.safetensors")).keys()
+    assert keys and not any(k.startswith("backbone.") for k in keys)
+
+
+def test_checkpoint_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="config.json: file not found"):
+        load_policy(tmp_path / "missing")
+    policy = make_policy("transporter", **tiny_overrides("transporter"))
+    ckpt = policy.save_pretrained(tmp_path / "ckpt")
+    (ckpt / "model.safetensors").write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(CheckpointError, match="model.safetensors: unreadable"):
+        load_policy(ckpt)
+    policy.save_pretrained(ckpt)
+    (ckpt / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_policy(ckpt)
+    other = make_policy("transporter", **{**tiny_overrides("transporter"), "widths": (4, 8, 8, 16)})
+    other.save_pretrained(ckpt)
+    cfg = json.loads((ckpt / "config.json").read_text())
+    cfg["widths"] = [4, 8, 8, 8]
+    (ckpt / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="shape"):
+        load_policy(ckpt)
+    cfg["type"] = "nope"
+    (ckpt / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="unknown policy type"):
+        load_policy(ckpt)
+
+
+def test_factory():
+    assert available_policies() == ["cliport", "transporter"]
+    with pytest.raises(ValueError, match="cliport, transporter"):
+        make_policy("rt2")
+    with pytest.raises(TypeError):
+        make_policy("transporter", not_a_field=1)
