@@ -56,8 +56,8 @@ def tasks() -> None:
     from vlarm.tasks import list_tasks, make_task
 
     table = Table(title="vlarm tasks")
-    table.add_column("task")
-    table.add_column("gymnasium id")
+    table.add_column("task", no_wrap=True, min_width=max(map(len, list_tasks())))
+    table.add_column("gymnasium id", overflow="fold")
     table.add_column("instruction template")
     for name in list_tasks():
         table.add_row(name, env_id(name), make_task(name).lang_template)
