@@ -1,0 +1,42 @@
+"""Demo collection speed and peak memory on one core (issue 2's >= 35 episodes/minute target).
+
+Usage:
+    taskset -c 0 python benchmarks/bench_collect.py --episodes 20 [--camera-scale 1.0]
+
+Collects ``--episodes`` oracle demonstrations of put-block-in-bowl-seen-colors into a temporary dataset and
+prints episodes/minute (wall and CPU), seconds per episode and the peak resident memory of the process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import tempfile
+import time
+
+from vlarm.data.collect import collect
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--episodes", type=int, default=20)
+    parser.add_argument("--task", default="put-block-in-bowl-seen-colors")
+    parser.add_argument("--camera-scale", type=float, default=1.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        report = collect(args.task, "train", args.episodes, tmp, camera_scale=args.camera_scale, progress=False)
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    n = report.new_episodes + report.rejected
+    result = {
+        "task": args.task, "camera_scale": args.camera_scale, "episodes": n, "kept": report.new_episodes,
+        "episodes_per_minute_wall": round(60 * n / wall, 1), "episodes_per_minute_cpu": round(60 * n / cpu, 1),
+        "seconds_per_episode_wall": round(wall / n, 3),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
