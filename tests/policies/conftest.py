@@ -25,9 +25,7 @@ def tiny_overrides(name: str) -> dict:
     return dict(TINY_CLIPORT if name == "cliport" else TINY)
 
 
-def make_frame(
-    pick_px=(10, 8), place_px=(50, 24), yaw=np.pi / 2, instruction="put the red block in a blue bowl"
-):
+def make_frame(pick_px=(10, 8), place_px=(50, 24), yaw=np.pi / 2, instruction="put the red block in a blue bowl"):
     """A synthetic frame: a red 5x5 block at the pick pixel, a blue 7x7 'bowl' at the place pixel."""
     h, w = TINY_SHAPE
     colormap = np.full((h, w, 3), 30, dtype=np.uint8)

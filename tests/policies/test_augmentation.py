@@ -17,9 +17,7 @@ def test_labels_stay_on_same_content():
     colormap0 = frame["colormap"].copy()
     for seed in range(20):
         rng = np.random.default_rng(seed)
-        colormap, heightmap, new_pixels, transform = perturb(
-            frame["colormap"], frame["heightmap"], pixels, rng
-        )
+        colormap, heightmap, new_pixels, transform = perturb(frame["colormap"], frame["heightmap"], pixels, rng)
         assert colormap.dtype == np.uint8 and heightmap.dtype == np.float32
         assert np.all((new_pixels >= 0) & (new_pixels < [64, 32]))
         (r0, c0), (r1, c1) = new_pixels

@@ -65,7 +65,7 @@ def test_train_resume_continues(tmp_path, fake_dataset):
     last = train(_config(tmp_path, 8), dataset=fake_dataset)
     rows = list(csv.DictReader((tmp_path / "run/train_log.csv").open()))
     assert [int(r["step"]) for r in rows] == list(range(1, 9))
-    assert set(rows[0]) == {"step", "loss", "pick_loss", "place_loss", "seconds"}
+    assert set(rows[0]) == {"step", "loss", "pick_loss", "place_loss", "seconds", "process_cpu_seconds"}
     assert float(rows[-1]["seconds"]) >= float(rows[3]["seconds"])
     policy = load_policy(last)
     assert policy.name == "cliport"

@@ -45,10 +45,11 @@ def test_rotate_features_turns_x_towards_y():
 def test_transport_peaks_at_matching_place_and_rotation():
     # The key is the query scene rotated by 90 degrees and moved: the best match is that bin at that cell.
     torch.manual_seed(1)
+    ramp = torch.tensor([1.0, 0.8, 0.6, 0.4, 0.2])  # asymmetric, so a bar and its reverse do not tie
     query = torch.zeros(1, 2, 24, 24)
-    query[0, :, 10, 10:15] = torch.tensor([[1.0], [0.5]])  # a bar pointing +x from the pick cell (10, 10)
+    query[0, :, 10, 10:15] = torch.stack([ramp, 0.5 * ramp])  # a bar pointing +x from the pick cell (10, 10)
     key = torch.zeros(1, 2, 24, 24)
-    key[0, :, 15:20, 6] = torch.tensor([[1.0], [0.5]])  # same bar pointing +y from (15, 6)
+    key[0, :, 15:20, 6] = torch.stack([ramp, 0.5 * ramp])  # the same bar pointing +y from (15, 6)
     logits = transport_logits(key, query, torch.tensor([[10, 10]]), 9, 4)
     k, r, c = np.unravel_index(int(logits.argmax()), logits.shape[1:])
     assert (k, r, c) == (1, 15, 6)

@@ -94,6 +94,7 @@ def train(
     out: Annotated[Path | None, typer.Option(help="output directory (default runs/<policy>-<task>-<demos>)")] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     save_every: Annotated[int | None, typer.Option(help="checkpoint period in steps")] = None,
+    threads: Annotated[int | None, typer.Option(help="torch threads (0: automatic)")] = None,
 ) -> None:
     """Train a policy by imitation; resumes from OUT/checkpoints/last if present."""
     from vlarm.policies import available_policies
@@ -104,7 +105,7 @@ def train(
     make_task(task)
     if policy not in available_policies():
         raise ValueError(f"unknown policy {policy!r}; valid policies: {', '.join(available_policies())}")
-    overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, lr=lr, save_every=save_every).items()
+    overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, lr=lr, save_every=save_every, threads=threads).items()
                  if v is not None}
     out = out or Path("runs") / f"{policy}-{task}-{demos}"
     config = TrainConfig(policy=policy, task=task, data_dir=data, demos=demos, out_dir=out, seed=seed, **overrides)

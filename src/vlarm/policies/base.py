@@ -1,0 +1,179 @@
+"""Abstract policy interface and safetensors checkpoints (LeRobot-style; DESIGN.md "Interfaces worth keeping stable").
+
+A checkpoint directory holds ``config.json`` (the policy's dataclass config plus a ``"type"`` field naming the
+policy) and ``model.safetensors`` (trainable weights only: frozen pretrained parts such as EfficientNet or
+MiniLM are rebuilt on load, so checkpoints stay small). Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+#: name -> policy class, filled by :func:`register_policy`.
+POLICY_REGISTRY: dict[str, type[Policy]] = {}
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable or does not match the policy (message names the file and the problem)."""
+
+
+def register_policy(cls: type[Policy]) -> type[Policy]:
+    """Class decorator: register a :class:`Policy` subclass under ``cls.name``."""
+    POLICY_REGISTRY[cls.name] = cls
+    return cls
+
+
+def config_to_dict(config: Any, name: str) -> dict:
+    """Dataclass config -> JSON-able dict with ``"type": name`` (tuples become lists)."""
+    return {"type": name, **dataclasses.asdict(config)}
+
+
+def config_from_dict(config_class: type, data: dict, source: str = "config") -> Any:
+    """Build a dataclass config from a dict (as read from ``config.json``); list fields become tuples where typed so.
+
+    Raises:
+        CheckpointError: on unknown fields (message names ``source``).
+    """
+    fields = {f.name: f for f in dataclasses.fields(config_class)}
+    data = {k: v for k, v in data.items() if k != "type"}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise CheckpointError(f"{source}: unknown {config_class.__name__} fields {unknown}")
+    hints = typing.get_type_hints(config_class)
+    kwargs = {}
+    for key, value in data.items():
+        hint = hints.get(key)
+        origin = typing.get_origin(hint)
+        if isinstance(value, list) and (origin is tuple or hint is tuple):
+            value = tuple(value)
+        elif (
+            isinstance(value, list)
+            and origin in (types.UnionType, typing.Union)
+            and any(typing.get_origin(a) is tuple for a in typing.get_args(hint))
+        ):
+            value = tuple(value)
+        kwargs[key] = value
+    return config_class(**kwargs)
+
+
+class Policy(nn.Module, ABC):
+    """Base class of every vlarm policy (DESIGN.md; LeRobot's ``PreTrainedPolicy``).
+
+    Subclasses set ``name`` (registry key and the ``"type"`` in ``config.json``) and ``config_class`` (a
+    dataclass), and list in ``frozen_prefixes`` the state-dict prefixes of pretrained parts that are rebuilt,
+    not saved.
+    """
+
+    name: ClassVar[str] = "base"
+    config_class: ClassVar[type] = object
+    frozen_prefixes: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: Any):
+        super().__init__()
+        self.config = config
+
+    def reset(self) -> None:  # noqa: B027 - optional hook, stateless policies need nothing
+        """Clear per-episode state (none for single-step pick-and-place policies)."""
+
+    @abstractmethod
+    def select_action(self, observation: dict, instruction: str | None = None) -> dict:
+        """Map one observation (and an optional instruction overriding ``observation["instruction"]``) to an action."""
+
+    @abstractmethod
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        """Training loss on a batch: returns ``(scalar loss tensor, dict of float diagnostics)``."""
+
+    # ------------------------------------------------------------------ checkpoints
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """State dict without the frozen pretrained parts (``frozen_prefixes``), contiguous tensors."""
+        return {
+            k: v.detach().contiguous()
+            for k, v in self.state_dict().items()
+            if not any(k.startswith(p) for p in self.frozen_prefixes)
+        }
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` (trainable weights only) into ``directory``.
+
+        Returns:
+            The directory as a ``Path``.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / CONFIG_NAME).write_text(json.dumps(config_to_dict(self.config, self.name), indent=2) + "\n")
+        save_file(self.trainable_state_dict(), str(directory / WEIGHTS_NAME), metadata={"type": self.name})
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, **overrides: Any) -> Policy:
+        """Load a policy saved by :meth:`save_pretrained`.
+
+        Called on :class:`Policy` itself, the class is chosen from ``config.json``'s ``"type"``.
+
+        Args:
+            directory: checkpoint directory.
+            **overrides: config fields to replace (e.g. ``backbone_pretrained=False`` in tests).
+
+        Raises:
+            CheckpointError: missing directory/files, invalid JSON, unknown or mismatched type, unreadable
+                safetensors, or missing/unexpected/mis-shaped tensors.
+        """
+        directory = Path(directory)
+        config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+        for path in (config_path, weights_path):
+            if not path.is_file():
+                raise CheckpointError(f"{path}: file not found (expected a checkpoint written by save_pretrained)")
+        try:
+            data = json.loads(config_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise CheckpointError(f"{config_path}: not valid JSON ({err})") from err
+        if not isinstance(data, dict) or "type" not in data:
+            raise CheckpointError(f"{config_path}: expected a JSON object with a 'type' field")
+        kind = data["type"]
+        if cls is Policy:
+            from vlarm.policies import factory  # noqa: F401 - registers the policies
+
+            if kind not in POLICY_REGISTRY:
+                raise CheckpointError(f"{config_path}: unknown policy type {kind!r}; known: {sorted(POLICY_REGISTRY)}")
+            target = POLICY_REGISTRY[kind]
+        else:
+            target = cls
+            if kind != cls.name:
+                raise CheckpointError(f"{config_path}: checkpoint is a {kind!r} policy, not {cls.name!r}")
+        config = config_from_dict(target.config_class, {**data, **overrides}, source=str(config_path))
+        try:
+            state = load_file(str(weights_path))
+        except (SafetensorError, OSError, ValueError) as err:
+            raise CheckpointError(f"{weights_path}: unreadable safetensors file ({err})") from err
+        policy = target(config)
+        expected = policy.trainable_state_dict()
+        missing = sorted(set(expected) - set(state))
+        unexpected = sorted(set(state) - set(expected))
+        if missing or unexpected:
+            raise CheckpointError(
+                f"{weights_path}: tensors do not match the config: "
+                f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+                f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
+            )
+        for key, value in expected.items():
+            if value.shape != state[key].shape:
+                raise CheckpointError(
+                    f"{weights_path}: tensor {key!r} has shape {tuple(state[key].shape)}, expected {tuple(value.shape)}"
+                )
+        policy.load_state_dict(state, strict=False)
+        policy.eval()
+        return policy

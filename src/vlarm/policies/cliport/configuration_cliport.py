@@ -1,0 +1,45 @@
+"""Configuration of the CLIPort policy (Shridhar, Manuelli, Fox, CoRL 2021)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vlarm.policies.pick_place import PickPlaceConfig
+
+
+@dataclass
+class CLIPortConfig(PickPlaceConfig):
+    """CLIPort hyper-parameters (shared pick/place ones are documented on ``PickPlaceConfig``).
+
+    Attributes:
+        image_shape: heightmap ``(H, W)`` pixels (320 x 160).
+        n_rotations: place rotation bins (36).
+        crop_size: query crop side in pixels (64).
+        widths: spatial ("where") stream channels at strides 2, 4, 8, 16.
+        transport_dim: key/query feature channels.
+        semantic_widths: semantic ("what") decoder channels at strides 2, 4, 8, 16.
+        text_encoder: ``"minilm"`` (all-MiniLM-L6-v2 via :func:`vlarm.text.load_sentence_encoder`, 384-d) or
+            ``"hash"`` (deterministic bag-of-words random projection; no model, for tests and ablations).
+        lang_dim: instruction embedding size (384 for MiniLM).
+        backbone_pretrained: load ImageNet weights into the frozen EfficientNet-Lite0 (False only for tests).
+    """
+
+    semantic_widths: tuple[int, ...] = (16, 32, 32, 64)
+    text_encoder: str = "minilm"
+    lang_dim: int = 384
+    backbone_pretrained: bool = True
+
+    def __post_init__(self) -> None:
+        """Validate fields.
+
+        Raises:
+            ValueError: on an unknown text encoder or mismatched widths.
+        """
+        super().__post_init__()
+        self.semantic_widths = tuple(int(v) for v in self.semantic_widths)
+        if self.text_encoder not in ("minilm", "hash"):
+            raise ValueError(f"text_encoder must be 'minilm' or 'hash', got {self.text_encoder!r}")
+        if len(self.semantic_widths) != len(self.widths) or len(self.widths) != 4:
+            raise ValueError("widths and semantic_widths must both list 4 stages (strides 2, 4, 8, 16)")
+        if self.text_encoder == "minilm" and self.lang_dim != 384:
+            raise ValueError("MiniLM embeddings are 384-d: set lang_dim=384")

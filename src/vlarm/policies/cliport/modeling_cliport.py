@@ -1,0 +1,146 @@
+"""CLIPort (Shridhar et al., CoRL 2021, Sec. 3): two-stream, language-conditioned Transporter.
+
+Each of the attention (pick) and transport (place key/query) networks has
+
+* a semantic ("what") stream: frozen pretrained image features (EfficientNet-Lite0 on RGB, standing in for
+CLIP's
+  ResNet50, which is not installable here) decoded to stride 2 with the instruction embedding (MiniLM,
+  standing in for CLIP's text encoder) fused multiplicatively at every decoder stage;
+* a spatial ("where") stream: a Transporter FCN on RGB-D whose decoder features feed the semantic decoder
+through
+  lateral connections.
+
+The two streams' outputs are added. The frozen backbone runs once per image and is shared by both networks
+(and can be cached by the training loop); it is not saved in checkpoints.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import torch
+from torch import nn
+
+from vlarm.policies.base import register_policy
+from vlarm.policies.cliport.configuration_cliport import CLIPortConfig
+from vlarm.policies.layers import SemanticDecoder, SpatialStream
+from vlarm.policies.pick_place import PickPlacePolicy
+from vlarm.policies.processing import rgb_chw
+
+
+def hash_embedding(text: str, dim: int) -> np.ndarray:
+    """Deterministic bag-of-words embedding: sum of per-word Gaussian vectors seeded by CRC32, L2-normalised.
+
+    Args:
+        text: instruction.
+        dim: embedding size.
+
+    Returns:
+        ``(dim,)`` float32 unit vector (zeros for an empty string).
+    """
+    out = np.zeros(dim, dtype=np.float64)
+    for word in text.lower().split():
+        out += np.random.default_rng(zlib.crc32(word.encode())).standard_normal(dim)
+    norm = np.linalg.norm(out)
+    return (out / norm if norm > 0 else out).astype(np.float32)
+
+
+class TwoStream(nn.Module):
+    """Spatial stream + semantic decoder with laterals; output = sum of both streams' heads (CLIPort Fig. 2).
+
+    Args:
+        config: :class:`CLIPortConfig`.
+        backbone_channels: frozen backbone channels at strides 2..32.
+        out_dim: output channels.
+
+    ``forward(image, feats, lang)``: ``(B, 6, H, W)`` RGB-D input, backbone maps, ``(B, lang_dim)`` embedding
+    -> ``(B, out_dim, H/2, W/2)``.
+    """
+
+    def __init__(self, config: CLIPortConfig, backbone_channels: tuple[int, ...], out_dim: int):
+        super().__init__()
+        self.spatial = SpatialStream(6, config.widths, out_dim)
+        self.semantic = SemanticDecoder(
+            backbone_channels, config.semantic_widths, config.widths, config.lang_dim, out_dim
+        )
+
+    def forward(self, image: torch.Tensor, feats: list[torch.Tensor], lang: torch.Tensor) -> torch.Tensor:
+        """See the class docstring."""
+        out, laterals = self.spatial(image)
+        return out + self.semantic(feats, lang, laterals)
+
+
+@register_policy
+class CLIPortPolicy(PickPlacePolicy):
+    """CLIPort pick-and-place policy.
+
+    Args:
+        config: :class:`CLIPortConfig` (defaults if None).
+
+    See :class:`~vlarm.policies.pick_place.PickPlacePolicy` for ``forward`` / ``select_action``.
+    """
+
+    name = "cliport"
+    config_class = CLIPortConfig
+    uses_language = True
+
+    @property
+    def frozen_prefixes(self) -> tuple[str, ...]:  # type: ignore[override]
+        """The pretrained backbone is rebuilt on load; a randomly initialised one (tests) must be saved."""
+        return ("backbone.",) if self.config.backbone_pretrained else ()
+
+    def __init__(self, config: CLIPortConfig | None = None):
+        super().__init__(config or CLIPortConfig())
+        cfg = self.config
+        from vlarm.vision import load_efficientnet_lite0
+
+        self.backbone = load_efficientnet_lite0(pretrained=cfg.backbone_pretrained)
+        for p in self.backbone.parameters():
+            p.requires_grad_(False)
+        channels = tuple(self.backbone.out_channels)
+        self.attention = TwoStream(cfg, channels, 1)
+        self.transport = TwoStream(cfg, channels, 2 * cfg.transport_dim)
+        self._lang_cache: dict[str, torch.Tensor] = {}
+
+    def train(self, mode: bool = True) -> CLIPortPolicy:
+        """Set training mode; the frozen backbone always stays in eval mode (its BatchNorm statistics are fixed)."""
+        super().train(mode)
+        self.backbone.eval()
+        return self
+
+    @torch.no_grad()
+    def frozen_features(self, colormap: torch.Tensor) -> list[torch.Tensor]:
+        """EfficientNet-Lite0 maps at strides 2, 4, 8, 16, 32 for ``(B, H, W, 3)`` uint8 colormaps (float32)."""
+        return self.backbone(rgb_chw(colormap))
+
+    def embed_instructions(self, instructions: list[str]) -> torch.Tensor:
+        """``(B, lang_dim)`` float32 embeddings of B instructions (cached per string)."""
+        missing = [t for t in dict.fromkeys(instructions) if t not in self._lang_cache]
+        if missing:
+            if self.config.text_encoder == "minilm":
+                from vlarm.text import load_sentence_encoder
+
+                embs = load_sentence_encoder().encode(missing)
+            else:
+                embs = np.stack([hash_embedding(t, self.config.lang_dim) for t in missing])
+            for text, emb in zip(missing, embs, strict=True):
+                self._lang_cache[text] = torch.as_tensor(np.asarray(emb, dtype=np.float32))
+        return torch.stack([self._lang_cache[t] for t in instructions])
+
+    def prepare(self, batch: dict) -> dict:
+        """Network inputs: RGB-D image, language embedding and backbone features (precomputed ones are reused)."""
+        inputs = super().prepare(batch)
+        lang = batch.get("lang_embedding")
+        inputs["lang"] = lang if lang is not None else self.embed_instructions(list(batch["instruction"]))
+        feats = batch.get("backbone_features")
+        inputs["feats"] = [f.float() for f in feats] if feats is not None else self.frozen_features(batch["colormap"])
+        return inputs
+
+    def attention_features(self, inputs: dict) -> torch.Tensor:
+        """``(B, 1, H/2, W/2)`` pick logits."""
+        return self.attention(inputs["image"], inputs["feats"], inputs["lang"])
+
+    def transport_features(self, inputs: dict) -> torch.Tensor:
+        """``(B, 2 * transport_dim, H/2, W/2)`` key then query features."""
+        return self.transport(inputs["image"], inputs["feats"], inputs["lang"])

@@ -1,0 +1,58 @@
+"""Policy registry and factory (LeRobot ``make_policy``; open_clip's single entry point).
+
+``make_policy("cliport", widths=(8, 16, 32, 64))`` builds a policy from its registered name and config
+overrides; ``load_policy(path)`` loads any checkpoint written by ``save_pretrained``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from vlarm.policies.base import POLICY_REGISTRY, Policy
+from vlarm.policies.cliport.modeling_cliport import CLIPortPolicy  # noqa: F401 - registers "cliport"
+from vlarm.policies.transporter.modeling_transporter import TransporterPolicy  # noqa: F401 - registers
+
+"transporter"
+
+
+def available_policies() -> list[str]:
+    """Sorted names of the registered policies (e.g. ``["cliport", "transporter"]``)."""
+    return sorted(POLICY_REGISTRY)
+
+
+def make_config(name: str, **overrides: Any) -> Any:
+    """Build the config dataclass of policy ``name`` with ``overrides`` applied.
+
+    Raises:
+        ValueError: unknown policy name (lists the valid ones); TypeError: unknown config field.
+    """
+    if name not in POLICY_REGISTRY:
+        raise ValueError(f"unknown policy {name!r}; available policies: {', '.join(available_policies())}")
+    return POLICY_REGISTRY[name].config_class(**overrides)
+
+
+def make_policy(name: str, **overrides: Any) -> Policy:
+    """Build a freshly initialised policy by registry name.
+
+    Args:
+        name: one of :func:`available_policies`.
+        **overrides: config fields (see ``TransporterConfig`` / ``CLIPortConfig``).
+
+    Returns:
+        The policy (an ``nn.Module`` in training mode).
+
+    Raises:
+        ValueError: unknown name, listing the valid names. TypeError: unknown config field.
+    """
+    config = make_config(name, **overrides)
+    return POLICY_REGISTRY[name](config)
+
+
+def load_policy(path: str | Path, **overrides: Any) -> Policy:
+    """Load a policy checkpoint directory (``config.json`` + ``model.safetensors``), whatever its type.
+
+    Raises:
+        CheckpointError: missing or corrupt files, unknown type, mismatched tensors.
+    """
+    return Policy.from_pretrained(path, **overrides)
