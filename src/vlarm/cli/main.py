@@ -105,8 +105,8 @@ def train(
     make_task(task)
     if policy not in available_policies():
         raise ValueError(f"unknown policy {policy!r}; valid policies: {', '.join(available_policies())}")
-    overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, lr=lr, save_every=save_every, threads=threads).items()
-                 if v is not None}
+    flags = dict(steps=steps, batch_size=batch_size, lr=lr, save_every=save_every, threads=threads)
+    overrides = {k: v for k, v in flags.items() if v is not None}
     out = out or Path("runs") / f"{policy}-{task}-{demos}"
     config = TrainConfig(policy=policy, task=task, data_dir=data, demos=demos, out_dir=out, seed=seed, **overrides)
     final = run_train(config)
