@@ -9,7 +9,7 @@ export MALLOC_TOP_PAD_ := 1073741824
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test lint
+.PHONY: setup demo test lint fashion-mnist
 
 $(BIN)/vlarm: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -28,3 +28,7 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
+
+# Real images for the VLM few-shot benchmarks (Debian package; needs root). Not needed by the tests.
+fashion-mnist:
+	test -d /usr/share/datasets/fashion-mnist || apt-get install -y dataset-fashion-mnist

@@ -21,8 +21,17 @@ TINY_SCRATCH = dict(
 )
 
 
-@pytest.fixture(scope="session")
-def lit():
+@pytest.fixture(scope="package", autouse=True)
+def one_torch_thread():
+    """These tests run many tiny ops; on a shared 2-core machine two threads spin-wait and run ~5x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="package")
+def lit(one_torch_thread):
     """LiT model with real pretrained towers at a tiny input size (32 px), plus transform and tokenizer."""
     from vlarm.vlm import create_model_and_transforms
 

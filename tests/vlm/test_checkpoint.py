@@ -57,9 +57,7 @@ def test_corrupt_checkpoint_is_reported_not_unpickled(tmp_path, scratch):
     with pytest.raises(CheckpointError, match="vlm_config.json"):
         load_checkpoint(ck)
     (ck / "vlm_config.json").write_text(
-        json.dumps(
-            {"format": "vlarm-vlm", "config": {"arch": "scratch", "embed_dim": 7}, "excluded_prefixes": []}
-        )
+        json.dumps({"format": "vlarm-vlm", "config": {"arch": "scratch", "embed_dim": 7}, "excluded_prefixes": []})
     )
     with pytest.raises(CheckpointError, match="shape mismatch|do not match"):
         load_checkpoint(ck)

@@ -16,9 +16,7 @@ def test_fashion_mnist_reads_idx_files(tmp_path):
 
     imgs = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28)
     with gzip.open(tmp_path / "t10k-images-idx3-ubyte.gz", "wb") as fh:
-        fh.write(
-            (2051).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in (2, 28, 28)) + imgs.tobytes()
-        )
+        fh.write((2051).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in (2, 28, 28)) + imgs.tobytes())
     with gzip.open(tmp_path / "t10k-labels-idx1-ubyte.gz", "wb") as fh:
         fh.write((2049).to_bytes(4, "big") + (2).to_bytes(4, "big") + bytes([3, 9]))
     x, y = load_fashion_mnist("test", root=tmp_path)

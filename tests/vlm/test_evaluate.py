@@ -46,9 +46,7 @@ def test_zero_shot_classifier_is_normalised_template_mean():
 
 
 def test_classification_metrics_by_hand():
-    logits = torch.tensor(
-        [[3.0, 2, 1, 0, -1, -2], [0.0, 1, 2, 3, 4, 5], [5.0, 4, 3, 2, 1, 0], [0, 0, 0, 0, 0, 1.0]]
-    )
+    logits = torch.tensor([[3.0, 2, 1, 0, -1, -2], [0.0, 1, 2, 3, 4, 5], [5.0, 4, 3, 2, 1, 0], [0, 0, 0, 0, 0, 1.0]])
     labels = torch.tensor([0, 0, 5, 5])
     m = classification_metrics(logits, labels)
     assert m["top1"] == 0.5  # rows 0 and 3 correct

@@ -8,9 +8,7 @@ from vlarm.vlm.loss import LOGIT_SCALE_INIT, ClipLoss, clamp_logit_scale_, clip_
 
 def _feats(b=6, d=8, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return F.normalize(torch.randn(b, d, generator=g), dim=-1), F.normalize(
-        torch.randn(b, d, generator=g), dim=-1
-    )
+    return F.normalize(torch.randn(b, d, generator=g), dim=-1), F.normalize(torch.randn(b, d, generator=g), dim=-1)
 
 
 def test_loss_is_symmetric_in_images_and_texts():

@@ -42,9 +42,7 @@ def test_cached_and_uncached_training_agree(lit, toy_pairs):
     runs = []
     for cache in (True, False):
         model = copy.deepcopy(lit[0])
-        cfg = TrainConfig(
-            epochs=2, batch_size=8, lr=1e-3, warmup_steps=1, cache_features=cache, progress=False
-        )
+        cfg = TrainConfig(epochs=2, batch_size=8, lr=1e-3, warmup_steps=1, cache_features=cache, progress=False)
         runs.append(train(model, tok, tf, ds, cfg))
     assert runs[0].cache_seconds > 0 and runs[1].cache_seconds == 0
     assert runs[0].losses[0] == pytest.approx(runs[1].losses[0], rel=1e-4)
