@@ -198,5 +198,79 @@ def run(
         json_out.write_text(json.dumps(asdict(record), indent=2))
 
 
+vlm_app = typer.Typer(no_args_is_help=True, help="Vision-language models: train, evaluate, few-shot, detect.")
+app.add_typer(vlm_app, name="vlm")
+
+
+def _print_json(result: dict) -> None:
+    console.print_json(json.dumps(result, default=str))
+
+
+@vlm_app.command("train")
+@_user_errors
+def vlm_train(
+    data_csv: Annotated[Path, typer.Option("--data", help="open_clip-style CSV (filepath<TAB>title)")],
+    out: Annotated[Path, typer.Option(help="output directory")],
+    model: Annotated[str, typer.Option(help="lit-effnet-minilm, scratch-vit-tiny or a checkpoint")]
+    = "lit-effnet-minilm",
+    epochs: Annotated[int, typer.Option()] = 10,
+    batch_size: Annotated[int, typer.Option()] = 64,
+    lr: Annotated[float, typer.Option()] = 1e-3,
+    resume: Annotated[bool, typer.Option(help="continue from the last checkpoint in OUT")] = False,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Contrastive (InfoNCE) training of a dual encoder."""
+    from vlarm.vlm.commands import vlm_train as run
+
+    _print_json(run(data_csv, out, model=model, epochs=epochs, batch_size=batch_size, lr=lr, resume=resume, seed=seed))
+
+
+@vlm_app.command("eval")
+@_user_errors
+def vlm_eval(
+    model: Annotated[str, typer.Option(help="built-in name or checkpoint directory")],
+    dataset: Annotated[str, typer.Option(help="fashion-mnist or csv")] = "fashion-mnist",
+    data_csv: Annotated[Path | None, typer.Option("--data", help="CSV for --dataset csv")] = None,
+    per_class: Annotated[int, typer.Option(help="test images per class")] = 100,
+    linear_probe_per_class: Annotated[int, typer.Option(help="train images per class for a linear probe")] = 0,
+    out: Annotated[Path | None, typer.Option(help="write results JSON here")] = None,
+) -> None:
+    """Zero-shot classification, retrieval Recall@K and linear probe (CLIP_benchmark metrics)."""
+    from vlarm.vlm.commands import vlm_eval as run
+
+    _print_json(run(model, dataset=dataset, data_csv=data_csv, per_class=per_class,
+                    linear_probe_per_class=linear_probe_per_class, output_dir=out))
+
+
+@vlm_app.command("fewshot")
+@_user_errors
+def vlm_fewshot(
+    model: Annotated[str, typer.Option(help="built-in name or checkpoint directory")],
+    method: Annotated[str, typer.Option(help="coop, cocoop, clip-adapter, tip-adapter, tip-adapter-f, linear-probe")]
+    = "tip-adapter",
+    shots: Annotated[int, typer.Option()] = 16,
+    out: Annotated[Path | None, typer.Option(help="write results JSON here")] = None,
+) -> None:
+    """K-shot transfer on Fashion-MNIST, averaged over 3 seeds."""
+    from vlarm.vlm.commands import vlm_fewshot as run
+
+    _print_json(run(model, method=method, shots=shots, output_dir=out))
+
+
+@vlm_app.command("detect")
+@_user_errors
+def vlm_detect(
+    image: Annotated[Path, typer.Argument(help="top-down colour-map image")],
+    text: Annotated[str, typer.Argument(help='e.g. "the red block"')],
+    detector: Annotated[Path, typer.Option(help="distilled detector directory")],
+    teacher: Annotated[str, typer.Option(help="dual encoder it was distilled from")] = "lit-effnet-minilm",
+    out: Annotated[Path | None, typer.Option(help="PNG of the heatmap overlay")] = None,
+) -> None:
+    """Find a named object by text with the distilled open-vocabulary localiser."""
+    from vlarm.vlm.commands import vlm_detect as run
+
+    _print_json(run(image, text, detector, teacher, out))
+
+
 if __name__ == "__main__":
     app()

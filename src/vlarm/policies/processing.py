@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from vlarm.sim.heightmap import PIXEL_SIZE, WORKSPACE_BOUNDS, pixel_to_xyz, xyz_to_pixel
+from vlarm.sim.transforms import quat_to_yaw, yaw_to_quat  # noqa: F401 - re-exported
 
 #: Mean / std of colormap channels after scaling to [0, 1] (Ravens' statistics of its tabletop scenes).
 COLOR_MEAN = 0.18877631
@@ -59,17 +60,6 @@ def yaw_to_bin(yaw: float | np.ndarray, n_rotations: int) -> int | np.ndarray:
 def yaw_to_bin_torch(yaw: torch.Tensor, n_rotations: int) -> torch.Tensor:
     """Torch version of :func:`yaw_to_bin`: ``(B,)`` float radians -> ``(B,)`` int64 bins."""
     return torch.round(yaw.double() / (2.0 * math.pi / n_rotations)).long() % n_rotations
-
-
-def quat_to_yaw(quat_xyzw: np.ndarray) -> float:
-    """Yaw (rotation about +z, radians in (-pi, pi]) of a quaternion ``(x, y, z, w)`` (ZYX Euler convention)."""
-    x, y, z, w = (float(v) for v in quat_xyzw)
-    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
-
-
-def yaw_to_quat(yaw: float) -> np.ndarray:
-    """Quaternion ``(4,)`` float32 ``(x, y, z, w)`` of a rotation by ``yaw`` radians about +z."""
-    return np.array([0.0, 0.0, math.sin(yaw / 2.0), math.cos(yaw / 2.0)], dtype=np.float32)
 
 
 def frame_to_labels(
@@ -123,4 +113,4 @@ def pixel_to_pose(
         IndexError: if the pixel lies outside the heightmap.
     """
     xyz = pixel_to_xyz(np.asarray(pixel), heightmap, bounds, pixel_size)
-    return np.concatenate([xyz.astype(np.float32), yaw_to_quat(yaw)])
+    return np.concatenate([xyz, yaw_to_quat(yaw)]).astype(np.float32)
