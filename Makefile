@@ -14,7 +14,10 @@ export TOKENIZERS_PARALLELISM := false
 $(BIN)/vlarm: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet torch==2.13.0
+	# CPU build of torch: from PyTorch's CPU index where it can be reached, else the default index (on the
+	# development machines that resolves to a CPU wheel on local disk).
+	$(BIN)/pip install --quiet --timeout 10 --retries 0 --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
+		|| $(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(BIN)/vlarm
 

@@ -46,3 +46,23 @@ def test_run_oracle_reports_steps_and_writes_json(tmp_path):
     assert "step 1: pick at" in result.output and "success" in result.output
     record = json.loads(out.read_text())
     assert record["instruction"] == "put the red blocks in a green bowl" and record["success"]
+
+
+def test_run_checks_options_before_any_work(tmp_path):
+    cases = [
+        (["--seed", "-1", "--policy", "oracle"], "--seed must be >= 0"),
+        (["--video", str(tmp_path / "x.avi"), "--policy", "oracle"], "must end in .mp4 or .gif"),
+        (["--policy", "foo"], "--policy accepts only 'oracle'"),
+        (["--policy", "oracle", "--checkpoint", str(tmp_path)], "not both"),
+    ]
+    for extra, message in cases:
+        result = runner.invoke(app, ["run", "put the red blocks in a green bowl", *extra])
+        assert result.exit_code == 2 and message in result.output, (extra, result.output)
+
+
+def test_collect_into_a_file_is_a_clear_error(tmp_path):
+    target = tmp_path / "file"
+    target.write_text("x")
+    result = runner.invoke(app, ["collect", "--task", "put-block-in-bowl-seen-colors", "--out", str(target),
+                                 "--episodes", "1"])
+    assert result.exit_code == 2 and "Traceback" not in result.output

@@ -21,11 +21,27 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="vlarm: language-conditioned robot manipulation in simulation.")
-console = Console()
-err_console = Console(stderr=True)
+# Wide consoles: results lines are long and logs are often redirected to files (80 columns would wrap them).
+console = Console(width=160) if not Console().is_terminal else Console()
+err_console = Console(stderr=True, width=160) if not Console(stderr=True).is_terminal else Console(stderr=True)
 
 #: The small CLIPort checkpoint shipped with the repository (see README: how it was trained).
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[3] / "checkpoints" / "cliport-put-block-in-bowl"
+
+
+RESUMABLE = {"collect", "train"}
+
+
+def _check_seed(seed: int) -> int:
+    if seed < 0:
+        raise ValueError(f"--seed must be >= 0, got {seed}")
+    return seed
+
+
+def _check_video(path: Path | None) -> Path | None:
+    if path is not None and path.suffix not in (".mp4", ".gif"):
+        raise ValueError(f"--video must end in .mp4 or .gif, got {path.name}")
+    return path
 
 
 def _user_errors(fn):
@@ -33,16 +49,19 @@ def _user_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        from gymnasium.error import Error as GymError
+
         from vlarm.data import DatasetError
         from vlarm.policies.base import CheckpointError
 
         try:
             return fn(*args, **kwargs)
-        except (ValueError, FileNotFoundError, DatasetError, CheckpointError) as err:
+        except (ValueError, OSError, GymError, DatasetError, CheckpointError) as err:
             err_console.print(f"[bold red]error:[/] {err}")
             raise typer.Exit(code=2) from None
         except KeyboardInterrupt:
-            err_console.print("[yellow]interrupted[/] (rerun the same command to resume where it stopped)")
+            hint = " (rerun the same command to resume where it stopped)" if fn.__name__ in RESUMABLE else ""
+            err_console.print(f"[yellow]interrupted[/]{hint}")
             raise typer.Exit(code=130) from None
 
     return wrapper
@@ -103,6 +122,12 @@ def train(
     from vlarm.tasks import make_task
 
     make_task(task)
+    from vlarm.data import EpisodeDataset
+
+    recorded = EpisodeDataset(data).dataset_info.benchmark_task
+    if recorded != task:
+        raise ValueError(f"{data} holds demonstrations of {recorded!r}, not {task!r}; pass --task {recorded} "
+                         "or a dataset collected for this task")
     if policy not in available_policies():
         raise ValueError(f"unknown policy {policy!r}; valid policies: {', '.join(available_policies())}")
     flags = dict(steps=steps, batch_size=batch_size, lr=lr, save_every=save_every, threads=threads)
@@ -114,6 +139,10 @@ def train(
 
 
 def _agent_factory(policy: str | None, checkpoint: Path | None):
+    if policy not in (None, "oracle"):
+        raise ValueError(f"--policy accepts only 'oracle' (got {policy!r}); pass a trained policy with --checkpoint")
+    if policy == "oracle" and checkpoint is not None:
+        raise ValueError("pass either --policy oracle or --checkpoint, not both")
     if policy == "oracle":
         from vlarm.eval import OracleAgent
 
@@ -145,8 +174,6 @@ def evaluate(
 
     make_task(task)
     check_split(split)
-    if policy not in (None, "oracle"):
-        raise ValueError(f"--policy accepts only 'oracle' (got {policy!r}); pass a trained policy with --checkpoint")
     label, factory = _agent_factory(policy, checkpoint)
     out = out or Path("runs") / "eval" / f"{Path(label).name}-{task}-{split}"
     results = run_eval(factory, task, split, episodes, out, videos=videos, camera_scale=camera_scale, label=label)
@@ -177,20 +204,26 @@ def run(
     from vlarm.tasks import make_task
 
     make_task(task).parse_instruction(instruction)  # fail fast, before loading anything heavy
+    _check_seed(seed)
+    _check_video(video)
     label, factory = _agent_factory(policy, checkpoint)
     env = make_env(task, split="test")
     agent = factory(env)
     console.print(f"[bold]instruction:[/] {instruction}   [dim](policy: {label}, seed {seed})[/]")
 
     def on_step(i, step, info):
-        status = "ok" if step.primitive_failure is None else f"[red]{step.primitive_failure}[/]"
+        if step.primitive_failure is not None:
+            status = f"[red]{step.primitive_failure}[/]"
+        else:
+            status = "placed" if step.reward > 0 else "executed, no progress"
         console.print(f"  step {i + 1}: pick at {step.pick_pose[:3]}  ->  place at {step.place_pose[:3]}  "
                       f"reward {step.reward:+.2f}  ({status})")
 
     record = rollout(env, agent, seed, "test", instruction=instruction, video_path=video, on_step=on_step)
     env.close()
     verdict = "[green]success[/]" if record.success else "[red]not completed[/]"
-    console.print(f"total reward {record.total_reward:.2f}: {verdict} in {len(record.steps)} steps")
+    n = len(record.steps)
+    console.print(f"total reward {record.total_reward:.2f}: {verdict} in {n} step{'s' if n != 1 else ''}")
     if record.video:
         console.print(f"video: {record.video}")
     if json_out:

@@ -70,6 +70,9 @@ def load_sentence_encoder(name_or_path: str = HUB_ID) -> SentenceEncoder:
     """
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
     tried: list[str] = []
     candidates: list[str] = [name_or_path]
