@@ -9,6 +9,7 @@ temporary file, which :func:`remove_stray_temp_files` deletes on the next writer
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -48,21 +49,8 @@ def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None
     Atomicity alone survives a killed process. ``durable`` also fsyncs the file and its directory so
     that the write survives a power cut; files that can be rebuilt (the meta files) skip it.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_path(path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if durable:
-        _fsync_dir(path.parent)
+    with _atomic_open(path, durable) as f:
+        f.write(data)
 
 
 def atomic_write_json(path: Path, obj: Any, *, durable: bool = True) -> None:
@@ -75,12 +63,20 @@ def atomic_write_parquet(path: Path, table: pa.Table, *, durable: bool = True, *
 
     ``kwargs`` go to ``pyarrow.parquet.write_table``.
     """
+    with _atomic_open(path, durable) as f:
+        pq.write_table(table, f, **kwargs)
+
+
+@contextlib.contextmanager
+def _atomic_open(path: Path, durable: bool):
+    """Open a temp file beside ``path`` for binary writing; on success fsync (if durable) and rename it over
+    ``path``; on any error remove it, so ``path`` is either the old file or the complete new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_path(path)
     try:
         with open(tmp, "wb") as f:
-            pq.write_table(table, f, **kwargs)
+            yield f
             if durable:
                 f.flush()
                 os.fsync(f.fileno())
