@@ -15,10 +15,8 @@ from tqdm.auto import tqdm
 
 from vlarm.data.writer import EpisodeWriter
 from vlarm.envs import make_env
-from vlarm.tasks import TaskError
+from vlarm.tasks import SUCCESS_THRESHOLD, TaskError
 from vlarm.tasks.attributes import split_seed
-
-SUCCESS_THRESHOLD = 0.99
 
 
 @dataclass

@@ -23,7 +23,7 @@ from vlarm.sim import Scene, default_cameras, heightmap_shape, pick_place
 from vlarm.sim.heightmap import WORKSPACE_BOUNDS
 from vlarm.sim.scene import Observation
 from vlarm.sim.transforms import pose_to_array
-from vlarm.tasks import TaskError, make_task
+from vlarm.tasks import SUCCESS_THRESHOLD, TaskError, make_task
 from vlarm.tasks.attributes import check_split
 
 INSTRUCTION_CHARSET = string.ascii_letters + string.digits + " .,'-!?:;()"
@@ -133,7 +133,7 @@ class TabletopEnv(gym.Env):
         self._sim_obs = self.scene.observe()
         terminated = self.task.done()
         truncated = not terminated and self.steps >= self.task.max_steps
-        info.update(total_reward=self.total_reward, success=self.total_reward > 0.99,
+        info.update(total_reward=self.total_reward, success=self.total_reward > SUCCESS_THRESHOLD,
                     primitive_failure=result.failure, primitive_message=result.message,
                     grasped=result.grasped_body is not None, steps=self.steps)
         return self._observation(), float(reward), bool(terminated), bool(truncated), info

@@ -18,10 +18,8 @@ from tqdm.auto import tqdm
 from vlarm.envs import make_env
 from vlarm.envs.tabletop import TabletopEnv
 from vlarm.eval.video import VideoRecorder
-from vlarm.tasks import TaskError
+from vlarm.tasks import SUCCESS_THRESHOLD, TaskError
 from vlarm.tasks.attributes import split_seed
-
-SUCCESS_THRESHOLD = 0.99
 
 
 class Agent(Protocol):

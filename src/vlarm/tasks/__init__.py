@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from vlarm.tasks.base import Action, Goal, Task, TaskError
+from vlarm.tasks.base import SUCCESS_THRESHOLD, Action, Goal, Task, TaskError
 from vlarm.tasks.put_block_in_bowl import PutBlockInBowl
 
 _REGISTRY: dict[str, Callable[[], Task]] = {
@@ -33,4 +33,4 @@ def make_task(name: str) -> Task:
     return _REGISTRY[name]()
 
 
-__all__ = ["Action", "Goal", "Task", "TaskError", "PutBlockInBowl", "list_tasks", "make_task"]
+__all__ = ["SUCCESS_THRESHOLD", "Action", "Goal", "Task", "TaskError", "PutBlockInBowl", "list_tasks", "make_task"]

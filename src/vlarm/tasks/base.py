@@ -16,6 +16,9 @@ from vlarm.sim import Scene, pixel_to_xyz
 from vlarm.sim.scene import Observation
 from vlarm.sim.transforms import Pose, invert, multiply, quat_to_yaw, yaw_to_quat
 
+#: An episode counts as a success when its total reward exceeds this (CLIPort/Ravens: demos kept, ``done``).
+SUCCESS_THRESHOLD = 0.99
+
 
 @dataclass
 class Goal:
@@ -153,7 +156,7 @@ class Task:
 
     def done(self) -> bool:
         """True when every goal is met (or total reward > 0.99)."""
-        return not self.goals or self._rewards > 0.99
+        return not self.goals or self._rewards > SUCCESS_THRESHOLD
 
     # ------------------------------------------------------------------ oracle
     def oracle(self, obs: Observation, rng: np.random.Generator) -> Action:
