@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _report import run_metadata
 
 from vlarm.tasks.attributes import TRAIN_COLORS
 from vlarm.vlm import create_model_and_transforms, save_checkpoint
@@ -78,9 +78,7 @@ def main() -> None:
         print(split, report[split], flush=True)
     report.update(
         seconds=time.time() - t0,
-        machine=platform.platform(),
-        torch_threads=torch.get_num_threads(),
-        command="benchmarks/vlm_detector.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
+        **run_metadata("vlm_detector.py", args),
     )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "detector.json").write_text(json.dumps(report, indent=2, default=str) + "\n")

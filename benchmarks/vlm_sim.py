@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
 import torch
+from _report import run_metadata
 
 from vlarm.tasks.attributes import TRAIN_COLORS
 from vlarm.vlm import create_model_and_transforms
@@ -115,9 +115,7 @@ def main() -> None:
         report["models"][name] = entry
     report.update(
         seconds=time.time() - t0,
-        machine=platform.platform(),
-        torch_threads=torch.get_num_threads(),
-        command="benchmarks/vlm_sim.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
+        **run_metadata("vlm_sim.py", args),
     )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "sim_captions.json").write_text(json.dumps(report, indent=2, default=str) + "\n")

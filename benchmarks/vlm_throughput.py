@@ -17,10 +17,10 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import platform
 from pathlib import Path
 
 import torch
+from _report import run_metadata
 
 from vlarm.vlm import create_model_and_transforms
 from vlarm.vlm.data import FASHION_MNIST_CLASSES, ArrayImageCaptionDataset, load_fashion_mnist
@@ -69,8 +69,7 @@ def main() -> None:
     pairs_total = epochs_steps * args.batch_size
     cached_e2e = pairs_total / (cached.cache_seconds + pairs_total / cached.pairs_per_second)
     report = {
-        "command": "benchmarks/vlm_throughput.py "
-        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
+        **run_metadata("vlm_throughput.py", args),
         "model": "lit-effnet-minilm",
         "image_size": args.image_size,
         "batch_size": args.batch_size,
@@ -83,8 +82,6 @@ def main() -> None:
         "uncached": {"pairs_per_second": uncached.pairs_per_second, "steps_measured": args.uncached_steps},
         "speedup_steady": cached.pairs_per_second / uncached.pairs_per_second,
         "speedup_end_to_end": cached_e2e / uncached.pairs_per_second,
-        "machine": platform.platform(),
-        "torch_threads": torch.get_num_threads(),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "throughput.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
