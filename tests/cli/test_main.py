@@ -66,3 +66,11 @@ def test_collect_into_a_file_is_a_clear_error(tmp_path):
     result = runner.invoke(app, ["collect", "--task", "put-block-in-bowl-seen-colors", "--out", str(target),
                                  "--episodes", "1"])
     assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def test_semantic_vlm_option_errors(tmp_path):
+    base = ["train", "--task", "put-block-in-bowl-seen-colors", "--data", str(tmp_path / "none")]
+    result = runner.invoke(app, [*base, "--policy", "transporter", "--semantic-vlm", "x"])
+    assert result.exit_code == 2 and "needs --policy cliport" in result.output
+    result = runner.invoke(app, [*base, "--policy", "cliport", "--semantic-vlm", str(tmp_path / "vlm")])
+    assert result.exit_code == 2 and "no such checkpoint directory" in result.output

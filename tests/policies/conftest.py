@@ -89,3 +89,14 @@ def fake_dataset() -> FakeEpisodeDataset:
 def _threads():
     torch.set_num_threads(1)  # 2 threads crawl when other jobs share the 2 cores
     yield
+
+
+@pytest.fixture(scope="session")
+def lit_checkpoint(tmp_path_factory):
+    """A LiT dual encoder (real pretrained towers, untrained 16-d heads, 32 px input) saved as a vlarm VLM
+    checkpoint: the grounding model of CLIPort's VLM semantic stream in tests."""
+    from vlarm.vlm import create_model_and_transforms, save_checkpoint
+
+    torch.manual_seed(0)
+    model, _, _ = create_model_and_transforms("lit-effnet-minilm", image_size=32, embed_dim=16)
+    return save_checkpoint(model, tmp_path_factory.mktemp("vlm") / "lit")

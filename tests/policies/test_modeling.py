@@ -126,3 +126,73 @@ def test_factory():
         make_policy("rt2")
     with pytest.raises(TypeError):
         make_policy("transporter", not_a_field=1)
+
+
+# ---------------------------------------------------------------- a VLM as CLIPort's semantic stream (issue 3)
+def _vlm_cliport(lit_checkpoint, **kw):
+    return make_policy("cliport", **{**tiny_overrides("cliport"), "grounding_model": str(lit_checkpoint),
+                                     "text_encoder": "vlm", **kw})
+
+
+def test_vlm_semantic_stream_forward_and_action(lit_checkpoint):
+    torch.manual_seed(0)
+    policy = _vlm_cliport(lit_checkpoint)
+    assert policy.config.lang_dim == 16  # the VLM's joint space
+    assert policy.backbone is policy.grounder.model.visual  # LiT's locked tower is the backbone
+    batch = _batch([make_frame(), make_frame((20, 20), (40, 10), 0.0)])
+    maps = policy.grounding_maps(batch["colormap"], batch["heightmap"], batch["instruction"])
+    assert maps.shape == (2, 2, *TINY_SHAPE)
+    # Relevance is 1 on the best-matching object of each phrase, 0 on the table.
+    assert maps.amax(dim=(2, 3)).tolist() == [[1.0, 1.0], [1.0, 1.0]] and maps[0, 0, 0, 0] == 0
+    loss, _ = policy(batch)
+    loss.backward()
+    grads = [p.grad for n, p in policy.named_parameters() if ".semantic.ground." in n]
+    assert grads and all(g is not None and g.abs().sum() > 0 for g in grads)
+    assert policy.select_action(make_frame())["pick_pose"].shape == (7,)
+
+
+def test_vlm_semantic_stream_changes_with_grounding(lit_checkpoint):
+    torch.manual_seed(0)
+    policy = _vlm_cliport(lit_checkpoint)
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.add_(0.05 * torch.randn_like(p)) if p.requires_grad else None
+    batch = _batch([make_frame()])
+    inputs = policy.prepare(batch)
+    base = policy.pick_logits_lowres(inputs)
+    inputs["grounding"] = torch.zeros_like(inputs["grounding"])
+    assert not torch.allclose(base, policy.pick_logits_lowres(inputs))
+
+
+def test_vlm_checkpoint_is_self_contained(lit_checkpoint, tmp_path):
+    import shutil
+
+    policy = _vlm_cliport(lit_checkpoint)
+    saved = policy.save_pretrained(tmp_path / "a")
+    assert json.loads((saved / "config.json").read_text())["grounding_model"] == "grounding_model"
+    assert (saved / "grounding_model" / "model.safetensors").is_file()
+    moved = shutil.move(str(saved), str(tmp_path / "elsewhere"))
+    loaded = load_policy(moved)
+    assert loaded.grounder is not None and loaded.config.grounding_model.startswith(str(tmp_path / "elsewhere"))
+    batch = _batch([make_frame()])
+    torch.testing.assert_close(policy.pick_logits(policy.prepare(batch)), loaded.pick_logits(loaded.prepare(batch)))
+    loaded.save_pretrained(tmp_path / "again")  # re-saving a loaded policy copies the model again
+    assert (tmp_path / "again" / "grounding_model" / "vlm_config.json").is_file()
+
+
+def test_vlm_semantic_stream_config_errors(tmp_path):
+    with pytest.raises(ValueError, match="needs a grounding_model"):
+        make_policy("cliport", **{**tiny_overrides("cliport"), "text_encoder": "vlm"})
+    with pytest.raises(FileNotFoundError, match="missing"):
+        make_policy("cliport", **{**tiny_overrides("cliport"), "grounding_model": str(tmp_path / "missing")})
+
+
+def test_semantic_decoder_grounding_mismatch():
+    from vlarm.policies.layers import SemanticDecoder
+
+    dec = SemanticDecoder((4, 4, 4, 4, 4), (4, 4, 4, 4), (4, 4, 4, 4), 8, 1, grounding_dim=2)
+    feats = [torch.zeros(1, 4, 64 // s, 32 // s) for s in (2, 4, 8, 16, 32)]
+    laterals = [torch.zeros(1, 4, 64 // s, 32 // s) for s in (16, 8, 4, 2)]
+    assert dec(feats, torch.zeros(1, 8), laterals, torch.zeros(1, 2, 64, 32)).shape == (1, 1, 32, 16)
+    with pytest.raises(ValueError, match="grounding maps"):
+        dec(feats, torch.zeros(1, 8), laterals)

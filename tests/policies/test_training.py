@@ -81,3 +81,20 @@ def test_train_resume_continues(tmp_path, fake_dataset):
 def test_train_selects_demos(tmp_path, fake_dataset):
     last = train(_config(tmp_path, 1, demos=1, augment=False), dataset=fake_dataset)
     assert last.is_dir()
+
+
+def test_frame_store_caches_and_warps_grounding_maps(fake_dataset, lit_checkpoint):
+    from vlarm.policies.training import FrameStore
+
+    policy = make_policy("cliport", **{**tiny_overrides("cliport"), "grounding_model": str(lit_checkpoint)})
+    store = FrameStore(fake_dataset, policy)
+    assert store.grounding.shape == (len(fake_dataset), 2, *TINY_SHAPE)
+    plain = store.batch(np.array([0]), None, 0.0, 0.0)
+    torch.testing.assert_close(plain["grounding_maps"], store.grounding[[0]].float())
+    shifted = store.batch(np.array([0]), np.random.default_rng(0), 0.5, 4.0)
+    assert shifted["grounding_maps"].shape == (1, 2, *TINY_SHAPE)
+    # The cached maps move with the image: relevance stays on the (moved) block under the pick label.
+    r, c = shifted["pick_pixel"][0].tolist()
+    assert shifted["grounding_maps"][0, 0, r, c] > 0.5 and shifted["heightmap"][0, r, c] > 0.01
+    loss, _ = policy(shifted)
+    assert torch.isfinite(loss)

@@ -114,6 +114,8 @@ def train(
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     save_every: Annotated[int | None, typer.Option(help="checkpoint period in steps")] = None,
     threads: Annotated[int | None, typer.Option(help="torch threads (0: automatic)")] = None,
+    semantic_vlm: Annotated[str | None, typer.Option(
+        help="cliport only: a dual encoder (vlarm vlm checkpoint or name) used as the semantic stream")] = None,
 ) -> None:
     """Train a policy by imitation; resumes from OUT/checkpoints/last if present."""
     from vlarm.policies import available_policies
@@ -122,16 +124,25 @@ def train(
     from vlarm.tasks import make_task
 
     make_task(task)
+    if policy not in available_policies():
+        raise ValueError(f"unknown policy {policy!r}; valid policies: {', '.join(available_policies())}")
+    flags = dict(steps=steps, batch_size=batch_size, lr=lr, save_every=save_every, threads=threads)
+    overrides = {k: v for k, v in flags.items() if v is not None}
+    if semantic_vlm is not None:
+        if policy != "cliport":
+            raise ValueError(f"--semantic-vlm needs --policy cliport (the {policy} policy has no semantic stream)")
+        from vlarm.vlm.config import list_models
+
+        if semantic_vlm not in list_models() and not Path(semantic_vlm).is_dir():
+            raise FileNotFoundError(f"--semantic-vlm {semantic_vlm}: no such checkpoint directory; pass one written "
+                                    f"by `vlarm vlm train` (or a local CLIP/SigLIP) or one of {list_models()}")
+        overrides["policy_overrides"] = {"grounding_model": semantic_vlm, "text_encoder": "vlm"}
     from vlarm.data import EpisodeDataset
 
     recorded = EpisodeDataset(data).dataset_info.benchmark_task
     if recorded != task:
         raise ValueError(f"{data} holds demonstrations of {recorded!r}, not {task!r}; pass --task {recorded} "
                          "or a dataset collected for this task")
-    if policy not in available_policies():
-        raise ValueError(f"unknown policy {policy!r}; valid policies: {', '.join(available_policies())}")
-    flags = dict(steps=steps, batch_size=batch_size, lr=lr, save_every=save_every, threads=threads)
-    overrides = {k: v for k, v in flags.items() if v is not None}
     out = out or Path("runs") / f"{policy}-{task}-{demos}"
     config = TrainConfig(policy=policy, task=task, data_dir=data, demos=demos, out_dir=out, seed=seed, **overrides)
     final = run_train(config)

@@ -119,6 +119,12 @@ class Policy(nn.Module, ABC):
         return directory
 
     @classmethod
+    def resolve_config(cls, config: Any, directory: Path) -> Any:
+        """Hook for :meth:`from_pretrained`: adjust a loaded config to its checkpoint ``directory`` (e.g. make
+        paths of files stored next to the weights absolute). The default returns ``config`` unchanged."""
+        return config
+
+    @classmethod
     def from_pretrained(cls, directory: str | Path, **overrides: Any) -> Policy:
         """Load a policy saved by :meth:`save_pretrained`.
 
@@ -154,7 +160,8 @@ class Policy(nn.Module, ABC):
             target = cls
             if kind != cls.name:
                 raise CheckpointError(f"{config_path}: checkpoint is a {kind!r} policy, not {cls.name!r}")
-        config = config_from_dict(target.config_class, {**data, **overrides}, source=str(config_path))
+        config = target.resolve_config(config_from_dict(target.config_class, {**data, **overrides},
+                                                        source=str(config_path)), directory)
         try:
             state = load_file(str(weights_path))
         except (SafetensorError, OSError, ValueError) as err:

@@ -98,10 +98,13 @@ class SemanticDecoder(nn.Module):
         lateral_widths: spatial-stream channels at strides 2, 4, 8, 16 (the lateral inputs).
         lang_dim: sentence embedding size.
         out_dim: output channels.
+        grounding_dim: channels of optional full-resolution grounding maps (e.g. a VLM's phrase relevance,
+            :mod:`vlarm.vlm.grounding`); each decoder stage adds a 1x1 convolution of them, average-pooled to
+            its stride. 0: none.
 
-    ``forward(feats, lang, laterals)``: ``feats`` = backbone maps at strides 2..32 (``(B, c_i, H/s, W/s)``),
-    ``lang`` = ``(B, lang_dim)``, ``laterals`` = spatial-stream features at strides 16, 8, 4, 2. Returns
-    ``(B, out_dim, H/2, W/2)``.
+    ``forward(feats, lang, laterals, grounding=None)``: ``feats`` = backbone maps at strides 2..32
+    (``(B, c_i, H/s, W/s)``), ``lang`` = ``(B, lang_dim)``, ``laterals`` = spatial-stream features at strides
+    16, 8, 4, 2, ``grounding`` = ``(B, grounding_dim, H, W)`` float. Returns ``(B, out_dim, H/2, W/2)``.
     """
 
     def __init__(
@@ -111,9 +114,11 @@ class SemanticDecoder(nn.Module):
         lateral_widths: tuple[int, ...],
         lang_dim: int,
         out_dim: int,
+        grounding_dim: int = 0,
     ):
         super().__init__()
         n = len(widths)
+        self.ground = nn.ModuleList(nn.Conv2d(grounding_dim, widths[i], 1) for i in range(n)) if grounding_dim else None
         self.top = nn.Conv2d(backbone_channels[-1], widths[-1], 1)
         self.top_lang = LangFusion(lang_dim, widths[-1])
         ins = [widths[i + 1] if i + 1 < n else widths[-1] for i in range(n)]
@@ -124,11 +129,25 @@ class SemanticDecoder(nn.Module):
         self.lang = nn.ModuleList(LangFusion(lang_dim, widths[i]) for i in range(n))
         self.head = nn.Conv2d(widths[0], out_dim, 1)
 
-    def forward(self, feats: list[torch.Tensor], lang: torch.Tensor, laterals: list[torch.Tensor]) -> torch.Tensor:
-        """See the class docstring."""
+    def forward(
+        self,
+        feats: list[torch.Tensor],
+        lang: torch.Tensor,
+        laterals: list[torch.Tensor],
+        grounding: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """See the class docstring.
+
+        Raises:
+            ValueError: grounding maps given to a decoder built without them, or missing when it needs them.
+        """
+        if (grounding is None) != (self.ground is None):
+            raise ValueError("grounding maps must be passed exactly when the decoder has grounding_dim > 0")
         x = self.top_lang(F.relu(self.top(feats[-1])), lang)
         n = len(self.conv)
         for j, i in enumerate(range(n - 1, -1, -1)):
             x = _up2(self.reduce[i](x)) + self.skip[i](feats[i]) + self.lateral[i](laterals[j])
+            if self.ground is not None:
+                x = x + self.ground[i](F.avg_pool2d(grounding, 2 ** (i + 1)))
             x = self.lang[i](F.relu(x + self.conv[i](x)), lang)
         return self.head(x)

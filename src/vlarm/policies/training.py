@@ -136,6 +136,15 @@ class FrameStore:
                 chunks.append([f.half() for f in feats])
             if chunks:
                 self.features = [torch.cat(level) for level in zip(*chunks, strict=True)]
+        # Phrase relevance maps of a VLM semantic stream depend on the frame and its instruction only.
+        self.grounding: torch.Tensor | None = None
+        if cache_features:
+            maps = [
+                policy.grounding_maps(self.colormap[s : s + 8], self.heightmap[s : s + 8], self.instructions[s : s + 8])
+                for s in range(0, len(frames), 8)
+            ]
+            if maps[0] is not None:
+                self.grounding = torch.cat(maps).half()
 
     def __len__(self) -> int:
         """Number of frames."""
@@ -154,6 +163,7 @@ class FrameStore:
         pick, place = self.pick[indices], self.place[indices]
         colormap, heightmap = self.colormap[idx], self.heightmap[idx]
         feats = [f[idx].float() for f in self.features] if self.features is not None else None
+        grounding = self.grounding[idx].float() if self.grounding is not None else None
         if rng is not None:
             transforms = np.stack(
                 [
@@ -167,6 +177,8 @@ class FrameStore:
             heightmap = images[:, 3].contiguous()
             if feats is not None:
                 feats = [warp_images(f, transforms, shape, mode="bilinear") for f in feats]
+            if grounding is not None:
+                grounding = warp_images(grounding, transforms, shape, mode="nearest")
             pick = np.stack([transform_pixels(pick[i], transforms[i])[0] for i in range(len(indices))])
             place = np.stack([transform_pixels(place[i], transforms[i])[0] for i in range(len(indices))])
         batch = {
@@ -181,6 +193,8 @@ class FrameStore:
             batch["lang_embedding"] = self.lang[idx]
         if feats is not None:
             batch["backbone_features"] = feats
+        if grounding is not None:
+            batch["grounding_maps"] = grounding
         return batch
 
 

@@ -108,11 +108,11 @@ def teacher_targets(
     Returns:
         Per scene, a ``(n_objects, D)`` float32 tensor of L2-normalised teacher image embeddings.
     """
-    from vlarm.vlm.sim_captions import _crop
+    from vlarm.vlm.grounding import crop_centered
 
     out = []
     for img, objs in zip(images, objects, strict=True):
-        crops = torch.stack([transform(_crop(img, o[2], crop_size)) for o in objs])
+        crops = torch.stack([transform(crop_centered(img, o[2], crop_size)) for o in objs])
         out.append(teacher.encode_image(crops, normalize=True))
     return out
 

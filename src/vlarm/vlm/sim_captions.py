@@ -29,6 +29,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from vlarm.tasks.attributes import COLORS, EVAL_COLORS, TRAIN_COLORS
+from vlarm.vlm.grounding import crop_centered
 
 #: Colours that only occur in the unseen (EVAL) split.
 UNSEEN_COLORS: tuple[str, ...] = tuple(c for c in EVAL_COLORS if c not in TRAIN_COLORS)
@@ -111,13 +112,6 @@ def fill_holes(colormap: np.ndarray) -> np.ndarray:
     return colormap[rows, cols]
 
 
-def _crop(image: np.ndarray, center: tuple[int, int], size: int) -> np.ndarray:
-    half = size // 2
-    padded = np.pad(image, ((half, half), (half, half), (0, 0)))
-    r, c = int(center[0]) + half, int(center[1]) + half
-    return padded[r - half : r - half + size, c - half : c - half + size].copy()
-
-
 def relation(a: tuple, b: tuple, min_gap: int = 20) -> str | None:
     """Spatial word for object ``a`` relative to ``b`` from their ``(row, col)`` pixels, or None if they are
     too close to tell (``min_gap`` pixels). Columns decide left/right, rows above/below; the larger gap wins."""
@@ -193,7 +187,7 @@ def render_samples(config: CaptionConfig, progress: bool = True) -> list[Sample]
                 template = CROP_TEMPLATES[int(rng.integers(len(CROP_TEMPLATES)))]
                 out.append(
                     Sample(
-                        _crop(cmap, pix, config.crop_size),
+                        crop_centered(cmap, pix, config.crop_size),
                         template.format(c=color, k=kind),
                         "crop",
                         [(color, kind, pix)],

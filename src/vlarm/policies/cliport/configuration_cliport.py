@@ -18,16 +18,26 @@ class CLIPortConfig(PickPlaceConfig):
         widths: spatial ("where") stream channels at strides 2, 4, 8, 16.
         transport_dim: key/query feature channels.
         semantic_widths: semantic ("what") decoder channels at strides 2, 4, 8, 16.
-        text_encoder: ``"minilm"`` (all-MiniLM-L6-v2 via :func:`vlarm.text.load_sentence_encoder`, 384-d) or
-            ``"hash"`` (deterministic bag-of-words random projection; no model, for tests and ablations).
-        lang_dim: instruction embedding size (384 for MiniLM).
+        text_encoder: ``"minilm"`` (all-MiniLM-L6-v2 via :func:`vlarm.text.load_sentence_encoder`, 384-d),
+            ``"hash"`` (deterministic bag-of-words random projection; no model, for tests and ablations) or
+            ``"vlm"`` (the text encoder of ``grounding_model``, its joint-space size).
+        lang_dim: instruction embedding size (384 for MiniLM; set from the VLM for ``"vlm"``).
         backbone_pretrained: load ImageNet weights into the frozen EfficientNet-Lite0 (False only for tests).
+        grounding_model: a dual encoder (``vlarm.vlm.create_model_and_transforms`` name or path) that becomes
+            the semantic stream (issue 3, item 7): its relevance maps of the instruction's referring phrases
+            (:class:`vlarm.vlm.grounding.PhraseGrounder`) enter every semantic decoder stage, and a LiT model's
+            locked image tower replaces the backbone. Empty: the plain pretrained backbone (CLIPort as built).
+            ``save_pretrained`` copies a local checkpoint into the policy's directory, so this is resolved
+            relative to the checkpoint directory first.
+        n_phrases: relevance maps per instruction (2: what to pick, where to place).
     """
 
     semantic_widths: tuple[int, ...] = (16, 32, 32, 64)
     text_encoder: str = "minilm"
     lang_dim: int = 384
     backbone_pretrained: bool = True
+    grounding_model: str = ""
+    n_phrases: int = 2
 
     def __post_init__(self) -> None:
         """Validate fields.
@@ -37,8 +47,12 @@ class CLIPortConfig(PickPlaceConfig):
         """
         super().__post_init__()
         self.semantic_widths = tuple(int(v) for v in self.semantic_widths)
-        if self.text_encoder not in ("minilm", "hash"):
-            raise ValueError(f"text_encoder must be 'minilm' or 'hash', got {self.text_encoder!r}")
+        if self.text_encoder not in ("minilm", "hash", "vlm"):
+            raise ValueError(f"text_encoder must be 'minilm', 'hash' or 'vlm', got {self.text_encoder!r}")
+        if self.text_encoder == "vlm" and not self.grounding_model:
+            raise ValueError("text_encoder='vlm' needs a grounding_model (a dual-encoder name or checkpoint path)")
+        if self.n_phrases < 1:
+            raise ValueError(f"n_phrases must be >= 1, got {self.n_phrases}")
         if len(self.semantic_widths) != len(self.widths) or len(self.widths) != 4:
             raise ValueError("widths and semantic_widths must both list 4 stages (strides 2, 4, 8, 16)")
         if self.text_encoder == "minilm" and self.lang_dim != 384:

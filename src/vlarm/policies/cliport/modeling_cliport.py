@@ -12,11 +12,19 @@ through
 
 The two streams' outputs are added. The frozen backbone runs once per image and is shared by both networks
 (and can be cached by the training loop); it is not saved in checkpoints.
+
+With ``CLIPortConfig.grounding_model`` set, a vision-language model becomes the semantic stream (issue 3, item
+7): relevance maps of the instruction's referring phrases (:class:`vlarm.vlm.grounding.PhraseGrounder`) enter
+every semantic decoder stage, a LiT model's locked image tower is the backbone, and ``text_encoder="vlm"``
+takes the instruction embedding from its text tower. The VLM checkpoint is copied next to the policy's weights.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 import zlib
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,6 +35,9 @@ from vlarm.policies.cliport.configuration_cliport import CLIPortConfig
 from vlarm.policies.layers import SemanticDecoder, SpatialStream
 from vlarm.policies.pick_place import PickPlacePolicy
 from vlarm.policies.processing import rgb_chw
+
+#: Sub-directory of a policy checkpoint that holds its copy of the grounding model.
+GROUNDING_DIR = "grounding_model"
 
 
 def hash_embedding(text: str, dim: int) -> np.ndarray:
@@ -54,21 +65,31 @@ class TwoStream(nn.Module):
         backbone_channels: frozen backbone channels at strides 2..32.
         out_dim: output channels.
 
-    ``forward(image, feats, lang)``: ``(B, 6, H, W)`` RGB-D input, backbone maps, ``(B, lang_dim)`` embedding
-    -> ``(B, out_dim, H/2, W/2)``.
+        grounding_dim: channels of the grounding maps (0: none).
+
+    ``forward(image, feats, lang, grounding=None)``: ``(B, 6, H, W)`` RGB-D input, backbone maps,
+    ``(B, lang_dim)`` embedding, ``(B, grounding_dim, H, W)`` grounding maps -> ``(B, out_dim, H/2, W/2)``.
     """
 
-    def __init__(self, config: CLIPortConfig, backbone_channels: tuple[int, ...], out_dim: int):
+    def __init__(
+        self, config: CLIPortConfig, backbone_channels: tuple[int, ...], out_dim: int, grounding_dim: int = 0
+    ):
         super().__init__()
         self.spatial = SpatialStream(6, config.widths, out_dim)
         self.semantic = SemanticDecoder(
-            backbone_channels, config.semantic_widths, config.widths, config.lang_dim, out_dim
+            backbone_channels, config.semantic_widths, config.widths, config.lang_dim, out_dim, grounding_dim
         )
 
-    def forward(self, image: torch.Tensor, feats: list[torch.Tensor], lang: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        image: torch.Tensor,
+        feats: list[torch.Tensor],
+        lang: torch.Tensor,
+        grounding: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """See the class docstring."""
         out, laterals = self.spatial(image)
-        return out + self.semantic(feats, lang, laterals)
+        return out + self.semantic(feats, lang, laterals, grounding)
 
 
 @register_policy
@@ -95,13 +116,71 @@ class CLIPortPolicy(PickPlacePolicy):
         cfg = self.config
         from vlarm.vision import load_efficientnet_lite0
 
-        self.backbone = load_efficientnet_lite0(pretrained=cfg.backbone_pretrained)
+        #: The VLM behind the semantic stream (not an nn.Module: its weights live in its own checkpoint).
+        self.grounder = None
+        backbone = None
+        if cfg.grounding_model:
+            from vlarm.vlm.grounding import PhraseGrounder
+
+            self.grounder = PhraseGrounder.from_pretrained(cfg.grounding_model)
+            # A LiT model's locked image tower is EfficientNet-Lite0: share it instead of loading a second copy.
+            backbone = getattr(self.grounder.model, "visual", None) if cfg.backbone_pretrained else None
+            if cfg.text_encoder == "vlm":
+                cfg.lang_dim = self.grounder.embed_dim
+        if backbone is None:
+            backbone = load_efficientnet_lite0(pretrained=cfg.backbone_pretrained)
+        self.backbone = backbone
         for p in self.backbone.parameters():
             p.requires_grad_(False)
         channels = tuple(self.backbone.out_channels)
-        self.attention = TwoStream(cfg, channels, 1)
-        self.transport = TwoStream(cfg, channels, 2 * cfg.transport_dim)
+        grounding_dim = cfg.n_phrases if self.grounder is not None else 0
+        self.attention = TwoStream(cfg, channels, 1, grounding_dim)
+        self.transport = TwoStream(cfg, channels, 2 * cfg.transport_dim, grounding_dim)
         self._lang_cache: dict[str, torch.Tensor] = {}
+
+    @classmethod
+    def resolve_config(cls, config: CLIPortConfig, directory: Path) -> CLIPortConfig:
+        """A grounding model stored next to the weights (see :meth:`save_pretrained`) is loaded from there."""
+        if config.grounding_model and (Path(directory) / config.grounding_model).is_dir():
+            config.grounding_model = str(Path(directory) / config.grounding_model)
+        return config
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Save as :meth:`Policy.save_pretrained`, plus a copy of a local grounding-model checkpoint in
+        ``directory/grounding_model`` (so the policy checkpoint is self-contained)."""
+        directory = super().save_pretrained(directory)
+        source = Path(self.config.grounding_model) if self.config.grounding_model else None
+        if source is not None and source.is_dir():
+            target = directory / GROUNDING_DIR
+            if not target.exists() or source.resolve() != target.resolve():
+                shutil.rmtree(target, ignore_errors=True)
+                shutil.copytree(source, target)
+            config_path = directory / "config.json"
+            data = json.loads(config_path.read_text())
+            data["grounding_model"] = GROUNDING_DIR
+            config_path.write_text(json.dumps(data, indent=2) + "\n")
+        return directory
+
+    @torch.no_grad()
+    def grounding_maps(
+        self, colormap: torch.Tensor, heightmap: torch.Tensor, instructions: list[str]
+    ) -> torch.Tensor | None:
+        """``(B, n_phrases, H, W)`` float32 phrase relevance maps from the grounding model (None without one).
+
+        Args:
+            colormap: ``(B, H, W, 3)`` uint8.
+            heightmap: ``(B, H, W)`` float32 metres.
+            instructions: B instructions.
+        """
+        if self.grounder is None:
+            return None
+        from vlarm.vlm.grounding import select_phrases
+
+        maps = [
+            self.grounder.relevance_maps(c.numpy(), h.numpy(), select_phrases(text, self.config.n_phrases))
+            for c, h, text in zip(colormap, heightmap, instructions, strict=True)
+        ]
+        return torch.from_numpy(np.stack(maps))
 
     def train(self, mode: bool = True) -> CLIPortPolicy:
         """Set training mode; the frozen backbone always stays in eval mode (its BatchNorm statistics are fixed)."""
@@ -122,6 +201,8 @@ class CLIPortPolicy(PickPlacePolicy):
                 from vlarm.text import load_sentence_encoder
 
                 embs = load_sentence_encoder().encode(missing)
+            elif self.config.text_encoder == "vlm":
+                embs = self.grounder.encode_texts(missing).numpy()
             else:
                 embs = np.stack([hash_embedding(t, self.config.lang_dim) for t in missing])
             for text, emb in zip(missing, embs, strict=True):
@@ -135,12 +216,16 @@ class CLIPortPolicy(PickPlacePolicy):
         inputs["lang"] = lang if lang is not None else self.embed_instructions(list(batch["instruction"]))
         feats = batch.get("backbone_features")
         inputs["feats"] = [f.float() for f in feats] if feats is not None else self.frozen_features(batch["colormap"])
+        grounding = batch.get("grounding_maps")
+        if grounding is None:
+            grounding = self.grounding_maps(batch["colormap"], batch["heightmap"], list(batch["instruction"]))
+        inputs["grounding"] = grounding.float() if grounding is not None else None
         return inputs
 
     def attention_features(self, inputs: dict) -> torch.Tensor:
         """``(B, 1, H/2, W/2)`` pick logits."""
-        return self.attention(inputs["image"], inputs["feats"], inputs["lang"])
+        return self.attention(inputs["image"], inputs["feats"], inputs["lang"], inputs["grounding"])
 
     def transport_features(self, inputs: dict) -> torch.Tensor:
         """``(B, 2 * transport_dim, H/2, W/2)`` key then query features."""
-        return self.transport(inputs["image"], inputs["feats"], inputs["lang"])
+        return self.transport(inputs["image"], inputs["feats"], inputs["lang"], inputs["grounding"])
