@@ -31,8 +31,8 @@ from _report import run_metadata
 
 from vlarm.tasks.attributes import ALL_COLORS
 from vlarm.vlm import create_model_and_transforms, save_checkpoint
-from vlarm.vlm.data import CsvImageCaptionDataset
 from vlarm.vlm.checkpoint import read_checkpoint_meta
+from vlarm.vlm.data import CsvImageCaptionDataset
 from vlarm.vlm.evaluate import classification_metrics, encode_images, zero_shot_classifier
 from vlarm.vlm.grounding import PhraseGrounder, object_proposals, select_phrases
 from vlarm.vlm.sim_captions import KINDS, CaptionConfig, render_samples, write_caption_csv

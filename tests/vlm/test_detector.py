@@ -54,3 +54,19 @@ def test_detector_round_trip(tmp_path, distilled):
     assert torch.allclose(loaded(x), distilled(x), atol=1e-6)
     with pytest.raises(FileNotFoundError, match="detector_config.json"):
         load_detector(tmp_path / "missing")
+
+
+def test_metrics_and_threshold_calibration_on_hand_made_queries():
+    from vlarm.vlm.detector import QueryRecord, calibrate_threshold, metrics_at
+
+    # Two present phrases found with high scores, one absent phrase with a middling score, one absent low.
+    records = [QueryRecord(0.9, True, True), QueryRecord(0.6, True, True), QueryRecord(0.4, False, False),
+               QueryRecord(0.1, False, False)]
+    at0 = metrics_at(records, 0.0)
+    assert at0["precision"] == 0.5 and at0["recall"] == 1.0 and at0["n_present"] == 2
+    t = calibrate_threshold(records)
+    assert 0.4 <= t < 0.6
+    best = metrics_at(records, t)
+    assert best["precision"] == 1.0 and best["recall"] == 1.0 and best["f1"] == 1.0
+    with pytest.raises(ValueError, match="no query records"):
+        calibrate_threshold([])

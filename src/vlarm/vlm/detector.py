@@ -226,7 +226,17 @@ def locate(
     return (flat // hm.shape[1], flat % hm.shape[1]), float(hm.max()), hm
 
 
-def localisation_metrics(
+@dataclass
+class QueryRecord:
+    """One text query on one scene: the localiser's best score, whether its argmax hit a matching object, and
+    whether the scene holds such an object at all."""
+
+    score: float
+    hit: bool
+    present: bool
+
+
+def score_queries(
     det: OpenVocabLocalizer,
     teacher: DualEncoder,
     tokenizer,
@@ -235,20 +245,24 @@ def localisation_metrics(
     vocabulary,
     hit_radius: int = 12,
     template: str = "the {}",
-) -> dict[str, float]:
-    """Precision and recall of text-queried localisation on held-out scenes.
+) -> list[QueryRecord]:
+    """Query every scene with every ``"<colour> <kind>"`` phrase of ``vocabulary``.
 
-    For every scene and every ``"<colour> <kind>"`` in ``vocabulary`` the localiser predicts one pixel and a
-    score; a prediction with score > 0 counts as a detection. A detection is a true positive if it lies within
-    ``hit_radius`` pixels of an object of that colour and kind. Recall = true positives / (scene, phrase)
-    pairs whose object is present; precision = true positives / detections. ``accuracy_present`` is the
-    top-1 localisation accuracy over present phrases regardless of the score.
+    Args:
+        det: the trained localiser.
+        teacher: the dual encoder whose text embeddings query it.
+        tokenizer: the teacher's tokenizer.
+        images: scene colour maps ``(H, W, 3)`` uint8.
+        objects: per scene, ``[(colour, kind, (row, col))]``.
+        vocabulary: phrases ``"<colour> <kind>"``.
+        hit_radius: pixels; an argmax within this distance of a matching object is a hit.
+        template: query text around a phrase.
 
     Returns:
-        ``{"precision", "recall", "accuracy_present", "n_present", "n_queries"}``.
+        ``len(images) * len(vocabulary)`` :class:`QueryRecord` s.
     """
     texts = teacher.encode_text(tokenizer([template.format(v) for v in vocabulary]), normalize=True)
-    tp = det_count = present = hits_any = 0
+    records = []
     for img, objs in zip(images, objects, strict=True):
         with torch.no_grad():
             emb = det(torch.as_tensor(img).permute(2, 0, 1).float()[None])[0]  # (D, H, W)
@@ -258,18 +272,63 @@ def localisation_metrics(
             pix = np.array([flat // hm.shape[1], flat % hm.shape[1]])
             matches = [o for o in objs if f"{o[0]} {o[1]}" == v]
             hit = any(np.linalg.norm(pix - np.array(o[2])) <= hit_radius for o in matches)
-            present += bool(matches)
-            hits_any += hit
-            if hm.max() > 0:
-                det_count += 1
-                tp += hit
+            records.append(QueryRecord(float(hm.max()), bool(hit), bool(matches)))
+    return records
+
+
+def metrics_at(records: list[QueryRecord], threshold: float = 0.0) -> dict[str, float]:
+    """Precision and recall when a query counts as a detection if its score exceeds ``threshold``.
+
+    Recall = hits among detections / queries whose object is present; precision = hits among detections /
+    detections; ``accuracy_present`` = top-1 localisation accuracy over present phrases regardless of the score.
+
+    Returns:
+        ``{"precision", "recall", "f1", "accuracy_present", "threshold", "n_present", "n_queries"}``.
+    """
+    detections = [r for r in records if r.score > threshold]
+    tp = sum(r.hit for r in detections)
+    present = sum(r.present for r in records)
+    precision, recall = tp / max(1, len(detections)), tp / max(1, present)
     return {
-        "precision": tp / max(1, det_count),
-        "recall": tp / max(1, present),
-        "accuracy_present": hits_any / max(1, present),
+        "precision": precision,
+        "recall": recall,
+        "f1": 2 * precision * recall / max(1e-12, precision + recall),
+        "accuracy_present": sum(r.hit for r in records) / max(1, present),
+        "threshold": threshold,
         "n_present": present,
-        "n_queries": len(images) * len(vocabulary),
+        "n_queries": len(records),
     }
+
+
+def calibrate_threshold(records: list[QueryRecord]) -> float:
+    """The score threshold with the best F1 on (validation) queries: the margin over the background embedding
+    that a detection must beat, chosen on held-out data instead of fixed at 0.
+
+    Raises:
+        ValueError: if ``records`` is empty.
+    """
+    if not records:
+        raise ValueError("no query records to calibrate on")
+    candidates = sorted({r.score for r in records} | {0.0})
+    # A threshold just below each observed score admits that score.
+    return max(candidates, key=lambda t: (metrics_at(records, t - 1e-6)["f1"], t)) - 1e-6
+
+
+def localisation_metrics(
+    det: OpenVocabLocalizer,
+    teacher: DualEncoder,
+    tokenizer,
+    images,
+    objects,
+    vocabulary,
+    hit_radius: int = 12,
+    template: str = "the {}",
+    threshold: float = 0.0,
+) -> dict[str, float]:
+    """Precision and recall of text-queried localisation on held-out scenes: :func:`score_queries` then
+    :func:`metrics_at` at ``threshold`` (0: the text must beat the learned background embedding)."""
+    records = score_queries(det, teacher, tokenizer, images, objects, vocabulary, hit_radius, template)
+    return metrics_at(records, threshold)
 
 
 def save_detector(det: OpenVocabLocalizer, directory: str | Path) -> Path:

@@ -34,6 +34,8 @@ from vlarm.vlm.grounding import crop_centered
 #: Colours that only occur in the unseen (EVAL) split.
 UNSEEN_COLORS: tuple[str, ...] = tuple(c for c in EVAL_COLORS if c not in TRAIN_COLORS)
 KINDS: tuple[str, ...] = ("block", "bowl")
+#: Colour-object pairs that the standard splits hold out of training (tested as unseen combinations).
+HELD_OUT_COMBOS: tuple[tuple[str, str], ...] = (("red", "bowl"), ("cyan", "block"))
 CROP_TEMPLATES = ("a {c} {k}", "a {c} {k} on a table", "a top-down view of a {c} {k}", "the {c} {k}")
 
 
@@ -272,7 +274,7 @@ def build_caption_splits(
     n_train: int = 200,
     n_test: int = 40,
     seed: int = 0,
-    held_out_combos: Sequence[tuple[str, str]] = (("red", "bowl"), ("cyan", "block")),
+    held_out_combos: Sequence[tuple[str, str]] = HELD_OUT_COMBOS,
     progress: bool = True,
 ) -> dict[str, Path]:
     """Render the standard splits: ``train`` (TRAIN colours minus held-out combos), ``test_seen`` (same
