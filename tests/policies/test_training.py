@@ -98,3 +98,11 @@ def test_frame_store_caches_and_warps_grounding_maps(fake_dataset, lit_checkpoin
     assert shifted["grounding_maps"][0, 0, r, c] > 0.5 and shifted["heightmap"][0, r, c] > 0.01
     loss, _ = policy(shifted)
     assert torch.isfinite(loss)
+
+
+def test_train_transporter_with_feature_cache(tmp_path, fake_dataset):
+    """The training loop's caching hooks (frozen features, grounding maps) are optional for a policy."""
+    cfg = _config(tmp_path, 2)
+    cfg.policy, cfg.policy_overrides = "transporter", tiny_overrides("transporter")
+    last = train(cfg, dataset=fake_dataset)
+    assert load_policy(last).name == "transporter"

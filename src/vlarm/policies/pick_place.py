@@ -137,6 +137,13 @@ class PickPlacePolicy(Policy):
         """``(B, D)`` float32 instruction embeddings (None for language-free policies)."""
         return None
 
+    def grounding_maps(
+        self, colormap: torch.Tensor, heightmap: torch.Tensor, instructions: list[str]
+    ) -> torch.Tensor | None:
+        """``(B, K, H, W)`` float32 maps that depend on the frame and its instruction only, for caching (e.g. a
+        VLM's phrase relevance, CLIPort with a grounding model); None if the policy uses none."""
+        return None
+
     # ---------------------------------------------------------------- heads
     def pick_logits_lowres(self, inputs: dict) -> torch.Tensor:
         """``(B, H/2, W/2)`` pick logits at feature resolution (one cell = 2 x 2 pixels)."""
