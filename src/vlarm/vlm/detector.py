@@ -314,23 +314,6 @@ def calibrate_threshold(records: list[QueryRecord]) -> float:
     return max(candidates, key=lambda t: (metrics_at(records, t - 1e-6)["f1"], t)) - 1e-6
 
 
-def localisation_metrics(
-    det: OpenVocabLocalizer,
-    teacher: DualEncoder,
-    tokenizer,
-    images,
-    objects,
-    vocabulary,
-    hit_radius: int = 12,
-    template: str = "the {}",
-    threshold: float = 0.0,
-) -> dict[str, float]:
-    """Precision and recall of text-queried localisation on held-out scenes: :func:`score_queries` then
-    :func:`metrics_at` at ``threshold`` (0: the text must beat the learned background embedding)."""
-    records = score_queries(det, teacher, tokenizer, images, objects, vocabulary, hit_radius, template)
-    return metrics_at(records, threshold)
-
-
 def save_detector(det: OpenVocabLocalizer, directory: str | Path) -> Path:
     """Save as ``detector.safetensors`` + ``detector_config.json``; returns the directory."""
     from safetensors.torch import save_file
