@@ -4,7 +4,8 @@ Entry point: :func:`create_model_and_transforms` (open_clip's convention). Conve
 Sec. 6: symmetric InfoNCE with a learnable temperature, template-ensemble zero-shot classifiers,
 Recall@K retrieval, logistic-regression linear probes, CoOp / CoCoOp / CLIP-Adapter / Tip-Adapter(-F).
 Simulator captions (:mod:`vlarm.vlm.sim_captions`) and the distilled localiser (:mod:`vlarm.vlm.detector`)
-import the simulator, so they are not imported here.
+import the simulator, so they are not imported here; nor is phrase grounding (:mod:`vlarm.vlm.grounding`,
+the VLM semantic stream of CLIPort).
 """
 
 from vlarm.vlm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
