@@ -196,3 +196,12 @@ def test_semantic_decoder_grounding_mismatch():
     assert dec(feats, torch.zeros(1, 8), laterals, torch.zeros(1, 2, 64, 32)).shape == (1, 1, 32, 16)
     with pytest.raises(ValueError, match="grounding maps"):
         dec(feats, torch.zeros(1, 8), laterals)
+
+
+def test_vlm_grounding_fusion_both_feeds_the_spatial_stream(lit_checkpoint):
+    policy = _vlm_cliport(lit_checkpoint, grounding_fusion="both")
+    assert policy.attention.spatial.down[0].in_channels == 6 + 2
+    loss, _ = policy(_batch([make_frame()]))
+    assert torch.isfinite(loss)
+    with pytest.raises(ValueError, match="grounding_fusion"):
+        _vlm_cliport(lit_checkpoint, grounding_fusion="late")

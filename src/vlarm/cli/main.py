@@ -116,6 +116,8 @@ def train(
     threads: Annotated[int | None, typer.Option(help="torch threads (0: automatic)")] = None,
     semantic_vlm: Annotated[str | None, typer.Option(
         help="cliport only: a dual encoder (vlarm vlm checkpoint or name) used as the semantic stream")] = None,
+    grounding_fusion: Annotated[str, typer.Option(
+        help="with --semantic-vlm: relevance maps enter the 'semantic' decoder only, or 'both' streams")] = "semantic",
 ) -> None:
     """Train a policy by imitation; resumes from OUT/checkpoints/last if present."""
     from vlarm.policies import available_policies
@@ -136,7 +138,8 @@ def train(
         if semantic_vlm not in list_models() and not Path(semantic_vlm).is_dir():
             raise FileNotFoundError(f"--semantic-vlm {semantic_vlm}: no such checkpoint directory; pass one written "
                                     f"by `vlarm vlm train` (or a local CLIP/SigLIP) or one of {list_models()}")
-        overrides["policy_overrides"] = {"grounding_model": semantic_vlm, "text_encoder": "vlm"}
+        overrides["policy_overrides"] = {"grounding_model": semantic_vlm, "text_encoder": "vlm",
+                                         "grounding_fusion": grounding_fusion}
     from vlarm.data import EpisodeDataset
 
     recorded = EpisodeDataset(data).dataset_info.benchmark_task

@@ -30,6 +30,8 @@ class CLIPortConfig(PickPlaceConfig):
             ``save_pretrained`` copies a local checkpoint into the policy's directory, so this is resolved
             relative to the checkpoint directory first.
         n_phrases: relevance maps per instruction (2: what to pick, where to place).
+        grounding_fusion: where the relevance maps enter: ``"semantic"`` (the semantic decoder stages only) or
+            ``"both"`` (also as extra input channels of the spatial stream, next to RGB-D).
     """
 
     semantic_widths: tuple[int, ...] = (16, 32, 32, 64)
@@ -38,6 +40,7 @@ class CLIPortConfig(PickPlaceConfig):
     backbone_pretrained: bool = True
     grounding_model: str = ""
     n_phrases: int = 2
+    grounding_fusion: str = "semantic"
 
     def __post_init__(self) -> None:
         """Validate fields.
@@ -53,6 +56,8 @@ class CLIPortConfig(PickPlaceConfig):
             raise ValueError("text_encoder='vlm' needs a grounding_model (a dual-encoder name or checkpoint path)")
         if self.n_phrases < 1:
             raise ValueError(f"n_phrases must be >= 1, got {self.n_phrases}")
+        if self.grounding_fusion not in ("semantic", "both"):
+            raise ValueError(f"grounding_fusion must be 'semantic' or 'both', got {self.grounding_fusion!r}")
         if len(self.semantic_widths) != len(self.widths) or len(self.widths) != 4:
             raise ValueError("widths and semantic_widths must both list 4 stages (strides 2, 4, 8, 16)")
         if self.text_encoder == "minilm" and self.lang_dim != 384:

@@ -65,7 +65,8 @@ class TwoStream(nn.Module):
         backbone_channels: frozen backbone channels at strides 2..32.
         out_dim: output channels.
 
-        grounding_dim: channels of the grounding maps (0: none).
+        grounding_dim: channels of the grounding maps (0: none); with ``config.grounding_fusion == "both"`` they
+            are also input channels of the spatial stream.
 
     ``forward(image, feats, lang, grounding=None)``: ``(B, 6, H, W)`` RGB-D input, backbone maps,
     ``(B, lang_dim)`` embedding, ``(B, grounding_dim, H, W)`` grounding maps -> ``(B, out_dim, H/2, W/2)``.
@@ -75,7 +76,8 @@ class TwoStream(nn.Module):
         self, config: CLIPortConfig, backbone_channels: tuple[int, ...], out_dim: int, grounding_dim: int = 0
     ):
         super().__init__()
-        self.spatial = SpatialStream(6, config.widths, out_dim)
+        self.early_grounding = bool(grounding_dim) and config.grounding_fusion == "both"
+        self.spatial = SpatialStream(6 + (grounding_dim if self.early_grounding else 0), config.widths, out_dim)
         self.semantic = SemanticDecoder(
             backbone_channels, config.semantic_widths, config.widths, config.lang_dim, out_dim, grounding_dim
         )
@@ -88,7 +90,7 @@ class TwoStream(nn.Module):
         grounding: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """See the class docstring."""
-        out, laterals = self.spatial(image)
+        out, laterals = self.spatial(torch.cat([image, grounding], dim=1) if self.early_grounding else image)
         return out + self.semantic(feats, lang, laterals, grounding)
 
 
