@@ -74,3 +74,30 @@ def test_semantic_vlm_option_errors(tmp_path):
     assert result.exit_code == 2 and "needs --policy cliport" in result.output
     result = runner.invoke(app, [*base, "--policy", "cliport", "--semantic-vlm", str(tmp_path / "vlm")])
     assert result.exit_code == 2 and "no such checkpoint directory" in result.output
+
+
+def test_bad_numbers_and_paths_fail_before_any_work(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    train = ["train", "--policy", "cliport", "--task", "put-block-in-bowl-seen-colors", "--data", str(tmp_path)]
+    cases = [
+        ([*train, "--steps", "0"], "--steps must be > 0"),
+        ([*train, "--demos", "0"], "--demos must be > 0"),
+        ([*train, "--batch-size", "-3"], "--batch-size must be > 0"),
+        ([*train, "--threads", "-1"], "--threads must be >= 0"),
+        ([*train, "--grounding-fusion", "both"], "--grounding-fusion only applies with --semantic-vlm"),
+        ([*train, "--out", str(afile / "run")], "is a file, not a directory"),
+        (["eval", "--task", "put-block-in-bowl-seen-colors", "--policy", "oracle", "--split", "train"],
+         "--split must be val or test"),
+        (["eval", "--task", "put-block-in-bowl-seen-colors", "--policy", "oracle", "--out", str(afile)],
+         "is a file, not a directory"),
+        (["collect", "--task", "put-block-in-bowl-seen-colors", "--out", str(tmp_path / "d"), "--camera-scale", "0"],
+         "--camera-scale must be > 0"),
+        (["run", "put the red blocks in a green bowl", "--policy", "oracle", "--video", str(afile / "x.mp4")],
+         "is a file, not a directory"),
+    ]
+    for args, message in cases:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output, (args, result.output)
+        assert "\n" not in result.output.strip(), result.output  # one line, even when not a terminal

@@ -96,8 +96,14 @@ def test_checkpoint_excludes_frozen_backbone(tmp_path):
 
 
 def test_checkpoint_errors(tmp_path):
-    with pytest.raises(CheckpointError, match="config.json: file not found"):
+    with pytest.raises(CheckpointError, match="checkpoint directory .*missing does not exist"):
         load_policy(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="config.json: file not found"):
+        load_policy(tmp_path / "empty")
+    (tmp_path / "run" / "checkpoints" / "last").mkdir(parents=True)
+    with pytest.raises(CheckpointError, match="is a training run; pass its checkpoint, e.g. .*checkpoints/last"):
+        load_policy(tmp_path / "run")
     policy = make_policy("transporter", **tiny_overrides("transporter"))
     ckpt = policy.save_pretrained(tmp_path / "ckpt")
     (ckpt / "model.safetensors").write_bytes(b"\x00garbage" * 10)
@@ -205,3 +211,14 @@ def test_vlm_grounding_fusion_both_feeds_the_spatial_stream(lit_checkpoint):
     assert torch.isfinite(loss)
     with pytest.raises(ValueError, match="grounding_fusion"):
         _vlm_cliport(lit_checkpoint, grounding_fusion="late")
+
+
+def test_vlm_built_from_a_name_is_saved_with_the_policy(tmp_path):
+    """A grounding model built from a name has fresh heads; the policy checkpoint must store them."""
+    torch.manual_seed(0)
+    policy = make_policy("cliport", **{**tiny_overrides("cliport"), "grounding_model": "lit-effnet-minilm"})
+    saved = policy.save_pretrained(tmp_path / "p")
+    assert (saved / "grounding_model" / "vlm_config.json").is_file()
+    a, b = load_policy(saved), load_policy(saved)
+    torch.testing.assert_close(a.grounder.model.image_proj.weight, b.grounder.model.image_proj.weight)
+    torch.testing.assert_close(a.grounder.model.image_proj.weight, policy.grounder.model.image_proj.weight)

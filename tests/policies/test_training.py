@@ -106,3 +106,16 @@ def test_train_transporter_with_feature_cache(tmp_path, fake_dataset):
     cfg.policy, cfg.policy_overrides = "transporter", tiny_overrides("transporter")
     last = train(cfg, dataset=fake_dataset)
     assert load_policy(last).name == "transporter"
+
+
+def test_resume_refuses_a_run_with_other_settings(tmp_path, fake_dataset):
+    import dataclasses
+
+    import pytest
+
+    train(_config(tmp_path, 2), dataset=fake_dataset)
+    other = dataclasses.replace(_config(tmp_path, 4), lr=5e-4)
+    with pytest.raises(ValueError, match="lr: 0.001 in the run, 0.0005 now"):
+        train(other, dataset=fake_dataset)
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        _config(tmp_path, 0)

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -29,9 +30,6 @@ err_console = Console(stderr=True, width=160) if not Console(stderr=True).is_ter
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[3] / "checkpoints" / "cliport-put-block-in-bowl"
 
 
-RESUMABLE = {"collect", "train"}
-
-
 def _check_seed(seed: int) -> int:
     if seed < 0:
         raise ValueError(f"--seed must be >= 0, got {seed}")
@@ -42,6 +40,24 @@ def _check_video(path: Path | None) -> Path | None:
     if path is not None and path.suffix not in (".mp4", ".gif"):
         raise ValueError(f"--video must end in .mp4 or .gif, got {path.name}")
     return path
+
+
+def _check_positive(**values: float) -> None:
+    """Raise ``ValueError`` naming the first flag whose value is not > 0 (flags given as ``name=value``)."""
+    for name, value in values.items():
+        if value is not None and value <= 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {value}")
+
+
+def _check_dir(path: Path | None, flag: str) -> None:
+    """Fail before any work if ``path`` (a directory to create or reuse) or one of its parents is a file."""
+    if path is None:
+        return
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise NotADirectoryError(f"{flag} {path}: {p} is a file, not a directory")
+            return
 
 
 def _user_errors(fn):
@@ -57,10 +73,11 @@ def _user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except (ValueError, OSError, GymError, DatasetError, CheckpointError) as err:
-            err_console.print(f"[bold red]error:[/] {err}")
+            err_console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
             raise typer.Exit(code=2) from None
         except KeyboardInterrupt:
-            hint = " (rerun the same command to resume where it stopped)" if fn.__name__ in RESUMABLE else ""
+            hint = {"collect": " (rerun the same command to resume: finished episodes are kept)",
+                    "train": " (rerun the same command to resume from the last saved checkpoint)"}.get(fn.__name__, "")
             err_console.print(f"[yellow]interrupted[/]{hint}")
             raise typer.Exit(code=130) from None
 
@@ -95,6 +112,9 @@ def collect(
     """Collect oracle demonstrations (keeps reward > 0.99; resumable)."""
     from vlarm.data.collect import collect as run_collect
 
+    _check_positive(episodes=episodes, camera_scale=camera_scale)
+    _check_dir(out, "--out")
+
     report = run_collect(task, split, episodes, out, camera_scale=camera_scale)
     console.print(f"[green]{report.episodes} episodes[/] in {out} ({report.new_episodes} new, "
                   f"{report.rejected} rejected, {report.episodes_per_minute:.1f} episodes/min)")
@@ -116,8 +136,9 @@ def train(
     threads: Annotated[int | None, typer.Option(help="torch threads (0: automatic)")] = None,
     semantic_vlm: Annotated[str | None, typer.Option(
         help="cliport only: a dual encoder (vlarm vlm checkpoint or name) used as the semantic stream")] = None,
-    grounding_fusion: Annotated[str, typer.Option(
-        help="with --semantic-vlm: relevance maps enter the 'semantic' decoder only, or 'both' streams")] = "semantic",
+    grounding_fusion: Annotated[str | None, typer.Option(
+        help="with --semantic-vlm: relevance maps enter the 'semantic' decoder only (default), or 'both' streams")]
+    = None,
 ) -> None:
     """Train a policy by imitation; resumes from OUT/checkpoints/last if present."""
     from vlarm.policies import available_policies
@@ -128,6 +149,13 @@ def train(
     make_task(task)
     if policy not in available_policies():
         raise ValueError(f"unknown policy {policy!r}; valid policies: {', '.join(available_policies())}")
+    _check_positive(demos=demos, steps=steps, batch_size=batch_size, lr=lr, save_every=save_every)
+    if threads is not None and threads < 0:
+        raise ValueError(f"--threads must be >= 0 (0: automatic), got {threads}")
+    _check_seed(seed)
+    _check_dir(out, "--out")
+    if grounding_fusion is not None and semantic_vlm is None:
+        raise ValueError("--grounding-fusion only applies with --semantic-vlm")
     flags = dict(steps=steps, batch_size=batch_size, lr=lr, save_every=save_every, threads=threads)
     overrides = {k: v for k, v in flags.items() if v is not None}
     if semantic_vlm is not None:
@@ -139,7 +167,7 @@ def train(
             raise FileNotFoundError(f"--semantic-vlm {semantic_vlm}: no such checkpoint directory; pass one written "
                                     f"by `vlarm vlm train` (or a local CLIP/SigLIP) or one of {list_models()}")
         overrides["policy_overrides"] = {"grounding_model": semantic_vlm, "text_encoder": "vlm",
-                                         "grounding_fusion": grounding_fusion}
+                                         "grounding_fusion": grounding_fusion or "semantic"}
     from vlarm.data import EpisodeDataset
 
     recorded = EpisodeDataset(data).dataset_info.benchmark_task
@@ -187,11 +215,17 @@ def evaluate(
     from vlarm.tasks.attributes import check_split
 
     make_task(task)
-    check_split(split)
+    if check_split(split) == "train":
+        raise ValueError("--split must be val or test: train seeds are the ones demonstrations are collected on")
+    _check_positive(episodes=episodes, camera_scale=camera_scale)
+    if videos < 0:
+        raise ValueError(f"--videos must be >= 0, got {videos}")
+    _check_dir(out, "--out")
     label, factory = _agent_factory(policy, checkpoint)
     out = out or Path("runs") / "eval" / f"{Path(label).name}-{task}-{split}"
     results = run_eval(factory, task, split, episodes, out, videos=videos, camera_scale=camera_scale, label=label)
-    table = Table(title=f"{label} on {task} [{split}]")
+    console.print(f"policy: {label}", soft_wrap=True)
+    table = Table(title=escape(f"{task}, {split} split"))
     for col in ("episodes", "score", "success rate (%)"):
         table.add_column(col, justify="right")
     table.add_row(str(results["episodes"]), f"{results['score']:.1f}", f"{results['success_rate']:.1f}")
@@ -220,6 +254,8 @@ def run(
     make_task(task).parse_instruction(instruction)  # fail fast, before loading anything heavy
     _check_seed(seed)
     _check_video(video)
+    _check_dir(video.parent if video else None, "--video")
+    _check_dir(json_out.parent if json_out else None, "--json")
     label, factory = _agent_factory(policy, checkpoint)
     env = make_env(task, split="test")
     agent = factory(env)

@@ -333,7 +333,7 @@ class DatasetInfo:
         if not path.is_file():
             raise DatasetError(
                 f"{path}: missing. This is not a vlarm/LeRobot v3.0 dataset root, or collection never "
-                "finished an episode. Check the path, or rerun collection (EpisodeWriter) into it."
+                "finished an episode. Check the path, or collect into it with `vlarm collect --out DIR`."
             )
         try:
             d = json.loads(path.read_text(encoding="utf-8"))

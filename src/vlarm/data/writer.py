@@ -328,8 +328,8 @@ class EpisodeWriter:
         if diff:
             what = ", ".join(f"{k}: dataset has {a!r}, writer asked for {b!r}" for k, (a, b) in diff.items())
             raise DatasetError(
-                f"{path}: {self.root} holds a different dataset ({what}). Use another root, or open the "
-                "writer with the dataset's values."
+                f"{path}: {self.root} holds a different dataset ({what}). Use another output directory, "
+                "or the dataset's own settings (e.g. its --task and --split) to resume it."
             )
 
     def _scan_data_files(self) -> list[dict[str, Any]]:

@@ -140,6 +140,15 @@ class Policy(nn.Module, ABC):
         """
         directory = Path(directory)
         config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+        if not directory.is_dir():
+            raise CheckpointError(f"checkpoint directory {directory} does not exist")
+        if (directory / "checkpoints" / "last").is_dir():
+            raise CheckpointError(
+                f"{directory} is a training run; pass its checkpoint, e.g. {directory}/checkpoints/last"
+            )
+        if (directory / "vlm_config.json").is_file():
+            raise CheckpointError(f"{directory} is a vision-language model, not a policy (use it with "
+                                  "`vlarm train --semantic-vlm` or `vlarm vlm ...`)")
         for path in (config_path, weights_path):
             if not path.is_file():
                 raise CheckpointError(f"{path}: file not found (expected a checkpoint written by save_pretrained)")

@@ -100,6 +100,19 @@ class TrainConfig:
     policy_overrides: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        """Validate numbers.
+
+        Raises:
+            ValueError: naming the first field that is out of range.
+        """
+        for name in ("demos", "steps", "batch_size", "save_every", "log_every"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0 or self.weight_decay < 0 or self.threads < 0:
+            raise ValueError(f"need lr > 0, weight_decay >= 0, threads >= 0; got {self.lr}, {self.weight_decay}, "
+                             f"{self.threads}")
+
 
 class FrameStore:
     """All training frames in memory, with labels, instruction embeddings and cached frozen features.
@@ -280,6 +293,25 @@ def _resolve_data_dir(config: TrainConfig) -> Path:
     return root
 
 
+def _check_same_run(last_dir: Path, config: TrainConfig) -> None:
+    """Refuse to resume a run whose stored settings differ from ``config`` in what defines the model and data.
+
+    Raises:
+        ValueError: listing each differing setting (stored vs requested) and how to start a fresh run instead.
+    """
+    try:
+        stored = json.loads((last_dir / STATE_JSON).read_text()).get("train_config", {})
+    except (OSError, json.JSONDecodeError):
+        return  # unreadable state is reported by load_training_state
+    keys = ("policy", "task", "demos", "batch_size", "lr", "seed", "policy_overrides")
+    requested = json.loads(json.dumps({k: getattr(config, k) for k in keys}, default=str))
+    diffs = [f"{k}: {stored[k]!r} in the run, {requested[k]!r} now" for k in keys
+             if k in stored and stored[k] != requested[k]]
+    if diffs:
+        raise ValueError(f"{last_dir.parent.parent} holds a run with other settings ({'; '.join(diffs)}); pass the "
+                         "same settings to resume it, or a new --out to start a fresh run")
+
+
 def train(config: TrainConfig, dataset: Any | None = None) -> Path:
     """Train a pick-and-place policy; returns the path of the final checkpoint (``out_dir/checkpoints/last``).
 
@@ -304,15 +336,17 @@ def train(config: TrainConfig, dataset: Any | None = None) -> Path:
         from vlarm.data import EpisodeDataset
 
         dataset = EpisodeDataset(_resolve_data_dir(config))
-    if config.demos and hasattr(dataset, "select_episodes"):
+    if hasattr(dataset, "select_episodes"):
         if int(config.demos) > int(dataset.num_episodes):
             logger.warning("asked for %d demos, the dataset has %d: using all", config.demos, dataset.num_episodes)
-        dataset = dataset.select_episodes(min(int(config.demos), int(dataset.num_episodes)))
+            config = dataclasses.replace(config, demos=int(dataset.num_episodes))  # record what was used
+        dataset = dataset.select_episodes(int(config.demos))
 
     rng = np.random.default_rng(config.seed)
     resuming = config.resume and (last_dir / STATE_JSON).is_file()
     torch.manual_seed(config.seed)
     if resuming:
+        _check_same_run(last_dir, config)
         policy = Policy.from_pretrained(last_dir)
     else:
         policy = make_policy(config.policy, **config.policy_overrides)

@@ -85,6 +85,8 @@ def _load_hf(path: Path) -> tuple[DualEncoder, ImageTransform, Tokenizer]:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"corrupt Hugging Face config {path / 'config.json'}: {err}") from err
     kind = cfg.get("model_type")
+    if kind is None and "type" in cfg:
+        raise CheckpointError(f"{path} is a vlarm policy checkpoint ({cfg['type']}), not a vision-language model")
     if kind not in _HF_KINDS:
         raise CheckpointError(f"{path / 'config.json'} has model_type {kind!r}; supported: {sorted(_HF_KINDS)}")
     if not any(path.glob("*.safetensors")):

@@ -148,15 +148,21 @@ class CLIPortPolicy(PickPlacePolicy):
         return config
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Save as :meth:`Policy.save_pretrained`, plus a copy of a local grounding-model checkpoint in
-        ``directory/grounding_model`` (so the policy checkpoint is self-contained)."""
+        """Save as :meth:`Policy.save_pretrained`, plus the grounding model in ``directory/grounding_model``: a
+        copy of a local checkpoint, or the model itself when it was built from a name (whose freshly initialised
+        heads would otherwise differ at every load), so the policy checkpoint is self-contained."""
         directory = super().save_pretrained(directory)
-        source = Path(self.config.grounding_model) if self.config.grounding_model else None
-        if source is not None and source.is_dir():
+        if self.grounder is not None:
+            source = Path(self.config.grounding_model)
             target = directory / GROUNDING_DIR
-            if not target.exists() or source.resolve() != target.resolve():
-                shutil.rmtree(target, ignore_errors=True)
-                shutil.copytree(source, target)
+            if source.is_dir():
+                if not target.exists() or source.resolve() != target.resolve():
+                    shutil.rmtree(target, ignore_errors=True)
+                    shutil.copytree(source, target)
+            else:
+                from vlarm.vlm import save_checkpoint
+
+                save_checkpoint(self.grounder.model, target, extra={"built_from": self.config.grounding_model})
             config_path = directory / "config.json"
             data = json.loads(config_path.read_text())
             data["grounding_model"] = GROUNDING_DIR
