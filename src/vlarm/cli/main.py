@@ -27,7 +27,7 @@ console = Console(width=160) if not Console().is_terminal else Console()
 err_console = Console(stderr=True, width=160) if not Console(stderr=True).is_terminal else Console(stderr=True)
 
 #: The small CLIPort checkpoint shipped with the repository (see README: how it was trained).
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[3] / "checkpoints" / "cliport-put-block-in-bowl"
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[3] / "checkpoints" / "cliport-vlm-put-block-in-bowl"
 
 
 def _check_seed(seed: int) -> int:
