@@ -4,6 +4,8 @@ Usage (set the allocator variables first, see the Makefile)::
 
     python benchmarks/bench_policies.py --threads 2 --batch-sizes 1 2 4
 
+``cliport-vlm`` is CLIPort with the VLM semantic stream (``--semantic-vlm``, grounding maps in both streams).
+
 A train step is what ``vlarm.policies.training.train`` does per iteration: sample frames, SE(2)-augment images,
 labels and cached frozen features, forward pick + place, backward, AdamW update. Timings are medians over
 ``--steps`` iterations after warm-up, so a busy machine shows up as spread between median and max.
@@ -50,10 +52,15 @@ def synthetic_frames(n: int, seed: int = 0) -> list[dict]:
     return frames
 
 
-def bench(name: str, batch_sizes: list[int], steps: int) -> list[dict]:
+def bench(
+    name: str, batch_sizes: list[int], steps: int, semantic_vlm: str = "checkpoints/lit-sim-all-colors"
+) -> list[dict]:
     """Measure one policy; returns one row per batch size plus the select_action latency."""
     torch.manual_seed(0)
-    policy = make_policy(name)
+    if name == "cliport-vlm":
+        policy = make_policy("cliport", grounding_model=semantic_vlm, text_encoder="vlm", grounding_fusion="both")
+    else:
+        policy = make_policy(name)
     n_params = sum(p.numel() for p in policy.parameters() if p.requires_grad)
     frames = synthetic_frames(16)
     store = FrameStore(frames, policy, cache_features=True)
@@ -109,9 +116,10 @@ def main() -> None:
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 2, 4])
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--semantic-vlm", default="checkpoints/lit-sim-all-colors", help="VLM of cliport-vlm")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    rows = [row for name in args.policies for row in bench(name, args.batch_sizes, args.steps)]
+    rows = [row for name in args.policies for row in bench(name, args.batch_sizes, args.steps, args.semantic_vlm)]
     print(f"threads={args.threads}  load average before/after: {os.getloadavg()[0]:.2f}")
     print("| policy | measurement | median ms | max ms | ms per frame | trainable params |")
     print("|---|---|---|---|---|---|")
