@@ -63,6 +63,15 @@ class FakeEpisodeDataset:
     def num_episodes(self) -> int:
         return len(self.episodes)
 
+    @property
+    def stats(self) -> dict:
+        """``meta/stats.json``-style stats of the frames (what ``EpisodeDataset.stats`` returns)."""
+        from vlarm.data.info import COLOR_KEY, HEIGHTMAP_KEY
+        from vlarm.data.stats import episode_stats
+
+        return episode_stats({COLOR_KEY: np.stack([f["colormap"] for f in self.frames]),
+                              HEIGHTMAP_KEY: np.stack([f["heightmap"] for f in self.frames])})
+
     def select_episodes(self, n: int) -> FakeEpisodeDataset:
         return FakeEpisodeDataset(self.episodes[:n])
 

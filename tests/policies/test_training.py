@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 
 import numpy as np
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -119,3 +120,35 @@ def test_resume_refuses_a_run_with_other_settings(tmp_path, fake_dataset):
         train(other, dataset=fake_dataset)
     with pytest.raises(ValueError, match="steps must be >= 1"):
         _config(tmp_path, 0)
+
+
+def test_new_policy_normalises_with_the_datasets_own_stats(tmp_path, fake_dataset):
+    """Issue 7 item 7: the input statistics come from the training data (meta/stats.json), saved in the config."""
+    from vlarm.policies import load_policy
+    from vlarm.policies.processing import COLOR_MEAN, make_network_input
+
+    last = train(_config(tmp_path, 1), dataset=fake_dataset)
+    cfg = load_policy(last).config
+    stats = fake_dataset.stats
+    assert cfg.color_mean == pytest.approx(np.ravel(stats["observation.images.color"]["mean"]).tolist())
+    assert cfg.depth_std == pytest.approx(stats["observation.heightmap"]["std"][0])
+    assert cfg.color_mean[0] != pytest.approx(COLOR_MEAN)
+    frames = torch.from_numpy(np.stack([f["colormap"] for f in fake_dataset.frames]))
+    heights = torch.from_numpy(np.stack([f["heightmap"] for f in fake_dataset.frames]))
+    image = make_network_input(frames, heights, cfg.color_mean, cfg.color_std, cfg.depth_mean, cfg.depth_std)
+    # normalised with its own statistics, the training data has zero mean and unit std per channel
+    assert image.mean(dim=(0, 2, 3)).abs().max() < 1e-4
+    assert image.std(dim=(0, 2, 3), unbiased=False) == pytest.approx([1.0] * 6, abs=1e-3)
+    ravens = load_policy(train(_config(tmp_path / "r", 1, normalization="ravens"), dataset=fake_dataset)).config
+    assert ravens.color_mean == (COLOR_MEAN,) * 3
+
+
+def test_normalization_refuses_unusable_stats():
+    from vlarm.policies.processing import normalization_from_stats
+
+    with pytest.raises(ValueError, match="no mean/std"):
+        normalization_from_stats({})
+    bad = {"observation.images.color": {"mean": [0.2] * 3, "std": [0.1, 0.0, 0.1]},
+           "observation.heightmap": {"mean": [0.0], "std": [0.01]}}
+    with pytest.raises(ValueError, match="std > 0"):
+        normalization_from_stats(bad)

@@ -139,6 +139,9 @@ def train(
     grounding_fusion: Annotated[str | None, typer.Option(
         help="with --semantic-vlm: relevance maps enter the 'semantic' decoder only (default), or 'both' streams")]
     = None,
+    normalization: Annotated[str, typer.Option(
+        help="input statistics: 'dataset' (the data's meta/stats.json, stored with the policy) or 'ravens' "
+             "(Ravens' constants)")] = "dataset",
 ) -> None:
     """Train a policy by imitation; resumes from OUT/checkpoints/last if present."""
     from vlarm.policies import available_policies
@@ -175,7 +178,10 @@ def train(
         raise ValueError(f"{data} holds demonstrations of {recorded!r}, not {task!r}; pass --task {recorded} "
                          "or a dataset collected for this task")
     out = out or Path("runs") / f"{policy}-{task}-{demos}"
-    config = TrainConfig(policy=policy, task=task, data_dir=data, demos=demos, out_dir=out, seed=seed, **overrides)
+    if normalization not in ("dataset", "ravens"):
+        raise ValueError(f"--normalization must be 'dataset' or 'ravens', got {normalization!r}")
+    config = TrainConfig(policy=policy, task=task, data_dir=data, demos=demos, out_dir=out, seed=seed,
+                         normalization=normalization, **overrides)
     final = run_train(config)
     console.print(f"[green]done[/]: checkpoint {final}")
 

@@ -22,7 +22,16 @@ import torch
 import torch.nn.functional as F
 
 from vlarm.policies.base import Policy
-from vlarm.policies.processing import bin_to_yaw, make_network_input, pixel_to_pose, yaw_to_bin_torch
+from vlarm.policies.processing import (
+    COLOR_MEAN,
+    COLOR_STD,
+    DEPTH_MEAN,
+    DEPTH_STD,
+    bin_to_yaw,
+    make_network_input,
+    pixel_to_pose,
+    yaw_to_bin_torch,
+)
 from vlarm.policies.transport import transport_logits
 
 #: Stride of the feature maps the heads work on, relative to the heightmap.
@@ -42,6 +51,11 @@ class PickPlaceConfig:
         transport_stride: resolution of the cross-correlation relative to the heightmap (2 or 4). The FCNs
             output stride-2 features; at 4 they are average-pooled once more, which makes the FFT correlation
             over 36 rotations ~4x cheaper at the cost of 1.25 cm correlation cells (logits are upsampled bilinearly).
+        color_mean / color_std: per-channel mean / std of colormap values scaled to [0, 1], used to normalise
+            the network input. Defaults: Ravens' constants (what checkpoints written before these fields
+            existed were trained with); ``vlarm train`` sets the training dataset's own ``meta/stats.json``
+            values (:func:`vlarm.policies.processing.normalization_from_stats`).
+        depth_mean / depth_std: mean / std of heightmap values in metres (same provenance).
     """
 
     image_shape: tuple[int, int] = (320, 160)
@@ -50,14 +64,27 @@ class PickPlaceConfig:
     widths: tuple[int, ...] = (16, 32, 64, 64)
     transport_dim: int = 8
     transport_stride: int = 4
+    color_mean: tuple[float, float, float] = (COLOR_MEAN,) * 3
+    color_std: tuple[float, float, float] = (COLOR_STD,) * 3
+    depth_mean: float = DEPTH_MEAN
+    depth_std: float = DEPTH_STD
 
     def __post_init__(self) -> None:
-        """Validate shapes.
+        """Validate shapes and normalisation statistics.
 
         Raises:
-            ValueError: on an image size not divisible by 32, or non-positive sizes.
+            ValueError: on an image size not divisible by 32, non-positive sizes, or statistics that are not
+                3 (colour) finite numbers with positive std.
         """
         self.image_shape = tuple(int(v) for v in self.image_shape)
+        self.color_mean = tuple(float(v) for v in self.color_mean)
+        self.color_std = tuple(float(v) for v in self.color_std)
+        stats = [*self.color_mean, *self.color_std, self.depth_mean, self.depth_std]
+        if len(self.color_mean) != 3 or len(self.color_std) != 3 or not all(math.isfinite(v) for v in stats) \
+                or min(*self.color_std, self.depth_std) <= 0:
+            raise ValueError(f"normalisation statistics must be finite with std > 0 (3 colour channels): "
+                             f"color_mean={self.color_mean}, color_std={self.color_std}, "
+                             f"depth_mean={self.depth_mean}, depth_std={self.depth_std}")
         self.widths = tuple(int(v) for v in self.widths)
         if any(v % 32 for v in self.image_shape):
             raise ValueError(f"image_shape {self.image_shape} must be divisible by 32")
@@ -119,7 +146,9 @@ class PickPlacePolicy(Policy):
     # ---------------------------------------------------------------- hooks
     def prepare(self, batch: dict) -> dict:
         """Turn a batch (see :meth:`forward`) into network inputs: ``{"image": (B, 6, H, W) float32}`` plus extras."""
-        return {"image": make_network_input(batch["colormap"], batch["heightmap"])}
+        c = self.config
+        return {"image": make_network_input(batch["colormap"], batch["heightmap"], c.color_mean, c.color_std,
+                                            c.depth_mean, c.depth_std)}
 
     def attention_features(self, inputs: dict) -> torch.Tensor:
         """``(B, 1, H/2, W/2)`` pick logits at feature resolution."""

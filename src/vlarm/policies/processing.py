@@ -10,6 +10,7 @@ discretised into
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -25,20 +26,69 @@ DEPTH_MEAN = 0.00509261
 DEPTH_STD = 0.00903967
 
 
-def make_network_input(colormap: torch.Tensor, heightmap: torch.Tensor) -> torch.Tensor:
+def make_network_input(
+    colormap: torch.Tensor,
+    heightmap: torch.Tensor,
+    color_mean: Sequence[float] = (COLOR_MEAN,) * 3,
+    color_std: Sequence[float] = (COLOR_STD,) * 3,
+    depth_mean: float = DEPTH_MEAN,
+    depth_std: float = DEPTH_STD,
+) -> torch.Tensor:
     """Build the 6-channel Transporter input (Transporter Sec. 4, Ravens ``preprocess``).
 
     Args:
         colormap: ``(B, H, W, 3)`` uint8 (or float in [0, 255]) RGB top-down colormap.
         heightmap: ``(B, H, W)`` float32 heights in metres above the table.
+        color_mean / color_std: per-channel statistics of colours scaled to [0, 1] (3 floats each). The
+            defaults are Ravens' constants; trained policies carry their dataset's own (``meta/stats.json``,
+            see :func:`normalization_from_stats`).
+        depth_mean / depth_std: statistics of heights in metres.
 
     Returns:
-        ``(B, 6, H, W)`` float32: RGB normalised with :data:`COLOR_MEAN`/:data:`COLOR_STD`, then the
-        normalised height repeated 3 times.
+        ``(B, 6, H, W)`` float32: normalised RGB, then the normalised height repeated 3 times.
     """
-    rgb = colormap.permute(0, 3, 1, 2).float().div(255.0).sub(COLOR_MEAN).div(COLOR_STD)
-    depth = heightmap.float().sub(DEPTH_MEAN).div(DEPTH_STD).unsqueeze(1).expand(-1, 3, -1, -1)
+    mean = torch.tensor(color_mean, dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(color_std, dtype=torch.float32).view(1, 3, 1, 1)
+    rgb = (colormap.permute(0, 3, 1, 2).float().div(255.0) - mean) / std
+    depth = heightmap.float().sub(depth_mean).div(depth_std).unsqueeze(1).expand(-1, 3, -1, -1)
     return torch.cat([rgb, depth], dim=1)
+
+
+def normalization_from_stats(stats: dict) -> dict[str, tuple[float, ...] | float]:
+    """Input statistics for :func:`make_network_input` from a dataset's ``meta/stats.json`` (LeRobot keeps the
+    dataset's stats with the policy in the same way).
+
+    Args:
+        stats: the parsed ``meta/stats.json`` (:mod:`vlarm.data.stats` layout): ``observation.images.color``
+            per channel on [0, 1], ``observation.heightmap`` in metres.
+
+    Returns:
+        ``{"color_mean": (3,), "color_std": (3,), "depth_mean": float, "depth_std": float}``, ready to pass as
+        policy config fields.
+
+    Raises:
+        ValueError: a feature is missing, or a standard deviation is not finite and positive (a constant
+            image channel cannot be normalised).
+    """
+    from vlarm.data.info import COLOR_KEY, HEIGHTMAP_KEY
+
+    out: dict[str, tuple[float, ...] | float] = {}
+    for key, prefix, size in ((COLOR_KEY, "color", 3), (HEIGHTMAP_KEY, "depth", 1)):
+        if key not in stats or "mean" not in stats[key] or "std" not in stats[key]:
+            raise ValueError(f"dataset stats have no mean/std for {key!r} (found: {sorted(stats)}); "
+                             "rebuild meta/stats.json or train with --normalization ravens")
+        mean = np.asarray(stats[key]["mean"], dtype=np.float64).reshape(-1)
+        std = np.asarray(stats[key]["std"], dtype=np.float64).reshape(-1)
+        if mean.size != size or std.size != size or not np.all(np.isfinite(mean)) \
+                or not np.all(np.isfinite(std)) or np.any(std <= 0):
+            raise ValueError(f"dataset stats of {key!r} are unusable for normalisation: mean {mean.tolist()}, "
+                             f"std {std.tolist()} (need {size} finite values, std > 0)")
+        if size == 1:
+            out[f"{prefix}_mean"], out[f"{prefix}_std"] = float(mean[0]), float(std[0])
+        else:
+            out[f"{prefix}_mean"] = tuple(float(v) for v in mean)
+            out[f"{prefix}_std"] = tuple(float(v) for v in std)
+    return out
 
 
 def rgb_chw(colormap: torch.Tensor) -> torch.Tensor:

@@ -41,7 +41,7 @@ from vlarm.policies.augmentation import sample_perturbation, transform_pixels, w
 from vlarm.policies.base import CheckpointError, Policy
 from vlarm.policies.factory import make_policy
 from vlarm.policies.pick_place import PickPlacePolicy
-from vlarm.policies.processing import frame_to_labels
+from vlarm.policies.processing import frame_to_labels, normalization_from_stats
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +76,9 @@ class TrainConfig:
         cache_features: precompute frozen backbone features once per frame (warped per step) instead of
             running the backbone on every augmented image.
         policy_overrides: config fields passed to ``make_policy`` (e.g. ``{"widths": [8, 16, 32, 64]}``).
+        normalization: input statistics of a new policy: ``"dataset"`` (the training dataset's own
+            ``meta/stats.json``, stored in the policy's config as LeRobot does) or ``"ravens"`` (Ravens'
+            constants, mean 0.189 / std 0.073 for colour, which do not match vlarm's renders).
         progress: show a tqdm progress bar.
     """
 
@@ -98,6 +101,7 @@ class TrainConfig:
     threads: int = 0
     cache_features: bool = True
     policy_overrides: dict[str, Any] = field(default_factory=dict)
+    normalization: str = "dataset"
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -109,6 +113,8 @@ class TrainConfig:
         for name in ("demos", "steps", "batch_size", "save_every", "log_every"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.normalization not in ("dataset", "ravens"):
+            raise ValueError(f"normalization must be 'dataset' or 'ravens', got {self.normalization!r}")
         if self.lr <= 0 or self.weight_decay < 0 or self.threads < 0:
             raise ValueError(f"need lr > 0, weight_decay >= 0, threads >= 0; got {self.lr}, {self.weight_decay}, "
                              f"{self.threads}")
@@ -303,13 +309,27 @@ def _check_same_run(last_dir: Path, config: TrainConfig) -> None:
         stored = json.loads((last_dir / STATE_JSON).read_text()).get("train_config", {})
     except (OSError, json.JSONDecodeError):
         return  # unreadable state is reported by load_training_state
-    keys = ("policy", "task", "demos", "batch_size", "lr", "seed", "policy_overrides")
+    keys = ("policy", "task", "demos", "batch_size", "lr", "seed", "policy_overrides", "normalization")
     requested = json.loads(json.dumps({k: getattr(config, k) for k in keys}, default=str))
     diffs = [f"{k}: {stored[k]!r} in the run, {requested[k]!r} now" for k in keys
              if k in stored and stored[k] != requested[k]]
     if diffs:
         raise ValueError(f"{last_dir.parent.parent} holds a run with other settings ({'; '.join(diffs)}); pass the "
                          "same settings to resume it, or a new --out to start a fresh run")
+
+
+def _normalization_overrides(config: TrainConfig, dataset: Any) -> dict[str, Any]:
+    """Policy config fields for the input statistics that ``config.normalization`` asks for.
+
+    Raises:
+        ValueError: ``"dataset"`` normalisation on a dataset without usable ``stats``.
+    """
+    if config.normalization == "ravens":
+        return {}
+    stats = getattr(dataset, "stats", None)
+    if stats is None:
+        raise ValueError("normalization='dataset' needs a dataset with meta/stats.json; pass normalization='ravens'")
+    return normalization_from_stats(stats)
 
 
 def train(config: TrainConfig, dataset: Any | None = None) -> Path:
@@ -349,7 +369,8 @@ def train(config: TrainConfig, dataset: Any | None = None) -> Path:
         _check_same_run(last_dir, config)
         policy = Policy.from_pretrained(last_dir)
     else:
-        policy = make_policy(config.policy, **config.policy_overrides)
+        policy = make_policy(config.policy, **_normalization_overrides(config, dataset),
+                             **config.policy_overrides)
     policy.train()
     params = [p for p in policy.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
