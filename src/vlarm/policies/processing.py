@@ -39,10 +39,12 @@ def make_network_input(
     Args:
         colormap: ``(B, H, W, 3)`` uint8 (or float in [0, 255]) RGB top-down colormap.
         heightmap: ``(B, H, W)`` float32 heights in metres above the table.
-        color_mean / color_std: per-channel statistics of colours scaled to [0, 1] (3 floats each). The
-            defaults are Ravens' constants; trained policies carry their dataset's own (``meta/stats.json``,
-            see :func:`normalization_from_stats`).
-        depth_mean / depth_std: statistics of heights in metres.
+        color_mean: per-channel mean of colours scaled to [0, 1] (3 floats). The defaults are Ravens'
+            constants; trained policies carry their dataset's own (``meta/stats.json``, see
+            :func:`normalization_from_stats`).
+        color_std: per-channel standard deviation of colours scaled to [0, 1] (3 floats, > 0).
+        depth_mean: mean height in metres.
+        depth_std: standard deviation of heights in metres (> 0).
 
     Returns:
         ``(B, 6, H, W)`` float32: normalised RGB, then the normalised height repeated 3 times.
