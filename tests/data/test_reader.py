@@ -96,6 +96,63 @@ def test_select_episodes(root):
     assert ds.num_episodes == 5  # the parent is unchanged
 
 
+def test_select_episode_list_keeps_original_indices(root):
+    ds = EpisodeDataset(root)
+    lengths = [len(make_episode(s)) for s in SEEDS]  # [1, 2, 3, 1, 2]
+    view = ds.select_episodes([3, 0, 2])
+    assert view.num_episodes == 3 and view.episode_indices == [3, 0, 2]
+    assert view.seeds == [SEEDS[3], SEEDS[0], SEEDS[2]] and len(view) == lengths[3] + lengths[0] + lengths[2]
+    assert view.episodes["episode_index"].tolist() == [3, 0, 2]
+    # Frames in view order: episode 3 (1 frame), then 0 (1 frame), then 2 (3 frames), each with its own frame_index.
+    got = [(view[i]["episode_index"], view[i]["frame_index"]) for i in range(len(view))]
+    assert got == [(3, 0), (0, 0), (2, 0), (2, 1), (2, 2)]
+    assert view[-1]["episode_index"] == 2 and view[-1]["frame_index"] == 2
+    with pytest.raises(IndexError):
+        view[len(view)]
+    # The content is that of the original episode, not of the episode at the same position.
+    for i, (e, t) in enumerate(got):
+        np.testing.assert_array_equal(view[i]["colormap"], make_episode(SEEDS[e])[t]["colormap"])
+    frames = view.episode_frames(2)
+    assert [f["episode_index"] for f in frames] == [2, 2, 2] and [f["frame_index"] for f in frames] == [0, 1, 2]
+    np.testing.assert_array_equal(frames[1]["heightmap"], make_episode(2)[1]["heightmap"])
+    assert [f["episode_index"] for f in view] == [3, 0, 2, 2, 2]
+    # Views of views select by original index, and an int still means "the first n of this view".
+    assert view.select_episodes([2]).seeds == [2] and view.select_episodes(2).episode_indices == [3, 0]
+    assert ds.select_episodes(range(1, 4)).episode_indices == [1, 2, 3]
+    assert ds.select_episodes(np.array([4, 1])).seeds == [4, 1] and ds.select_episodes([]).num_episodes == 0
+    # Uncached datasets read the right files too.
+    uncached = EpisodeDataset(root, cache=False).select_episodes([4, 1])
+    assert [(f["episode_index"], f["frame_index"]) for f in uncached] == [(4, 0), (4, 1), (1, 0), (1, 1)]
+    assert ds.num_episodes == 5 and ds.episode_indices == [0, 1, 2, 3, 4]  # the parent is unchanged
+
+
+def test_select_episode_list_errors_name_the_valid_range(root):
+    ds = EpisodeDataset(root)
+    for bad, message in [
+        ([0, 5], r"episode index 5 does not exist: valid episode indices are 0\.\.4"),
+        ([-1], r"episode index -1 does not exist: valid episode indices are 0\.\.4"),
+        ([1, 2, 1], r"episode index 1 is repeated.*0\.\.4"),
+        ([1.0], r"must be integers in 0\.\.4"),
+        ([True], r"must be integers in 0\.\.4"),
+        ("3", r"count \(int\) or a list of episode indices in 0\.\.4"),
+        (2.0, r"count \(int\) or a list"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            ds.select_episodes(bad)
+    view = ds.select_episodes([4, 1])
+    with pytest.raises(ValueError, match=r"episode index 0 does not exist: valid episode indices are \[1, 4\]"):
+        view.select_episodes([0])
+
+
+def test_torch_wrapper_of_a_subset(root):
+    torch = pytest.importorskip("torch")
+    view = EpisodeDataset(root).select_episodes([4, 2])
+    ds = view.to_torch()
+    assert len(ds) == len(view) == 5
+    batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=5)))
+    assert batch["episode_index"].tolist() == [4, 4, 2, 2, 2] and batch["frame_index"].tolist() == [0, 1, 0, 1, 2]
+
+
 def test_frames_are_independent_copies(root):
     ds = EpisodeDataset(root)
     a = ds[0]

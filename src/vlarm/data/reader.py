@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,7 +50,8 @@ class EpisodeDataset:
     Attributes:
         root: the dataset directory.
         info: ``meta/info.json`` as a dict; ``dataset_info`` is the validated :class:`DatasetInfo`.
-        episodes: ``meta/episodes`` as a DataFrame, one row per episode in this view.
+        episodes: ``meta/episodes`` as a DataFrame, one row per episode in this view (rows as on disk).
+        episode_indices: original ``episode_index`` of each episode in this view.
         tasks: task strings (language instructions), indexed by ``task_index``.
 
     ``ds[i]`` returns frame ``i`` (0 <= i < len(ds), negative indices count from the end) as::
@@ -158,6 +159,7 @@ class EpisodeDataset:
 
     def _set_lengths(self) -> None:
         lengths = self.episodes["length"].to_numpy(dtype=np.int64)
+        self._episode_ids = self.episodes["episode_index"].to_numpy(dtype=np.int64)
         self._ends = np.cumsum(lengths)
         self._starts = self._ends - lengths
 
@@ -195,28 +197,84 @@ class EpisodeDataset:
         except (OSError, ValueError) as e:
             raise DatasetError(f"{path}: missing or unreadable ({e}). {_REBUILD}") from e
 
-    def select_episodes(self, n: int) -> EpisodeDataset:
-        """Return a view of the first ``n`` episodes (e.g. to train on 1, 10, 100 demos).
+    @property
+    def episode_indices(self) -> list[int]:
+        """Original ``episode_index`` (on disk) of each episode in this view, in view order."""
+        return [int(e) for e in self._episode_ids]
 
-        The view shares the decoded-episode cache with this dataset.
+    def select_episodes(self, episodes: int | Iterable[int]) -> EpisodeDataset:
+        """Return a view of some episodes (e.g. to train on 1, 10, 100 demos, or on a chosen subset).
+
+        As LeRobot's ``LeRobotDataset(repo_id, episodes=[...])``, the view holds only the chosen episodes;
+        frames keep their original ``episode_index`` and their ``frame_index`` within the episode, while
+        ``ds[i]`` / ``len(ds)`` / :attr:`seeds` / :meth:`episode_frames` / :meth:`to_torch` count over the
+        view (frame 0 is the first frame of its first episode). The view shares the decoded-episode cache
+        with this dataset; :attr:`stats` and :attr:`info` still describe the whole dataset, and the rows of
+        :attr:`episodes` are kept as in ``meta/episodes`` (``dataset_from_index`` etc. index the whole dataset).
+
+        Args:
+            episodes: an ``int`` ``n``: the first ``n`` episodes of this view; or any iterable of integers
+                (list, tuple, ``range``, 1-D array): the original episode indices to keep, in the order given
+                (``[3, 0, 7]`` yields episode 3's frames first). Indices must be episodes of this view.
+
+        Returns:
+            A new :class:`EpisodeDataset` view; this one is unchanged.
 
         Raises:
-            ValueError: ``n`` is negative or larger than the number of episodes (the message says
-                how many exist).
+            ValueError: ``n`` is negative or larger than the number of episodes (the message says how many
+                exist); an index is not an integer, is negative, is repeated, or names an episode that is
+                not in this view (the message gives the valid range).
         """
-        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
-            raise ValueError(f"n must be a non-negative integer, got {n!r}")
-        if n > self.num_episodes:
-            raise ValueError(
-                f"asked for {n} episodes but {self.root} has only {self.num_episodes} "
-                f"({self.dataset_info.benchmark_task}, {self.dataset_info.split}); "
-                "collect more or ask for fewer"
-            )
+        if isinstance(episodes, int | np.integer) and not isinstance(episodes, bool):
+            n = int(episodes)
+            if n < 0:
+                raise ValueError(f"n must be a non-negative integer, got {n!r}")
+            if n > self.num_episodes:
+                raise ValueError(
+                    f"asked for {n} episodes but {self.root} has only {self.num_episodes} "
+                    f"({self.dataset_info.benchmark_task}, {self.dataset_info.split}); "
+                    "collect more or ask for fewer"
+                )
+            positions = list(range(n))
+        else:
+            positions = self._positions_of(episodes)
         view = object.__new__(EpisodeDataset)
         view.__dict__.update(self.__dict__)
-        view.episodes = self.episodes.iloc[: int(n)].reset_index(drop=True)
+        view.episodes = self.episodes.iloc[positions].reset_index(drop=True)
         view._set_lengths()
         return view
+
+    def _positions_of(self, episodes: Any) -> list[int]:
+        """Positions in this view of the original episode indices ``episodes`` (see :meth:`select_episodes`)."""
+        valid = self._valid_range()
+        if isinstance(episodes, bool | float | str | bytes) or not isinstance(episodes, Iterable):
+            raise ValueError(
+                f"episodes must be a count (int) or a list of episode indices in {valid}, got {episodes!r}"
+            )
+        items = list(np.asarray(episodes).reshape(-1)) if isinstance(episodes, np.ndarray) else list(episodes)
+        where = {int(e): i for i, e in enumerate(self._episode_ids)}
+        positions, seen = [], set()
+        for e in items:
+            if isinstance(e, bool) or not isinstance(e, int | np.integer):
+                raise ValueError(f"episode indices must be integers in {valid}, got {e!r}")
+            e = int(e)
+            if e < 0 or e not in where:
+                raise ValueError(f"episode index {e} does not exist: valid episode indices are {valid}")
+            if e in seen:
+                raise ValueError(f"episode index {e} is repeated; pass each episode once (valid: {valid})")
+            seen.add(e)
+            positions.append(where[e])
+        return positions
+
+    def _valid_range(self) -> str:
+        ids = sorted(int(e) for e in self._episode_ids)
+        where = f"{self.root} ({self.dataset_info.benchmark_task}, {self.dataset_info.split})"
+        if not ids:
+            return f"none ({where} has no episodes in this view)"
+        if ids == list(range(ids[0], ids[0] + len(ids))):
+            return f"{ids[0]}..{ids[-1]} ({len(ids)} episodes of {where})"
+        shown = ", ".join(map(str, ids[:20])) + (", ..." if len(ids) > 20 else "")
+        return f"[{shown}] (the {len(ids)} episodes of this view of {where})"
 
     # ------------------------------------------------------------------ frame access
     def __len__(self) -> int:
@@ -237,7 +295,10 @@ class EpisodeDataset:
             yield from self.episode_frames(ep)
 
     def episode_frames(self, ep: int) -> list[dict[str, Any]]:
-        """All frames of episode ``ep`` (0 <= ep < num_episodes), as dicts like ``ds[i]``.
+        """All frames of the ``ep``-th episode of this view (0 <= ep < num_episodes), as dicts like ``ds[i]``.
+
+        In a :meth:`select_episodes` view ``ep`` counts over the view; the frames carry the original
+        ``episode_index`` (= ``self.episode_indices[ep]``).
 
         Raises:
             IndexError: ``ep`` out of range.
@@ -272,7 +333,9 @@ class EpisodeDataset:
 
         return TorchEpisodeDataset(self)
 
-    def _episode(self, ep: int) -> dict[str, Any]:
+    def _episode(self, pos: int) -> dict[str, Any]:
+        # ``pos`` counts over this view; files and the (shared) cache are keyed by the original index.
+        ep = int(self._episode_ids[pos])
         if ep in self._cache:
             return self._cache[ep]
         path = self.root / self.dataset_info.episode_data_path(ep)
