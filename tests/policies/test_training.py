@@ -152,3 +152,205 @@ def test_normalization_refuses_unusable_stats():
            "observation.heightmap": {"mean": [0.0], "std": [0.01]}}
     with pytest.raises(ValueError, match="std > 0"):
         normalization_from_stats(bad)
+
+
+# ---------------------------------------------------------------------------- crash states (issue 7)
+def _log_rows(run):
+    """(header, rows) of a run's train_log.csv as raw CSV lists."""
+    lines = list(csv.reader((run / "train_log.csv").open(newline="")))
+    return lines[0], lines[1:]
+
+
+def _write_log(run, lines):
+    with (run / "train_log.csv").open("w", newline="") as f:
+        csv.writer(f).writerows(lines)
+
+
+def _state(directory):
+    import json
+
+    return json.loads((directory / "training_state.json").read_text())
+
+
+def _assert_clean_log(run, steps):
+    from vlarm.policies.training import LOG_HEADER
+
+    header, rows = _log_rows(run)
+    assert tuple(header) == LOG_HEADER
+    assert [int(r[0]) for r in rows] == list(range(1, steps + 1))
+    return rows
+
+
+def _mark_row(run, step, loss="0.12345"):
+    """Give the logged row of ``step`` a recognisable loss: it survives only if the rerun resumes past it."""
+    header, rows = _log_rows(run)
+    for r in rows:
+        if int(r[0]) == step:
+            r[1] = loss
+    _write_log(run, [header, *rows])
+
+
+def test_resume_restores_a_lost_header(tmp_path, fake_dataset):
+    """Killed before the first flush of the log (log_every > save_every), the log is empty or header-less."""
+    import dataclasses
+
+    run = tmp_path / "run"
+    train(_config(tmp_path, 2), dataset=fake_dataset)
+    header, rows = _log_rows(run)
+    _write_log(run, rows)  # header gone, rows 1-2 kept
+    _mark_row(run, 2)
+    train(_config(tmp_path, 4), dataset=fake_dataset)
+    rows = _assert_clean_log(run, 4)
+    assert rows[1][1] == "0.12345"
+    # an empty log (nothing flushed at all) gets its header back too
+    (run / "train_log.csv").write_text("")
+    train(dataclasses.replace(_config(tmp_path, 6), log_every=2), dataset=fake_dataset)
+    header, rows = _log_rows(run)
+    assert header[0] == "step" and [int(r[0]) for r in rows] == [6]
+
+
+def test_resume_drops_rows_logged_after_the_checkpoint(tmp_path, fake_dataset):
+    run = tmp_path / "run"
+    train(_config(tmp_path, 2), dataset=fake_dataset)
+    header, rows = _log_rows(run)
+    # a process killed after logging steps 3 (and a torn line of step 4) but before saving step 4
+    _write_log(run, [header, *rows, ["3", "99.0", "99.0", "99.0", "1.0", "1.0"], ["4", "0.5"]])
+    train(_config(tmp_path, 4), dataset=fake_dataset)
+    rows = _assert_clean_log(run, 4)
+    assert "99.0" not in rows[2]
+
+
+def test_resume_keeps_cpu_seconds_cumulative(tmp_path, fake_dataset):
+    import json
+
+    run = tmp_path / "run"
+    train(_config(tmp_path, 2), dataset=fake_dataset)
+    for name in ("last", "step_000002"):
+        path = run / "checkpoints" / name / "training_state.json"
+        state = json.loads(path.read_text())
+        assert 0 < state["process_cpu_seconds"] < 1000
+        state["process_cpu_seconds"] = 1000.0  # as if the first process had run for 1000 CPU-seconds
+        path.write_text(json.dumps(state))
+    train(_config(tmp_path, 4), dataset=fake_dataset)
+    rows = _assert_clean_log(run, 4)
+    cpu = [float(r[5]) for r in rows]
+    assert cpu[0] < 1000 <= cpu[2] <= cpu[3]
+    assert _state(run / "checkpoints/last")["process_cpu_seconds"] >= 1000
+
+    # a checkpoint from before the state recorded CPU time continues from the last logged value
+    for name in ("last", "step_000004"):
+        path = run / "checkpoints" / name / "training_state.json"
+        state = json.loads(path.read_text())
+        del state["process_cpu_seconds"]
+        path.write_text(json.dumps(state))
+    header, rows = _log_rows(run)
+    rows[3][5] = "5000.0"
+    _write_log(run, [header, *rows])
+    train(_config(tmp_path, 6), dataset=fake_dataset)
+    assert [float(r[5]) >= 5000 for r in _assert_clean_log(run, 6)[4:]] == [True, True]
+
+
+def _run_to_4(tmp_path, fake_dataset):
+    run = tmp_path / "run"
+    train(_config(tmp_path, 4), dataset=fake_dataset)
+    _mark_row(run, 4)
+    return run, run / "checkpoints"
+
+
+def _partial(directory, source):
+    """A checkpoint directory killed mid-write: weights there, training state missing."""
+    import shutil
+
+    directory.mkdir()
+    shutil.copy2(source / "config.json", directory / "config.json")
+    shutil.copy2(source / "model.safetensors", directory / "model.safetensors")
+
+
+def test_resume_from_last_tmp_when_last_is_missing(tmp_path, fake_dataset):
+    import shutil
+
+    run, ckpt = _run_to_4(tmp_path, fake_dataset)
+    shutil.rmtree(ckpt / "step_000004")  # only last.tmp holds step 4
+    (ckpt / "last").rename(ckpt / "last.tmp")
+    last = train(_config(tmp_path, 6), dataset=fake_dataset)
+    assert _assert_clean_log(run, 6)[3][1] == "0.12345"  # resumed at step 4, not from 0
+    assert _state(last)["step"] == 6 and not (ckpt / "last.tmp").exists() and not (ckpt / "last.old").exists()
+
+
+def test_resume_from_step_dir_when_last_and_last_tmp_are_broken(tmp_path, fake_dataset):
+    run, ckpt = _run_to_4(tmp_path, fake_dataset)
+    (ckpt / "last").rename(ckpt / "gone")
+    _partial(ckpt / "last.tmp", ckpt / "gone")
+    last = train(_config(tmp_path, 6), dataset=fake_dataset)
+    assert _assert_clean_log(run, 6)[3][1] == "0.12345"
+    assert _state(last)["step"] == 6 and _state(ckpt / "step_000006")["step"] == 6
+
+
+def test_resume_skips_a_partial_newest_step_dir(tmp_path, fake_dataset):
+    from vlarm.policies.training import find_resume_checkpoint
+
+    run, ckpt = _run_to_4(tmp_path, fake_dataset)
+    _partial(ckpt / "step_000006", ckpt / "last")
+    (ckpt / "step_000008").mkdir()
+    (ckpt / "step_000008" / "training_state.json").write_text('{"step": 8')  # torn JSON
+    for name in ("config.json", "model.safetensors", "training_state.safetensors"):
+        (ckpt / "step_000008" / name).write_bytes(b"")
+    best, incomplete = find_resume_checkpoint(ckpt)
+    assert best == ckpt / "last" and {p.name for p in incomplete} == {"step_000006", "step_000008"}
+    header, rows = _log_rows(run)
+    _write_log(run, [header, *rows, ["5", "99.0", "99.0", "99.0", "1.0", "1.0"]])
+    last = train(_config(tmp_path, 6), dataset=fake_dataset)
+    rows = _assert_clean_log(run, 6)
+    assert rows[3][1] == "0.12345" and "99.0" not in rows[4]
+    assert _state(ckpt / "step_000006")["step"] == 6 == _state(last)["step"]
+
+
+def test_kill_during_the_swap_of_last_loses_nothing(tmp_path, fake_dataset, monkeypatch):
+    """Interrupt the rename that puts last.tmp in place; the rerun continues from the step just saved."""
+    import os
+
+    from vlarm.policies import training
+
+    run, ckpt = tmp_path / "run", tmp_path / "run/checkpoints"
+    train(_config(tmp_path, 2), dataset=fake_dataset)
+    real = os.replace
+
+    def killed(src, dst):
+        if str(src).endswith("last.tmp"):
+            raise KeyboardInterrupt("killed")
+        real(src, dst)
+
+    monkeypatch.setattr(training.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(tmp_path, 4), dataset=fake_dataset)
+    monkeypatch.undo()
+    assert not (ckpt / "last").exists() and _state(ckpt / "last.tmp")["step"] == 4
+    assert _state(ckpt / "last.old")["step"] == 2
+    _mark_row(run, 4)
+    last = train(_config(tmp_path, 6), dataset=fake_dataset)
+    assert _assert_clean_log(run, 6)[3][1] == "0.12345"
+    assert _state(last)["step"] == 6
+    assert sorted(p.name for p in ckpt.iterdir()) == ["last", "step_000002", "step_000004", "step_000006"]
+
+
+def test_never_overwrites_a_run_with_checkpoints(tmp_path, fake_dataset):
+    import dataclasses
+    import shutil
+
+    from vlarm.policies.base import CheckpointError
+
+    run, ckpt = _run_to_4(tmp_path, fake_dataset)
+    before = (run / "train_log.csv").read_text()
+    with pytest.raises(ValueError, match="already holds a training run.*resume=True"):
+        train(dataclasses.replace(_config(tmp_path, 6), resume=False), dataset=fake_dataset)
+    # every checkpoint incomplete: refuse rather than restart from step 0 over the log
+    for name in ("last", "step_000002", "step_000004"):
+        (ckpt / name / "training_state.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="no complete checkpoint.*last, step_000002, step_000004"):
+        train(_config(tmp_path, 6), dataset=fake_dataset)
+    assert (run / "train_log.csv").read_text() == before
+    # a run killed in its very first save has only a .tmp: it starts again from step 0
+    shutil.rmtree(ckpt)
+    (ckpt / "step_000002.tmp").mkdir(parents=True)
+    train(_config(tmp_path, 2), dataset=fake_dataset)
+    _assert_clean_log(run, 2)

@@ -11,11 +11,16 @@ augmentation; exact for translations, an approximation for rotations since the b
 Output layout under ``out_dir``::
 
     train_log.csv                          step, loss, pick_loss, place_loss, seconds (wall, training steps),
-                                           process_cpu_seconds (CPU time of this process so far, all threads)
+                                           process_cpu_seconds (CPU time of the run so far, all threads, summed
+                                           over resumed processes)
     checkpoints/step_000500/               config.json, model.safetensors,
     checkpoints/last/                      training_state.safetensors, training_state.json
 
-A rerun with ``resume=True`` continues from ``checkpoints/last`` (optimizer and RNG state included).
+A rerun with ``resume=True`` continues from the newest *complete* checkpoint (normally ``checkpoints/last``;
+optimizer and RNG state included), so a kill at any moment loses at most the steps since the last save: every
+directory is written as ``<name>.tmp`` and swapped in with renames only (``<name>`` -> ``<name>.old``,
+``<name>.tmp`` -> ``<name>``), ``training_state.json`` is always the last file written, and on resume the log is
+cut back to the checkpoint's step (its header restored if a kill came before the first row).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -38,7 +44,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from vlarm.policies.augmentation import sample_perturbation, transform_pixels, warp_images
-from vlarm.policies.base import CheckpointError, Policy
+from vlarm.policies.base import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, Policy
 from vlarm.policies.factory import make_policy
 from vlarm.policies.pick_place import PickPlacePolicy
 from vlarm.policies.processing import frame_to_labels, normalization_from_stats
@@ -48,6 +54,10 @@ logger = logging.getLogger(__name__)
 LOG_NAME = "train_log.csv"
 STATE_JSON = "training_state.json"
 STATE_TENSORS = "training_state.safetensors"
+CHECKPOINT_FILES = (CONFIG_NAME, WEIGHTS_NAME, STATE_TENSORS, STATE_JSON)
+LOG_HEADER = ("step", "loss", "pick_loss", "place_loss", "seconds", "process_cpu_seconds")
+# Directories under checkpoints/ that may hold a checkpoint: last, step_NNNNNN and their .tmp/.old swap copies.
+_CHECKPOINT_DIR = re.compile(r"^(last|step_\d+)(\.tmp|\.old)?$")
 
 
 @dataclass
@@ -227,6 +237,98 @@ def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torc
     return tensors, state["param_groups"]
 
 
+def replace_dir(tmp: Path, directory: Path) -> Path:
+    """Make the finished directory ``tmp`` become ``directory`` by renames only, so that a kill at any moment
+    leaves a complete copy under one of ``directory``, ``<directory>.old`` or ``tmp``.
+
+    POSIX cannot rename over a non-empty directory, so the old one is first renamed to ``<directory>.old`` and
+    removed only after ``tmp`` is in place (the ``rmtree(directory); os.replace(tmp, directory)`` this replaces
+    left neither name complete if killed in the rmtree).
+
+    Args:
+        tmp: a complete directory on the same file system.
+        directory: destination; an existing one is replaced.
+
+    Returns:
+        ``directory``.
+
+    Raises:
+        OSError: a rename failed (e.g. ``tmp`` is missing).
+    """
+    old = directory.with_name(directory.name + ".old")
+    if directory.exists():
+        shutil.rmtree(old, ignore_errors=True)  # a stale copy from an earlier kill; ``directory`` is complete
+        os.replace(directory, old)
+    os.replace(tmp, directory)
+    shutil.rmtree(old, ignore_errors=True)
+    return directory
+
+
+def copy_checkpoint(source: Path, directory: Path) -> Path:
+    """Copy a checkpoint directory crash-safely: into ``<directory>.tmp`` with ``training_state.json`` last (so a
+    partial copy is never taken for a complete one), then swapped in by :func:`replace_dir`.
+
+    Returns:
+        ``directory``.
+
+    Raises:
+        OSError: reading ``source`` or writing next to ``directory`` failed.
+    """
+    tmp = directory.with_name(directory.name + ".tmp")
+    if source.resolve() == directory.resolve():
+        return directory
+    if source.resolve() == tmp.resolve():
+        return replace_dir(tmp, directory)
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp, ignore=shutil.ignore_patterns(STATE_JSON))
+    if (source / STATE_JSON).is_file():
+        shutil.copy2(source / STATE_JSON, tmp / STATE_JSON)
+    return replace_dir(tmp, directory)
+
+
+def checkpoint_step(directory: Path) -> int | None:
+    """The training step of a complete resumable checkpoint, or ``None`` if ``directory`` is not one.
+
+    Complete means every file of :data:`CHECKPOINT_FILES` is present, ``config.json`` is valid JSON and
+    ``training_state.json`` (written last by :func:`save_checkpoint`) is a JSON object with an integer ``step``.
+    """
+    if not all((directory / name).is_file() for name in CHECKPOINT_FILES):
+        return None
+    try:
+        json.loads((directory / CONFIG_NAME).read_text())
+        state = json.loads((directory / STATE_JSON).read_text())
+        return int(state["step"]) if isinstance(state, dict) and isinstance(state.get("step"), int) else None
+    except (OSError, ValueError):
+        return None
+
+
+def find_resume_checkpoint(ckpt_dir: Path) -> tuple[Path | None, list[Path]]:
+    """The newest complete checkpoint under ``ckpt_dir`` (``last``, ``step_NNNNNN``, or a complete ``.tmp`` /
+    ``.old`` copy left by a kill during a swap), judged by :func:`checkpoint_step`.
+
+    At equal steps ``last`` is preferred, then ``step_NNNNNN``, then the swap copies.
+
+    Returns:
+        ``(best or None, incomplete)``: ``incomplete`` lists the ``last`` / ``step_NNNNNN`` directories (not the
+        ``.tmp`` / ``.old`` ones) that are not complete.
+    """
+    if not ckpt_dir.is_dir():
+        return None, []
+    ranked, incomplete = [], []
+    for path in sorted(ckpt_dir.iterdir()):
+        match = _CHECKPOINT_DIR.match(path.name)
+        if not match or not path.is_dir():
+            continue
+        step = checkpoint_step(path)
+        if step is None:
+            if not match.group(2):
+                incomplete.append(path)
+            continue
+        rank = {".tmp": 1, ".old": 0}.get(match.group(2) or "", 3 if match.group(1) == "last" else 2)
+        ranked.append((step, rank, path))
+    return (max(ranked)[2] if ranked else None), incomplete
+
+
 def save_checkpoint(
     directory: Path,
     policy: Policy,
@@ -235,8 +337,22 @@ def save_checkpoint(
     rng: np.random.Generator,
     seconds: float,
     config: TrainConfig,
+    process_cpu_seconds: float = 0.0,
 ) -> Path:
     """Write a resumable checkpoint (policy + optimizer + RNG state) atomically into ``directory``.
+
+    Everything is written into ``<directory>.tmp`` (``training_state.json`` last), then swapped in with
+    :func:`replace_dir`, so ``directory`` is never seen half-written.
+
+    Args:
+        directory: destination (``checkpoints/step_NNNNNN``).
+        policy: the policy (``save_pretrained``: config + trainable weights).
+        optimizer: its optimizer (state tensors and param groups).
+        rng: the loop's numpy generator (torch's global RNG state is saved too).
+        step: optimisation steps done.
+        seconds: wall-clock seconds spent in training steps so far (all resumed processes).
+        config: the run's settings (stored for :func:`_check_same_run`).
+        process_cpu_seconds: CPU seconds of the run so far (all threads, all resumed processes).
 
     Returns:
         ``directory``.
@@ -250,14 +366,13 @@ def save_checkpoint(
     state = {
         "step": step,
         "seconds": seconds,
+        "process_cpu_seconds": process_cpu_seconds,
         "numpy_rng_state": rng.bit_generator.state,
         "param_groups": groups,
         "train_config": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()},
     }
     (tmp / STATE_JSON).write_text(json.dumps(state, indent=2) + "\n")
-    shutil.rmtree(directory, ignore_errors=True)
-    os.replace(tmp, directory)
-    return directory
+    return replace_dir(tmp, directory)
 
 
 def load_training_state(directory: Path, optimizer: torch.optim.Optimizer, rng: np.random.Generator) -> dict:
@@ -282,6 +397,50 @@ def load_training_state(directory: Path, optimizer: torch.optim.Optimizer, rng: 
     torch.set_rng_state(tensors["torch_rng_state"])
     rng.bit_generator.state = state["numpy_rng_state"]
     return state
+
+
+def prepare_log(log_path: Path, step: int) -> float | None:
+    """Make ``train_log.csv`` fit a run that continues after ``step``: the header first, then only the rows with
+    steps ``1..step`` in strictly increasing order (rows logged after the checkpoint, by a process killed before
+    its next save, are dropped; so are torn or unparsable lines). Rewritten atomically (``.tmp`` + rename).
+
+    Args:
+        log_path: the run's ``train_log.csv`` (need not exist).
+        step: the checkpoint's step (0 for a fresh run: header only).
+
+    Returns:
+        ``process_cpu_seconds`` of the last row kept, or ``None`` (no row kept, or the column is empty), which
+        resumes the CPU count of checkpoints written before the training state recorded it.
+    """
+    rows: list[list[str]] = []
+    if log_path.is_file():
+        with log_path.open(newline="") as f:
+            lines = list(csv.reader(f))
+        columns = list(LOG_HEADER)
+        if lines and lines[0] and lines[0][0] == "step":
+            columns, lines = lines[0], lines[1:]
+        last = 0
+        for line in lines:
+            if len(line) != len(columns):
+                continue
+            record = dict(zip(columns, line, strict=True))
+            try:
+                row_step = int(record["step"])
+            except (KeyError, ValueError):
+                continue
+            if last < row_step <= step:
+                rows.append([record.get(name, "") for name in LOG_HEADER])
+                last = row_step
+    tmp = log_path.with_name(log_path.name + ".tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(LOG_HEADER)
+        writer.writerows(rows)
+    os.replace(tmp, log_path)
+    try:
+        return float(rows[-1][-1]) if rows else None
+    except ValueError:
+        return None
 
 
 def auto_threads() -> int:
@@ -340,12 +499,19 @@ def train(config: TrainConfig, dataset: Any | None = None) -> Path:
         dataset: optional object with the ``EpisodeDataset`` interface (``select_episodes``, ``len``,
             ``[i]``); by default ``vlarm.data.EpisodeDataset`` over ``config.data_dir`` (``/ config.task`` if present).
 
+    With ``config.resume`` the run continues from the newest complete checkpoint (:func:`find_resume_checkpoint`),
+    restores it as ``checkpoints/last`` if a kill left that missing or older, and cuts ``train_log.csv`` back to
+    its step (:func:`prepare_log`); ``process_cpu_seconds`` continues from the value stored in the checkpoint.
+
     Returns:
         ``Path`` of the last checkpoint directory, loadable with ``vlarm.policies.load_policy``.
 
     Raises:
-        ValueError: empty dataset or image size mismatch; CheckpointError: unreadable resume checkpoint.
+        ValueError: empty dataset or image size mismatch; a run with other settings in ``out_dir``; a complete
+            checkpoint in ``out_dir`` with ``resume=False``.
+        CheckpointError: unreadable resume checkpoint; ``checkpoints/`` holds only incomplete checkpoints.
     """
+    cpu_start = time.process_time()
     threads = int(config.threads) if config.threads > 0 else auto_threads()
     torch.set_num_threads(threads)
     logger.info("training with %d torch threads", threads)
@@ -363,10 +529,21 @@ def train(config: TrainConfig, dataset: Any | None = None) -> Path:
         dataset = dataset.select_episodes(int(config.demos))
 
     rng = np.random.default_rng(config.seed)
-    resuming = config.resume and (last_dir / STATE_JSON).is_file()
+    resume_dir, incomplete = find_resume_checkpoint(ckpt_dir)
+    if resume_dir is not None and not config.resume:
+        raise ValueError(f"{out_dir} already holds a training run (checkpoint {resume_dir.name}); pass resume=True "
+                         "to continue it, or a new out_dir to start a fresh run")
+    if resume_dir is None and incomplete:
+        raise CheckpointError(f"{ckpt_dir} holds no complete checkpoint ({', '.join(p.name for p in incomplete)} "
+                              f"lack files of {list(CHECKPOINT_FILES)}); move {ckpt_dir} away to start the run "
+                              "again from step 0, or pass a new out_dir")
+    resuming = resume_dir is not None
     torch.manual_seed(config.seed)
     if resuming:
-        _check_same_run(last_dir, config)
+        _check_same_run(resume_dir, config)
+        if resume_dir != last_dir:  # a kill during a save: put the newest complete checkpoint back in place
+            logger.warning("resuming from %s (checkpoints/last is missing or older)", resume_dir)
+            copy_checkpoint(resume_dir, last_dir)
         policy = Policy.from_pretrained(last_dir)
     else:
         policy = make_policy(config.policy, **_normalization_overrides(config, dataset),
@@ -374,21 +551,24 @@ def train(config: TrainConfig, dataset: Any | None = None) -> Path:
     policy.train()
     params = [p for p in policy.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    step, seconds = 0, 0.0
+    step, seconds, cpu_base = 0, 0.0, 0.0
     if resuming:
         state = load_training_state(last_dir, optimizer, rng)
         step, seconds = int(state["step"]), float(state["seconds"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log_path = out_dir / LOG_NAME
+    logged_cpu = prepare_log(log_path, step)
+    if resuming:
+        cpu_base = float(state.get("process_cpu_seconds", logged_cpu or 0.0))
     if step >= config.steps:
         return last_dir
 
+    def run_cpu_seconds() -> float:
+        return cpu_base + time.process_time() - cpu_start
+
     store = FrameStore(dataset, policy, cache_features=config.cache_features)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    log_path = out_dir / LOG_NAME
-    new_log = not (resuming and log_path.is_file())
-    log_file = log_path.open("w" if new_log else "a", newline="")
+    log_file = log_path.open("a", newline="")
     writer = csv.writer(log_file)
-    if new_log:
-        writer.writerow(["step", "loss", "pick_loss", "place_loss", "seconds", "process_cpu_seconds"])
     window: list[dict] = []
     bar = tqdm(
         total=config.steps,
@@ -419,7 +599,7 @@ def train(config: TrainConfig, dataset: Any | None = None) -> Path:
                         f"{mean['pick_loss']:.5f}",
                         f"{mean['place_loss']:.5f}",
                         f"{seconds:.2f}",
-                        f"{time.process_time():.1f}",
+                        f"{run_cpu_seconds():.1f}",
                     ]
                 )
                 log_file.flush()
@@ -431,12 +611,9 @@ def train(config: TrainConfig, dataset: Any | None = None) -> Path:
                 window = []
             if step % config.save_every == 0 or step == config.steps:
                 ckpt_dir.mkdir(parents=True, exist_ok=True)
-                step_dir = save_checkpoint(ckpt_dir / f"step_{step:06d}", policy, optimizer, step, rng, seconds, config)
-                tmp_last = ckpt_dir / "last.tmp"
-                shutil.rmtree(tmp_last, ignore_errors=True)
-                shutil.copytree(step_dir, tmp_last)
-                shutil.rmtree(last_dir, ignore_errors=True)
-                os.replace(tmp_last, last_dir)
+                step_dir = save_checkpoint(ckpt_dir / f"step_{step:06d}", policy, optimizer, step, rng, seconds, config,
+                                           process_cpu_seconds=run_cpu_seconds())
+                copy_checkpoint(step_dir, last_dir)
     finally:
         bar.close()
         log_file.close()
