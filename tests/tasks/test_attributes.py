@@ -1,6 +1,17 @@
 import pytest
 
-from vlarm.tasks.attributes import EVAL_COLORS, TRAIN_COLORS, color_rgb, colors_for, seed_split, split_seed
+import numpy as np
+
+from vlarm.tasks.attributes import (
+    EVAL_COLORS,
+    MAX_VAL_EPISODES,
+    TRAIN_COLORS,
+    color_rgb,
+    colors_for,
+    seed_index,
+    seed_split,
+    split_seed,
+)
 
 
 def test_clipport_colour_splits():
@@ -23,3 +34,34 @@ def test_errors_name_valid_values():
         split_seed("dev", 0)
     with pytest.raises(ValueError, match="known colours: blue, red"):
         color_rgb("magenta")
+
+
+def test_val_index_6000_is_refused_not_a_test_seed():
+    """Issue 7 item 2: split_seed("val", 6000) used to equal a test seed."""
+    with pytest.raises(ValueError, match="val has 5000 episodes"):
+        split_seed("val", 6000)
+    assert split_seed("val", MAX_VAL_EPISODES - 1) == 9999
+
+
+@pytest.mark.parametrize("split", ["train", "val", "test"])
+def test_seed_split_inverts_split_seed_for_many_indices(split):
+    rng = np.random.default_rng(0)
+    limit = MAX_VAL_EPISODES if split == "val" else 10**9
+    indices = [0, 1, 4999, limit - 1, *rng.integers(0, limit, 2000).tolist()]
+    for i in indices:
+        seed = split_seed(split, i)
+        assert seed_split(seed) == split
+        assert seed_index(seed) == i
+
+
+def test_split_seed_sets_are_disjoint():
+    n = 20000
+    train = {split_seed("train", i) for i in range(n)}
+    val = {split_seed("val", i) for i in range(MAX_VAL_EPISODES)}
+    test = {split_seed("test", i) for i in range(n)}
+    assert not (train & val) and not (train & test) and not (val & test)
+    # every non-negative seed belongs to exactly one split, and is that split's seed of its own index
+    for seed in range(0, 3 * n, 7):
+        assert split_seed(seed_split(seed), seed_index(seed)) == seed
+    with pytest.raises(ValueError):
+        seed_split(-1)

@@ -60,23 +60,50 @@ def color_rgb(name: str) -> tuple[float, float, float]:
     return COLORS[name]
 
 
+#: Val seeds are the odd numbers below :data:`TEST_SEED_OFFSET`, so a split holds at most this many val episodes.
+TEST_SEED_OFFSET = 10000
+MAX_VAL_EPISODES = TEST_SEED_OFFSET // 2
+
+
 def split_seed(split: str, index: int) -> int:
     """Seed of the ``index``-th episode of a split (CLIPort convention).
 
-    Train seeds are even (0, 2, 4, ...), val seeds odd (1, 3, 5, ...), test seeds odd and offset by 10000
-    (10001, 10003, ...).
+    Train seeds are even (0, 2, 4, ...), val seeds odd below 10000 (1, 3, ..., 9999), test seeds odd from 10001
+    (10001, 10003, ...). The three sets are disjoint for every valid index: train has no upper limit, nor has
+    test; val stops at :data:`MAX_VAL_EPISODES` (5000) episodes, where its next seed would be a test seed.
 
     Raises:
-        ValueError: for an unknown split or a negative index.
+        ValueError: for an unknown split, a negative index, or a val index >= 5000.
     """
     check_split(split)
+    index = int(index)
     if index < 0:
         raise ValueError(f"episode index must be >= 0, got {index}")
-    return {"train": 2 * index, "val": 2 * index + 1, "test": 10000 + 2 * index + 1}[split]
+    if split == "val" and index >= MAX_VAL_EPISODES:
+        raise ValueError(f"val has {MAX_VAL_EPISODES} episodes (indices 0-{MAX_VAL_EPISODES - 1}); index {index} "
+                         f"would reuse a test seed")
+    return {"train": 2 * index, "val": 2 * index + 1, "test": TEST_SEED_OFFSET + 2 * index + 1}[split]
 
 
 def seed_split(seed: int) -> str:
-    """The split a seed belongs to under :func:`split_seed`'s convention."""
-    if seed >= 10000:
-        return "test"
-    return "train" if seed % 2 == 0 else "val"
+    """The split a seed belongs to under :func:`split_seed`'s convention (its inverse for every seed >= 0).
+
+    Raises:
+        ValueError: for a negative seed.
+    """
+    seed = int(seed)
+    if seed < 0:
+        raise ValueError(f"seeds are >= 0, got {seed}")
+    if seed % 2 == 0:
+        return "train"
+    return "val" if seed < TEST_SEED_OFFSET else "test"
+
+
+def seed_index(seed: int) -> int:
+    """The episode index of a seed within its split: ``split_seed(seed_split(seed), seed_index(seed)) == seed``.
+
+    Raises:
+        ValueError: for a negative seed.
+    """
+    split = seed_split(seed)
+    return {"train": seed // 2, "val": (seed - 1) // 2, "test": (seed - TEST_SEED_OFFSET - 1) // 2}[split]
