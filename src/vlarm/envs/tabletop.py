@@ -7,8 +7,10 @@ Observation (a ``Dict`` space):
 Action (a ``Dict`` space): ``pick_pose`` and ``place_pose``, each ``(7,)`` float32 = position (metres) +
 quaternion xyzw; the quaternion is normalised (a zero quaternion means no rotation).
 
-Rewards follow the task (partial credit, summing to 1 over an episode); ``terminated`` when the task is done,
-``truncated`` after the task's step budget (CLIPort: one mistake allowed).
+Rewards follow the task: partial credit judged on the current state of every goal, so they sum to the final
+progress (at most 1) and a step that undoes earlier progress earns a negative reward (``vlarm.tasks.base``).
+``terminated`` when every goal is met, ``truncated`` after the task's step budget (CLIPort: one mistake allowed).
+As gymnasium requires, an episode that has ended must be ``reset()`` before the next ``step()``.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ class TabletopEnv(gym.Env):
         self.steps = 0
         self.total_reward = 0.0
         self.seed_value: int | None = None
+        self._ended = False
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -105,7 +108,7 @@ class TabletopEnv(gym.Env):
         scene_rng = np.random.default_rng([self.seed_value, 0])
         self._oracle_rng = np.random.default_rng([self.seed_value, 1])
         instruction = self.task.reset(self.scene, scene_rng, split, goal)
-        self.steps, self.total_reward = 0, 0.0
+        self.steps, self.total_reward, self._ended = 0, 0.0, False
         self._sim_obs = self.scene.observe()
         return self._observation(), {"seed": self.seed_value, "split": split, "instruction": instruction}
 
@@ -116,15 +119,19 @@ class TabletopEnv(gym.Env):
             action: ``{"pick_pose": (7,), "place_pose": (7,)}``.
 
         Returns:
-            ``(observation, reward, terminated, truncated, info)``; info has ``total_reward``, ``success``
-            (total reward > 0.99), ``primitive_failure`` (None or the primitive's failure code) and
-            ``primitive_message``.
+            ``(observation, reward, terminated, truncated, info)``; info has ``total_reward`` (progress of the
+            current state), ``success`` (total reward > 0.99 now), ``primitive_failure`` (None or the primitive's
+            failure code) and ``primitive_message``.
 
         Raises:
             ValueError: if a pose is malformed.
+            RuntimeError: before the first ``reset()``, or after the episode terminated or was truncated.
         """
         if self._sim_obs is None:
             raise RuntimeError("call reset() before step()")
+        if self._ended:
+            raise RuntimeError(f"the episode ended after {self.steps} steps (terminated or truncated); call reset() "
+                               "before step()")
         pick, place = _normalise_pose(action["pick_pose"]), _normalise_pose(action["place_pose"])
         result = pick_place(self.scene, pick, place)
         self.steps += 1
@@ -133,6 +140,7 @@ class TabletopEnv(gym.Env):
         self._sim_obs = self.scene.observe()
         terminated = self.task.done()
         truncated = not terminated and self.steps >= self.task.max_steps
+        self._ended = terminated or truncated
         info.update(total_reward=self.total_reward, success=self.total_reward > SUCCESS_THRESHOLD,
                     primitive_failure=result.failure, primitive_message=result.message,
                     grasped=result.grasped_body is not None, steps=self.steps)

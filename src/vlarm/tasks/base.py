@@ -1,9 +1,15 @@
 """Task base class: goals, language, reward and the oracle (Ravens ``Task``; CLIPort Sec. 4.1).
 
 A goal lists objects, the targets each may match, whether several objects may share a target (``replace``),
-whether yaw matters, the metric and the reward it is worth. Per-step rewards give partial credit and sum to
-the goals' total (1); an episode is done when no goals remain, the reward exceeds 0.99, or the step budget runs
-out.
+whether yaw matters, the metric and the reward it is worth. Goals are sequential, as in Ravens: the oracle works
+on the first goal that is not met.
+
+Progress is judged on the *current* state of every goal, never banked: it is the sum over goals of each goal's
+partial credit now (``max_reward`` times the share of its objects on a matching target). A step's reward is the change in progress since the previous step, so step rewards always sum to the final
+progress, and a step that undoes earlier work (a toppled stack, a block pulled out of its bowl) earns a
+*negative* reward. (Ravens popped a goal once met and kept its reward forever, so a stack knocked over later still
+counted as built.) An episode is done when every goal is met in the current state; success is a final progress
+above :data:`SUCCESS_THRESHOLD`.
 """
 
 from __future__ import annotations
@@ -75,7 +81,7 @@ class Task:
     goals: list[Goal] = field(default_factory=list)
     lang_goal: str = ""
     max_steps: int = 10
-    progress: float = 0.0
+    progress: float = 0.0  # progress of the state at the last reward() call
     _rewards: float = 0.0
     scene: Scene | None = None
     split: str = "train"
@@ -135,28 +141,40 @@ class Task:
                     break
         return reward
 
-    def reward(self) -> tuple[float, dict]:
-        """Reward earned since the last call, and info.
+    def progress_now(self) -> tuple[float, int]:
+        """Progress in [0, 1] of the current scene state, and the index of the first goal not met.
+
+        Progress is the sum of every goal's partial credit in the current state; a goal is met when its credit
+        is within 0.01 of its ``max_reward``. Nothing is remembered from earlier steps.
 
         Returns:
-            ``(step_reward, info)``; step rewards over an episode sum to the total progress in [0, 1].
-            ``info`` has ``total_reward`` (progress so far) and ``goals_left``.
+            ``(progress, first_unmet)`` where ``first_unmet == len(self.goals)`` when every goal is met.
         """
-        step = 0.0
-        if self.goals:
-            goal = self.goals[0]
-            step = self._goal_reward(goal)
-            if abs(goal.max_reward - step) < 0.01:
-                self.progress += goal.max_reward
-                self.goals.pop(0)
-                step = 0.0
-        total = self.progress + step
+        total, first_unmet = 0.0, len(self.goals)
+        for i, goal in enumerate(self.goals):
+            credit = self._goal_reward(goal)
+            total += credit
+            if first_unmet == len(self.goals) and abs(goal.max_reward - credit) >= 0.01:
+                first_unmet = i
+        return total, first_unmet
+
+    def reward(self) -> tuple[float, dict]:
+        """Reward earned since the last call (final-state judgement, see the module docstring), and info.
+
+        Returns:
+            ``(step_reward, info)``; step rewards over an episode sum to the final progress in [0, 1] and are
+            negative when a step undoes progress. ``info`` has ``total_reward`` (progress of the current state)
+            and ``goals_left`` (goals from the first unmet one on, in order).
+        """
+        total, first_unmet = self.progress_now()
+        self.progress = total
         delta, self._rewards = total - self._rewards, total
-        return delta, {"total_reward": total, "goals_left": len(self.goals)}
+        return delta, {"total_reward": total, "goals_left": len(self.goals) - first_unmet}
 
     def done(self) -> bool:
-        """True when every goal is met (or total reward > 0.99)."""
-        return not self.goals or self._rewards > SUCCESS_THRESHOLD
+        """True when every goal is met in the current state (or its progress exceeds 0.99)."""
+        total, first_unmet = self.progress_now()
+        return first_unmet == len(self.goals) or total > SUCCESS_THRESHOLD
 
     # ------------------------------------------------------------------ oracle
     def oracle(self, obs: Observation, rng: np.random.Generator) -> Action:
@@ -173,9 +191,10 @@ class Task:
         Raises:
             TaskError: if no goal is left or no object to pick is visible.
         """
-        if not self.goals:
+        _, first_unmet = self.progress_now()
+        if first_unmet == len(self.goals):
             raise TaskError("no goals left")
-        goal = self.goals[0]
+        goal = self.goals[first_unmet]
         matches = goal.matches.copy()
         poses = [self.scene.pose(b) for b in goal.objects]
         if not goal.replace:
