@@ -98,7 +98,8 @@ def test_step_after_termination_is_refused():
             _, _, terminated, truncated, info = env.step(env.oracle_action())
         assert info["success"]
         with pytest.raises(RuntimeError, match="call reset"):
-            env.step({"pick_pose": np.array([0.5, 0, 0.05, 0, 0, 0, 1]), "place_pose": np.array([0.5, 0.1, 0.05, 0, 0, 0, 1])})
+            pose = np.array([0.5, 0, 0.05, 0, 0, 0, 1])
+            env.step({"pick_pose": pose, "place_pose": pose})
         env.reset(seed=2)                                        # reset makes stepping legal again
         _, _, _, _, info = env.step(env.oracle_action())
         assert info["steps"] == 1

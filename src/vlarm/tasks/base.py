@@ -5,11 +5,11 @@ whether yaw matters, the metric and the reward it is worth. Goals are sequential
 on the first goal that is not met.
 
 Progress is judged on the *current* state of every goal, never banked: it is the sum over goals of each goal's
-partial credit now (``max_reward`` times the share of its objects on a matching target). A step's reward is the change in progress since the previous step, so step rewards always sum to the final
-progress, and a step that undoes earlier work (a toppled stack, a block pulled out of its bowl) earns a
-*negative* reward. (Ravens popped a goal once met and kept its reward forever, so a stack knocked over later still
-counted as built.) An episode is done when every goal is met in the current state; success is a final progress
-above :data:`SUCCESS_THRESHOLD`.
+partial credit now (``max_reward`` times the share of its objects on a matching target). A step's reward is the
+change in progress since the previous step, so step rewards always sum to the final progress, and a step that
+undoes earlier work (a toppled stack, a block pulled out of its bowl) earns a *negative* reward. (Ravens popped a
+goal once met and kept its reward forever, so a stack knocked over later still counted as built.) An episode is
+done when every goal is met in the current state; success is a final progress above :data:`SUCCESS_THRESHOLD`.
 """
 
 from __future__ import annotations
