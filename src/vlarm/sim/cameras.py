@@ -7,10 +7,36 @@ The three default cameras (front, left, right) mimic the RealSense D415 set-up o
 from __future__ import annotations
 
 import functools
+import math
+import numbers
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pybullet as p
+
+#: Name of the renderer :func:`render` uses: PyBullet's CPU TinyRenderer (``p.ER_TINY_RENDERER``). Datasets record
+#: it (``meta/info.json`` ``renderer``) so that images of another renderer (e.g. EGL) are told apart.
+RENDERER = "tiny"
+_PYBULLET_RENDERERS = {"tiny": p.ER_TINY_RENDERER}
+
+
+def _finite_numbers(value: Any, n: int) -> tuple[float, ...] | None:
+    """``value`` as ``n`` finite floats, or None if it is not that (bools are not numbers here)."""
+    try:
+        items = tuple(value)
+    except TypeError:
+        return None
+    if len(items) != n or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in items):
+        return None
+    floats = tuple(float(v) for v in items)
+    return floats if all(math.isfinite(v) for v in floats) else None
+
+
+def _check_scale(scale: Any) -> float:
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not math.isfinite(scale) or scale <= 0:
+        raise ValueError(f"camera scale must be a finite number > 0 (1.0 = 480x640), got {scale!r}")
+    return float(scale)
 
 
 @dataclass(frozen=True)
@@ -24,6 +50,15 @@ class CameraConfig:
         position: camera centre in world coordinates, metres.
         rotation: camera orientation as XYZ Euler angles in radians (z axis looks along the view).
         z_range: ``(near, far)`` clipping planes in metres; near must be > 0.
+
+    Every field is validated at construction (sequences are stored as tuples of ``int`` / ``float``), because a
+    bad camera renders silently wrong images (near <= 0 or far <= near gives all-NaN depth and an all-zero
+    heightmap).
+
+    Raises:
+        ValueError: naming the camera, the field and its valid range: ``name`` a non-empty string,
+            ``image_size`` two integers >= 1, ``focal_length`` finite > 0 px, ``position`` / ``rotation`` three
+            finite numbers (m / rad), ``z_range`` finite with 0 < near < far (m).
     """
 
     name: str
@@ -33,8 +68,49 @@ class CameraConfig:
     rotation: tuple[float, float, float] = (np.pi / 4, np.pi, -np.pi / 2)
     z_range: tuple[float, float] = (0.01, 10.0)
 
+    def __post_init__(self) -> None:
+        """Validate and normalise every field (see the class docstring for the ranges)."""
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"camera name must be a non-empty string, got {self.name!r}")
+        where = f"camera {self.name!r}"
+        try:
+            size = tuple(self.image_size)
+        except TypeError:
+            size = ()
+        if len(size) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1
+                                     for v in size):
+            raise ValueError(f"{where}: image_size must be (height, width), two integers >= 1 pixels, "
+                             f"got {self.image_size!r}")
+        focal = self.focal_length
+        if isinstance(focal, bool) or not isinstance(focal, numbers.Real) or not math.isfinite(focal) or focal <= 0:
+            raise ValueError(f"{where}: focal_length must be a finite number > 0 pixels, got {focal!r}")
+        fields: dict[str, Any] = {"image_size": tuple(int(v) for v in size), "focal_length": float(focal)}
+        for name, unit in (("position", "metres"), ("rotation", "radians, XYZ Euler")):
+            value = _finite_numbers(getattr(self, name), 3)
+            if value is None:
+                raise ValueError(f"{where}: {name} must be three finite numbers ({unit}), got {getattr(self, name)!r}")
+            fields[name] = value
+        z_range = _finite_numbers(self.z_range, 2)
+        if z_range is None or not 0 < z_range[0] < z_range[1]:
+            raise ValueError(f"{where}: z_range must be (near, far) finite metres with 0 < near < far, "
+                             f"got {self.z_range!r}")
+        fields["z_range"] = z_range
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready parameters (the name excluded): ``image_size`` [H, W] px, ``focal_length`` px, ``position``
+        [x, y, z] m, ``rotation`` XYZ Euler rad, ``z_range`` [near, far] m (as recorded in a dataset's info.json)."""
+        return {"image_size": list(self.image_size), "focal_length": self.focal_length,
+                "position": list(self.position), "rotation": list(self.rotation), "z_range": list(self.z_range)}
+
     def scaled(self, scale: float) -> CameraConfig:
-        """Return the same camera at ``scale`` times the resolution (same field of view)."""
+        """Return the same camera at ``scale`` times the resolution (same field of view).
+
+        Raises:
+            ValueError: ``scale`` is not a finite number > 0, or the scaled image would be under 1 pixel.
+        """
+        scale = _check_scale(scale)
         h, w = self.image_size
         return replace(self, image_size=(int(round(h * scale)), int(round(w * scale))),
                        focal_length=self.focal_length * scale)
@@ -60,12 +136,17 @@ DEFAULT_CAMERAS: tuple[CameraConfig, ...] = (
 
 
 def default_cameras(scale: float = 1.0) -> tuple[CameraConfig, ...]:
-    """Return :data:`DEFAULT_CAMERAS` at ``scale`` times 480x640 (same field of view)."""
+    """Return :data:`DEFAULT_CAMERAS` at ``scale`` times 480x640 (same field of view).
+
+    Raises:
+        ValueError: ``scale`` is not a finite number > 0, or gives images under 1 pixel.
+    """
+    scale = _check_scale(scale)
     return DEFAULT_CAMERAS if scale == 1.0 else tuple(c.scaled(scale) for c in DEFAULT_CAMERAS)
 
 
 def render(client: int, camera: CameraConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Render one camera with PyBullet's CPU TinyRenderer.
+    """Render one camera with PyBullet's CPU TinyRenderer (:data:`RENDERER`).
 
     Args:
         client: PyBullet physics client id.
@@ -87,7 +168,7 @@ def render(client: int, camera: CameraConfig) -> tuple[np.ndarray, np.ndarray, n
     proj = p.computeProjectionMatrixFOV(fov_y, w / h, near, far)
     _, _, rgba, zbuffer, seg = p.getCameraImage(
         width=w, height=h, viewMatrix=view, projectionMatrix=proj, shadow=0,
-        renderer=p.ER_TINY_RENDERER, physicsClientId=client,
+        renderer=_PYBULLET_RENDERERS[RENDERER], physicsClientId=client,
     )
     rgb = np.asarray(rgba, dtype=np.uint8).reshape(h, w, 4)[..., :3]
     zbuffer = np.asarray(zbuffer, dtype=np.float32).reshape(h, w)

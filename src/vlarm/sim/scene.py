@@ -20,6 +20,32 @@ from vlarm.sim.transforms import Pose
 TIMESTEP = 1.0 / 240.0
 
 
+class ObservationError(ValueError):
+    """An observation array holds NaN or inf (a renderer or fusion fault); raised by :meth:`Scene.observe`."""
+
+
+def check_finite(array: np.ndarray, what: str) -> np.ndarray:
+    """Return ``array`` unchanged if every value is finite (integer arrays always are).
+
+    Args:
+        array: any numpy array (e.g. ``(H, W)`` float32 depth in metres).
+        what: what the array is, for the message (e.g. ``"depth of camera 'front'"``).
+
+    Raises:
+        ObservationError: naming ``what``, how many values are NaN / inf, and the first bad pixel.
+    """
+    array = np.asarray(array)
+    if not np.issubdtype(array.dtype, np.inexact):
+        return array
+    bad = ~np.isfinite(array)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ObservationError(
+            f"{what} has {int(np.isnan(array).sum())} NaN and {int(np.isinf(array).sum())} inf values of "
+            f"{array.size} (first at pixel {first}); check the camera's z_range (0 < near < far) and the renderer")
+    return array
+
+
 @dataclass
 class SceneObject:
     """Book-keeping for one object in the scene.
@@ -154,7 +180,11 @@ class Scene:
             render_cameras: if False, return an empty observation (for speed when nothing needs it).
 
         Returns:
-            An :class:`Observation`.
+            An :class:`Observation`; every array in it is finite.
+
+        Raises:
+            ObservationError: a camera's rgb or depth, or the fused heightmap or colour map, holds NaN or inf
+                (the message names the camera and array).
         """
         obs = Observation()
         if not render_cameras:
@@ -162,11 +192,15 @@ class Scene:
         points, colors, labels = [], [], []
         for cam in self.cameras:
             rgb, depth, seg = render(self.client, cam)
+            check_finite(rgb, f"rgb of camera {cam.name!r}")
+            check_finite(depth, f"depth of camera {cam.name!r}")
             obs.rgb[cam.name], obs.depth[cam.name] = rgb, depth
             points.append(depth_to_points(depth, cam))
             colors.append(rgb.reshape(-1, 3))
             labels.append(seg.reshape(-1))
         hmap, cmap, smap = fuse_heightmap(np.concatenate(points), np.concatenate(colors), self.bounds,
                                           self.pixel_size, labels=np.concatenate(labels))
+        check_finite(hmap, "fused heightmap")
+        check_finite(cmap, "fused colormap")
         obs.heightmap, obs.colormap, obs.segmentation = hmap, cmap, smap
         return obs
