@@ -1,6 +1,10 @@
 import json
 
+import pytest
+
 from vlarm.eval import OracleAgent, evaluate
+from vlarm.eval.rollout import EpisodeRecord, summarize
+from vlarm.tasks.attributes import TRAIN_COLORS
 
 
 def test_oracle_evaluation_writes_results_and_video(tmp_path):
@@ -10,6 +14,24 @@ def test_oracle_evaluation_writes_results_and_video(tmp_path):
     saved = json.loads((tmp_path / "results.json").read_text())
     assert {"score", "success_rate", "per_episode"} <= set(saved)
     assert [r["seed"] for r in saved["per_episode"]] == [10001, 10003]
-    assert "| 2 |" in (tmp_path / "results.md").read_text()
+    md = (tmp_path / "results.md").read_text()
+    assert "| 2 | pooled | 100.0 [100.0, 100.0] |" in md
+    assert saved["score_ci"] == [100.0, 100.0] and saved["success_ci"][1] == pytest.approx(100.0)
+    # every episode records its goal attributes and how many are novel (outside the training colours)
+    for row in saved["per_episode"]:
+        novel = [a["novel"] for a in row["goal_attributes"].values()]
+        assert len(novel) == 2 and row["novelty"] == ("all" if all(novel) else "some" if any(novel) else "none")
+        for a in row["goal_attributes"].values():
+            assert a["novel"] == (a["value"] not in TRAIN_COLORS)
+    assert sum(part["episodes"] for part in saved["by_novelty"].values()) == 2
     videos = list((tmp_path / "videos").glob("*.mp4"))
     assert len(videos) == 1 and videos[0].stat().st_size > 1000
+
+
+def test_summary_splits_episodes_by_novelty():
+    records = [EpisodeRecord(seed=i, instruction="", total_reward=r, success=r > 0.99, novelty=n)
+               for i, (r, n) in enumerate([(1.0, "all"), (0.0, "all"), (1.0, "none"), (0.5, "some")])]
+    s = summarize(records)
+    assert s["episodes"] == 4 and s["score"] == pytest.approx(62.5)
+    assert s["by_novelty"]["all"]["episodes"] == 2 and s["by_novelty"]["all"]["score"] == pytest.approx(50.0)
+    assert s["by_novelty"]["none"]["success_rate"] == 100.0 and s["by_novelty"]["some"]["success_rate"] == 0.0

@@ -17,6 +17,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from vlarm.checks import FEWSHOT_METHODS, VLM_EVAL_DATASETS, check_output
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -37,9 +39,8 @@ def _check_seed(seed: int) -> int:
 
 
 def _check_video(path: Path | None) -> Path | None:
-    if path is not None and path.suffix not in (".mp4", ".gif"):
-        raise ValueError(f"--video must end in .mp4 or .gif, got {path.name}")
-    return path
+    """Fail before any work unless ``path`` is a writable .mp4/.gif file path."""
+    return check_output(path, "--video", suffixes=(".mp4", ".gif"))
 
 
 def _check_positive(**values: float) -> None:
@@ -50,14 +51,8 @@ def _check_positive(**values: float) -> None:
 
 
 def _check_dir(path: Path | None, flag: str) -> None:
-    """Fail before any work if ``path`` (a directory to create or reuse) or one of its parents is a file."""
-    if path is None:
-        return
-    for p in (path, *path.parents):
-        if p.exists():
-            if not p.is_dir():
-                raise NotADirectoryError(f"{flag} {path}: {p} is a file, not a directory")
-            return
+    """Fail before any work unless ``path`` (a directory to create or reuse) can be written (see check_output)."""
+    check_output(path, flag, kind="dir")
 
 
 def _user_errors(fn):
@@ -231,12 +226,60 @@ def evaluate(
     out = out or Path("runs") / "eval" / f"{Path(label).name}-{task}-{split}"
     results = run_eval(factory, task, split, episodes, out, videos=videos, camera_scale=camera_scale, label=label)
     console.print(f"policy: {label}", soft_wrap=True)
-    table = Table(title=escape(f"{task}, {split} split"))
-    for col in ("episodes", "score", "success rate (%)"):
-        table.add_column(col, justify="right")
-    table.add_row(str(results["episodes"]), f"{results['score']:.1f}", f"{results['success_rate']:.1f}")
-    console.print(table)
+    console.print(_results_table(results, f"{task}, {split} split"))
     console.print(f"results: {out / 'results.json'}")
+
+
+def _results_table(results: dict, title: str) -> Table:
+    """Pooled and per-novelty score / success rate with 95% intervals, as a rich table."""
+    from vlarm.eval.metrics import format_ci
+
+    table = Table(title=escape(title), caption="brackets: 95% interval (bootstrap score, Wilson success)")
+    for col in ("goal attributes novel", "episodes", "score", "success rate (%)"):
+        table.add_column(col, justify="right")
+    rows = [("pooled", results)] + [(k, v) for k, v in results.get("by_novelty", {}).items() if v["episodes"]]
+    for name, part in rows:
+        table.add_row(name, str(part["episodes"]), format_ci(part["score"], part["score_ci"]),
+                      format_ci(part["success_rate"], part["success_ci"]))
+    return table
+
+
+@app.command()
+@_user_errors
+def select(
+    runs: Annotated[list[Path], typer.Argument(help="training run directories and/or checkpoint directories")],
+    task: Annotated[list[str], typer.Option(help="task(s) to select on (repeat the flag); criterion: mean val score")],
+    episodes: Annotated[int, typer.Option(help="val episodes per task and checkpoint")] = 50,
+    every: Annotated[int, typer.Option(help="evaluate every N-th saved checkpoint of a run (the last always)")] = 1,
+    out: Annotated[Path, typer.Option(help="directory for selection.json / selection.md (rerun to resume)")]
+    = Path("runs/select"),
+    camera_scale: Annotated[float, typer.Option(help="camera resolution relative to 480x640")] = 1.0,
+) -> None:
+    """Choose a checkpoint (or variant) on the val split only; then evaluate the chosen one on test, once."""
+    from vlarm.eval.selection import select_checkpoint
+    from vlarm.tasks import make_task
+
+    for t in task:
+        make_task(t)
+    _check_positive(episodes=episodes, every=every, camera_scale=camera_scale)
+    _check_dir(out, "--out")
+    selection = select_checkpoint(runs, task, episodes, out, every=every, camera_scale=camera_scale)
+    table = Table(title=f"val split, {episodes} episodes per task")
+    table.add_column("checkpoint")
+    for t in task:
+        table.add_column(f"{t} score", justify="right")
+    table.add_column("mean", justify="right")
+    from vlarm.eval.metrics import format_ci
+
+    for row in selection["candidates"]:
+        mark = " (chosen)" if row == selection["best"] else ""
+        table.add_row(escape(row["checkpoint"] + mark), *(format_ci(row["per_task"][t]["score"],
+                      row["per_task"][t]["score_ci"]) for t in task), f"{row['mean_score']:.1f}")
+    console.print(table)
+    best = selection["best"]["checkpoint"]
+    console.print(f"chosen on val: {escape(best)}\nnext, once: vlarm eval --checkpoint {escape(best)} --task "
+                  f"{task[0]} --split test", soft_wrap=True)
+    console.print(f"selection: {out / 'selection.json'}")
 
 
 @app.command()
@@ -246,7 +289,7 @@ def run(
     checkpoint: Annotated[Path | None, typer.Option(help="policy checkpoint (default: the shipped CLIPort)")] = None,
     policy: Annotated[str | None, typer.Option(help="`oracle` to run the scripted oracle instead")] = None,
     task: Annotated[str, typer.Option(help="task that grounds the instruction")] = "put-block-in-bowl-seen-colors",
-    seed: Annotated[int, typer.Option(help="scene seed")] = 0,
+    seed: Annotated[int, typer.Option(help="episode index into the test split (never a training layout)")] = 0,
     video: Annotated[Path | None, typer.Option(help="write a video (.mp4 or .gif)")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="also write the episode record as JSON")] = None,
 ) -> None:
@@ -254,28 +297,42 @@ def run(
     from dataclasses import asdict
 
     from vlarm.envs import make_env
-    from vlarm.eval import rollout
-    from vlarm.tasks import make_task
+    from vlarm.eval import EpisodeRecord, rollout
+    from vlarm.eval.video import VideoWriteError
+    from vlarm.tasks import SUCCESS_THRESHOLD, make_task
+    from vlarm.tasks.attributes import split_seed
 
     make_task(task).parse_instruction(instruction)  # fail fast, before loading anything heavy
     _check_seed(seed)
     _check_video(video)
-    _check_dir(video.parent if video else None, "--video")
-    _check_dir(json_out.parent if json_out else None, "--json")
+    check_output(json_out, "--json")
     label, factory = _agent_factory(policy, checkpoint)
     env = make_env(task, split="test")
     agent = factory(env)
-    console.print(f"[bold]instruction:[/] {instruction}   [dim](policy: {label}, seed {seed})[/]")
+    episode_seed = split_seed("test", seed)   # --seed indexes the test split, so the default is no training layout
+    console.print(f"[bold]instruction:[/] {escape(instruction)}   [dim](policy: {escape(label)}, test episode {seed}, "
+                  f"seed {episode_seed})[/]", soft_wrap=True)
+
+    steps = []
 
     def on_step(i, step, info):
+        steps.append(step)
         if step.primitive_failure is not None:
             status = f"[red]{step.primitive_failure}[/]"
         else:
-            status = "placed" if step.reward > 0 else "executed, no progress"
+            status = "placed" if step.reward > 0 else ("undid progress" if step.reward < 0 else "executed, no progress")
         console.print(f"  step {i + 1}: pick at {step.pick_pose[:3]}  ->  place at {step.place_pose[:3]}  "
                       f"reward {step.reward:+.2f}  ({status})")
 
-    record = rollout(env, agent, seed, "test", instruction=instruction, video_path=video, on_step=on_step)
+    write_errors = []
+    try:
+        record = rollout(env, agent, episode_seed, "test", instruction=instruction, video_path=video,
+                         on_step=on_step)
+    except VideoWriteError as err:   # the episode ran to its end; report it, then the failed write
+        write_errors.append(f"--video: {err}")
+        total = steps[-1].total_reward if steps else 0.0
+        record = EpisodeRecord(seed=episode_seed, instruction=env.unwrapped.task.lang_goal, total_reward=total,
+                               success=total > SUCCESS_THRESHOLD, steps=steps)
     env.close()
     verdict = "[green]success[/]" if record.success else "[red]not completed[/]"
     n = len(record.steps)
@@ -283,8 +340,13 @@ def run(
     if record.video:
         console.print(f"video: {record.video}")
     if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(asdict(record), indent=2))
+        try:
+            json_out.parent.mkdir(parents=True, exist_ok=True)
+            json_out.write_text(json.dumps(asdict(record), indent=2))
+        except OSError as err:
+            write_errors.append(f"--json {json_out}: could not write it ({err.strerror or err})")
+    if write_errors:
+        raise OSError("; ".join(write_errors))
 
 
 vlm_app = typer.Typer(no_args_is_help=True, help="Vision-language models: train, evaluate, few-shot, detect.")
@@ -318,8 +380,9 @@ def vlm_train(
 @_user_errors
 def vlm_eval(
     model: Annotated[str, typer.Option(help="built-in name or checkpoint directory")],
-    dataset: Annotated[str, typer.Option(help="fashion-mnist or csv")] = "fashion-mnist",
-    data_csv: Annotated[Path | None, typer.Option("--data", help="CSV for --dataset csv")] = None,
+    dataset: Annotated[str, typer.Option(help=f"one of: {', '.join(VLM_EVAL_DATASETS)}")] = VLM_EVAL_DATASETS[0],
+    data_csv: Annotated[Path | None, typer.Option("--data", help="image-caption CSV for --dataset retrieval")]
+    = None,
     per_class: Annotated[int, typer.Option(help="test images per class")] = 100,
     linear_probe_per_class: Annotated[int, typer.Option(help="train images per class for a linear probe")] = 0,
     out: Annotated[Path | None, typer.Option(help="write results JSON here")] = None,
@@ -335,8 +398,7 @@ def vlm_eval(
 @_user_errors
 def vlm_fewshot(
     model: Annotated[str, typer.Option(help="built-in name or checkpoint directory")],
-    method: Annotated[str, typer.Option(help="coop, cocoop, clip-adapter, tip-adapter, tip-adapter-f, linear-probe")]
-    = "tip-adapter",
+    method: Annotated[str, typer.Option(help=f"one of: {', '.join(FEWSHOT_METHODS)}")] = "tip-adapter",
     shots: Annotated[int, typer.Option()] = 16,
     out: Annotated[Path | None, typer.Option(help="write results JSON here")] = None,
 ) -> None:
@@ -351,7 +413,8 @@ def vlm_fewshot(
 def vlm_detect(
     image: Annotated[Path, typer.Argument(help="top-down colour-map image")],
     text: Annotated[str, typer.Argument(help='e.g. "the red block"')],
-    detector: Annotated[Path, typer.Option(help="distilled detector directory")],
+    detector: Annotated[Path | None, typer.Option(
+        help="localiser directory made by benchmarks/vlm_detector.py (none is shipped)")] = None,
     teacher: Annotated[str, typer.Option(help="dual encoder it was distilled from")] = "lit-effnet-minilm",
     out: Annotated[Path | None, typer.Option(help="PNG of the heatmap overlay")] = None,
 ) -> None:

@@ -26,7 +26,7 @@ from vlarm.sim.heightmap import WORKSPACE_BOUNDS
 from vlarm.sim.scene import Observation
 from vlarm.sim.transforms import pose_to_array
 from vlarm.tasks import SUCCESS_THRESHOLD, TaskError, make_task
-from vlarm.tasks.attributes import check_split
+from vlarm.tasks.attributes import check_split, is_novel, novelty
 
 INSTRUCTION_CHARSET = string.ascii_letters + string.digits + " .,'-!?:;()"
 
@@ -94,7 +94,9 @@ class TabletopEnv(gym.Env):
                 grounded by the task (ValueError if it cannot be) and the scene is built to match it.
 
         Returns:
-            ``(observation, info)``; info has ``seed``, ``split``, ``instruction``.
+            ``(observation, info)``; info has ``seed``, ``split``, ``instruction``, ``goal_attributes`` (role ->
+            ``{"kind", "value", "novel"}``, novel = outside the training vocabulary) and ``novelty``
+            (``"all"``, ``"some"`` or ``"none"`` of the goal attributes novel).
         """
         super().reset(seed=seed)
         options = dict(options or {})
@@ -110,7 +112,10 @@ class TabletopEnv(gym.Env):
         instruction = self.task.reset(self.scene, scene_rng, split, goal)
         self.steps, self.total_reward, self._ended = 0, 0.0, False
         self._sim_obs = self.scene.observe()
-        return self._observation(), {"seed": self.seed_value, "split": split, "instruction": instruction}
+        attributes = {role: {"kind": kind, "value": value, "novel": is_novel(kind, value)}
+                      for role, (kind, value) in self.task.goal_attributes.items()}
+        return self._observation(), {"seed": self.seed_value, "split": split, "instruction": instruction,
+                                     "goal_attributes": attributes, "novelty": novelty(self.task.goal_attributes)}
 
     def step(self, action: dict):
         """Execute one pick-and-place.

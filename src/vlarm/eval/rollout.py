@@ -1,7 +1,10 @@
 """Policy rollouts and the CLIPort evaluation protocol (Shridhar et al. CoRL 2021, Sec. 4.2).
 
 Score = mean total reward over the episodes, times 100 (partial credit counts); success rate = share of episodes
-with total reward > 0.99, in percent. Test seeds are the split's seeds (``split_seed``).
+with total reward > 0.99 in the final state, in percent. Each comes with its 95% interval and the episode count
+(:mod:`vlarm.eval.metrics`), pooled and split by how many of an episode's goal attributes are novel (outside the
+training vocabulary: all / some / none), so that an "unseen" score is not read as a novel-attribute score when it
+mixes in seen colours. Seeds are the split's seeds (``split_seed``).
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ from tqdm.auto import tqdm
 
 from vlarm.envs import make_env
 from vlarm.envs.tabletop import TabletopEnv
+from vlarm.eval.metrics import format_ci, score_summary
 from vlarm.eval.video import VideoRecorder
 from vlarm.tasks import SUCCESS_THRESHOLD, TaskError
-from vlarm.tasks.attributes import split_seed
+from vlarm.tasks.attributes import NOVELTY_CLASSES, split_seed
 
 
 class Agent(Protocol):
@@ -64,6 +68,8 @@ class EpisodeRecord:
     success: bool
     steps: list[StepRecord] = field(default_factory=list)
     video: str | None = None
+    goal_attributes: dict = field(default_factory=dict)
+    novelty: str = "none"
 
 
 def rollout(env: TabletopEnv, agent, seed: int, split: str, instruction: str | None = None,
@@ -96,7 +102,8 @@ def rollout(env: TabletopEnv, agent, seed: int, split: str, instruction: str | N
         env.scene.frame_callback = recorder
     if hasattr(agent, "reset"):
         agent.reset()
-    record = EpisodeRecord(seed=seed, instruction=info["instruction"], total_reward=0.0, success=False)
+    record = EpisodeRecord(seed=seed, instruction=info["instruction"], total_reward=0.0, success=False,
+                           goal_attributes=info.get("goal_attributes", {}), novelty=info.get("novelty", "none"))
     done = False
     try:
         while not done:
@@ -126,16 +133,30 @@ def rollout(env: TabletopEnv, agent, seed: int, split: str, instruction: str | N
 
 
 def summarize(records: list[EpisodeRecord]) -> dict:
-    """Aggregate metrics: ``score`` (mean total reward x 100), ``success_rate`` (percent), counts and latency."""
-    rewards = np.array([r.total_reward for r in records], dtype=float)
+    """Aggregate metrics with 95% intervals (:func:`vlarm.eval.metrics.score_summary`).
+
+    Returns:
+        ``score``, ``score_ci``, ``success_rate``, ``success_ci`` (0-100), ``episodes``, ``mean_steps``,
+        ``select_action_ms_mean`` and ``by_novelty``: the same five figures for the episodes whose goal
+        attributes are ``"all"``, ``"some"`` or ``"none"`` novel.
+    """
     latencies = [s.seconds_select_action for r in records for s in r.steps]
+    pooled = score_summary([r.total_reward for r in records], [r.success for r in records])
+    by_novelty = {}
+    for cls in NOVELTY_CLASSES:
+        part = [r for r in records if r.novelty == cls]
+        by_novelty[cls] = score_summary([r.total_reward for r in part], [r.success for r in part])
     return {
-        "score": float(100 * rewards.mean()) if len(rewards) else 0.0,
-        "success_rate": float(100 * np.mean([r.success for r in records])) if records else 0.0,
-        "episodes": len(records),
+        **pooled,
         "mean_steps": float(np.mean([len(r.steps) for r in records])) if records else 0.0,
         "select_action_ms_mean": float(1000 * np.mean(latencies)) if latencies else None,
+        "by_novelty": by_novelty,
     }
+
+
+def _running(records: list[EpisodeRecord]) -> tuple[float, float]:
+    rewards = [r.total_reward for r in records]
+    return 100 * float(np.mean(rewards)), 100 * float(np.mean([r.success for r in records]))
 
 
 def evaluate(agent_factory, task: str, split: str = "test", episodes: int = 100, out_dir: str | Path | None = None,
@@ -171,12 +192,17 @@ def evaluate(agent_factory, task: str, split: str = "test", episodes: int = 100,
         seed = split_seed(split, i)
         video = out / "videos" / f"episode_{seed}.mp4" if (out is not None and i < videos) else None
         records.append(rollout(env, agent, seed, split, video_path=video))
-        summary = summarize(records)
-        bar.set_postfix(score=f"{summary['score']:.1f}", success=f"{summary['success_rate']:.0f}%")
+        score, success = _running(records)
+        bar.set_postfix(score=f"{score:.1f}", success=f"{success:.0f}%")
     env.close()
     results = {"agent": label, "task": task, "split": split, **summarize(records),
                "seconds": time.perf_counter() - start,
-               "units": {"score": "mean total reward x 100", "success_rate": "percent of episodes with reward > 0.99"},
+               "units": {"score": "mean total reward x 100 (final state)",
+                         "success_rate": "percent of episodes with final total reward > 0.99",
+                         "score_ci": "95% percentile bootstrap over episodes",
+                         "success_ci": "95% Wilson interval",
+                         "by_novelty": "episodes whose goal attributes are all / some / none novel (outside the "
+                                       "training vocabulary)"},
                "per_episode": [asdict(r) for r in records]}
     if out is not None:
         write_results(results, out)
@@ -184,16 +210,29 @@ def evaluate(agent_factory, task: str, split: str = "test", episodes: int = 100,
 
 
 def write_results(results: dict, out_dir: str | Path) -> None:
-    """Write ``results.json`` and a Markdown table ``results.md`` into ``out_dir``."""
+    """Write ``results.json`` and a Markdown report ``results.md`` (summary with intervals, novelty breakdown,
+    per-episode rows) into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))
+    (out / "results.md").write_text(results_markdown(results))
+
+
+def results_markdown(results: dict) -> str:
+    """The Markdown report of :func:`evaluate`'s results: pooled and per-novelty rows, then one row per episode."""
     lines = [f"# {results['agent']} on {results['task']} ({results['split']})", "",
-             "| episodes | score | success rate (%) | mean steps |", "|---:|---:|---:|---:|",
-             f"| {results['episodes']} | {results['score']:.1f} | {results['success_rate']:.1f} | "
-             f"{results['mean_steps']:.2f} |", "", "| seed | instruction | reward | success | steps |",
-             "|---:|---|---:|:---:|---:|"]
+             "Score = mean total reward x 100; success = final total reward > 0.99; brackets: 95% interval "
+             "(bootstrap for the score, Wilson for success).", "",
+             "| episodes | goal attributes novel | score | success rate (%) |", "|---:|---|---:|---:|",
+             f"| {results['episodes']} | pooled | {format_ci(results['score'], results['score_ci'])} | "
+             f"{format_ci(results['success_rate'], results['success_ci'])} |"]
+    for cls, part in results.get("by_novelty", {}).items():
+        if part["episodes"]:
+            lines.append(f"| {part['episodes']} | {cls} | {format_ci(part['score'], part['score_ci'])} | "
+                         f"{format_ci(part['success_rate'], part['success_ci'])} |")
+    lines += ["", f"Mean steps {results['mean_steps']:.2f}.", "",
+              "| seed | instruction | novel | reward | success | steps |", "|---:|---|---|---:|:---:|---:|"]
     for r in results["per_episode"]:
-        lines.append(f"| {r['seed']} | {r['instruction']} | {r['total_reward']:.2f} | "
+        lines.append(f"| {r['seed']} | {r['instruction']} | {r.get('novelty', '-')} | {r['total_reward']:.2f} | "
                      f"{'yes' if r['success'] else 'no'} | {len(r['steps'])} |")
-    (out / "results.md").write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"

@@ -28,6 +28,39 @@ ALL_COLORS: tuple[str, ...] = tuple(COLORS)
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
+#: Attribute kind -> the values policies may see in training (train split of every variant). A goal attribute
+#: outside its kind's training vocabulary is *novel*; shapes and objects join this table when their splits land.
+TRAIN_VOCABULARY: dict[str, tuple[str, ...]] = {"color": TRAIN_COLORS}
+
+#: Novelty classes of an episode, by how many of its goal attributes are novel.
+NOVELTY_CLASSES: tuple[str, ...] = ("all", "some", "none")
+
+
+def is_novel(kind: str, value: str) -> bool:
+    """True when ``value`` of attribute ``kind`` (e.g. ``("color", "orange")``) never appears in training.
+
+    Raises:
+        ValueError: for a kind without a training vocabulary (the message lists the known kinds).
+    """
+    if kind not in TRAIN_VOCABULARY:
+        raise ValueError(f"unknown attribute kind {kind!r}; known kinds: {', '.join(TRAIN_VOCABULARY)}")
+    return value not in TRAIN_VOCABULARY[kind]
+
+
+def novelty(goal_attributes: dict[str, tuple[str, str]]) -> str:
+    """Novelty class of an episode's goal: ``"all"``, ``"some"`` or ``"none"`` of its attributes novel.
+
+    Args:
+        goal_attributes: role -> ``(kind, value)``, e.g. ``{"pick": ("color", "orange"), "place": ("color", "red")}``.
+
+    Returns:
+        One of :data:`NOVELTY_CLASSES` (``"none"`` for a goal without attributes).
+    """
+    flags = [is_novel(kind, value) for kind, value in goal_attributes.values()]
+    if flags and all(flags):
+        return "all"
+    return "some" if any(flags) else "none"
+
 
 def check_split(split: str) -> str:
     """Return ``split`` if valid; raise ValueError naming the valid splits otherwise."""

@@ -85,6 +85,8 @@ class Task:
     _rewards: float = 0.0
     scene: Scene | None = None
     split: str = "train"
+    #: role -> (attribute kind, value) of the current goal, e.g. {"pick": ("color", "red")}; set by build_scene.
+    goal_attributes: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ episode
     def reset(self, scene: Scene, rng: np.random.Generator, split: str, goal: dict | None = None) -> str:
@@ -101,7 +103,7 @@ class Task:
         """
         scene.reset()
         self.scene, self.split = scene, split
-        self.goals, self.progress, self._rewards = [], 0.0, 0.0
+        self.goals, self.progress, self._rewards, self.goal_attributes = [], 0.0, 0.0, {}
         self.lang_goal = self.build_scene(scene, rng, split, goal or {})
         scene.settle()
         return self.lang_goal

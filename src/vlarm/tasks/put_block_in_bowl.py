@@ -165,4 +165,5 @@ class PutBlockInBowl(Task):
             else:
                 scene.add_bowl(pose, COLORS[color], color)
             n_distractors += 1
+        self.goal_attributes = {"pick": ("color", pick_color), "place": ("color", place_color)}
         return self.lang_template.format(pick=pick_color, place=place_color)

@@ -1,0 +1,162 @@
+"""Checkpoint and variant selection on the validation split only.
+
+Nothing in a reported result may be chosen by looking at test scores: not the training step, not the variant,
+not a hyper-parameter (the field's protocol; CLIPort, Shridhar et al. CoRL 2021, Sec. 4.2 selects on validation
+episodes and reports test once). :func:`select_checkpoint` evaluates every candidate (each saved step of one or
+more training runs, or single checkpoints) on the *val* seeds of one or more tasks, the same seeds for every
+candidate, and names the one with the best mean val score; the caller then evaluates that one on test, once.
+Per-candidate results are written as they finish, so an interrupted selection resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from vlarm.eval.metrics import format_ci
+from vlarm.eval.rollout import evaluate
+
+STEP_DIR = re.compile(r"^step_(\d+)$")
+SELECTION_JSON = "selection.json"
+SELECTION_MD = "selection.md"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One checkpoint that selection may choose: ``path`` to the checkpoint directory, the ``run`` it belongs to
+    (its training run directory, or the checkpoint itself) and its training ``step`` (None if unknown)."""
+
+    path: Path
+    run: Path
+    step: int | None
+
+    @property
+    def key(self) -> str:
+        """A file-name-safe identifier, unique within a selection."""
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(self.run).strip("/"))
+        return f"{name}__step_{self.step:06d}" if self.step is not None else name
+
+
+def _complete(directory: Path) -> bool:
+    return (directory / "config.json").is_file() and (directory / "model.safetensors").is_file()
+
+
+def list_candidates(paths: list[str | Path], every: int = 1) -> list[Candidate]:
+    """Checkpoints to choose among.
+
+    Args:
+        paths: training run directories (every complete ``checkpoints/step_NNNNNN`` is a candidate) or checkpoint
+            directories (``config.json`` + ``model.safetensors``).
+        every: keep only steps divisible by ``every`` checkpoint periods: with checkpoints every 500 steps,
+            ``every=2`` keeps steps 1000, 2000, ... (the last step of a run is always kept).
+
+    Returns:
+        Candidates in the order given, each run's steps ascending.
+
+    Raises:
+        FileNotFoundError: a path that is neither a run nor a checkpoint, or a run with no complete checkpoint.
+        ValueError: ``every < 1``.
+    """
+    if every < 1:
+        raise ValueError(f"--every must be >= 1, got {every}")
+    out: list[Candidate] = []
+    for raw in paths:
+        path = Path(raw)
+        ckpt_dir = path / "checkpoints"
+        if ckpt_dir.is_dir():
+            steps = sorted((int(m[1]), d) for d in ckpt_dir.iterdir()
+                           if d.is_dir() and (m := STEP_DIR.match(d.name)) and _complete(d))
+            if not steps:
+                raise FileNotFoundError(f"{path}: no complete checkpoints/step_NNNNNN directories to select from")
+            period = steps[0][0] if len(steps) == 1 else steps[1][0] - steps[0][0]
+            last = steps[-1][0]
+            out += [Candidate(d, path, s) for s, d in steps if s == last or (s // max(period, 1)) % every == 0]
+        elif _complete(path):
+            out.append(Candidate(path, path, None))
+        else:
+            raise FileNotFoundError(f"{path}: neither a training run (with checkpoints/step_NNNNNN) nor a checkpoint "
+                                    "directory (config.json + model.safetensors)")
+    return out
+
+
+def select_checkpoint(
+    paths: list[str | Path],
+    tasks: list[str],
+    episodes: int,
+    out_dir: str | Path,
+    every: int = 1,
+    camera_scale: float = 1.0,
+    progress: bool = True,
+) -> dict:
+    """Evaluate every candidate on the val split of each task and choose the best mean val score.
+
+    Args:
+        paths: training runs and/or checkpoints (see :func:`list_candidates`).
+        tasks: task names; the criterion is the mean of the candidate's val scores over these tasks.
+        episodes: val episodes per task and candidate (seeds ``split_seed("val", 0..episodes-1)``, the same for
+            every candidate).
+        out_dir: where ``<candidate>/<task>/results.json``, ``selection.json`` and ``selection.md`` go; results
+            already there for the same episode count are reused (resume).
+        every: see :func:`list_candidates`.
+        camera_scale: camera resolution relative to 480x640.
+        progress: progress bars.
+
+    Returns:
+        ``{"split": "val", "tasks", "episodes", "criterion", "candidates": [...], "best": {...}}``; each candidate
+        row has ``checkpoint``, ``run``, ``step``, ``per_task`` (score, intervals, success per task) and
+        ``mean_score``. Ties go to the earlier candidate (fewer steps).
+
+    Raises:
+        ValueError: no tasks, ``episodes < 1``; FileNotFoundError: see :func:`list_candidates`.
+    """
+    if not tasks:
+        raise ValueError("pass at least one --task to select on")
+    if episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {episodes}")
+    from vlarm.policies import load_policy
+
+    candidates = list_candidates(paths, every)
+    out = Path(out_dir)
+    rows = []
+    bar = tqdm(candidates, desc="select on val", unit="ckpt", disable=not progress)
+    for cand in bar:
+        bar.set_postfix_str(cand.key)
+        per_task, policy = {}, None
+        for task in tasks:
+            task_dir = out / cand.key / task
+            cached = task_dir / "results.json"
+            results = json.loads(cached.read_text()) if cached.is_file() else None
+            if results is None or results.get("episodes") != episodes or results.get("split") != "val":
+                policy = policy or load_policy(cand.path)
+                results = evaluate(lambda env, p=policy: p, task, "val", episodes, task_dir, camera_scale=camera_scale,
+                                   progress=False, label=str(cand.path))
+            per_task[task] = {k: results[k] for k in ("episodes", "score", "score_ci", "success_rate", "success_ci")}
+        mean_score = sum(v["score"] for v in per_task.values()) / len(per_task)
+        rows.append({"checkpoint": str(cand.path), "run": str(cand.run), "step": cand.step, "per_task": per_task,
+                     "mean_score": mean_score})
+    best = max(rows, key=lambda r: r["mean_score"])  # max keeps the first of equal scores
+    selection = {"split": "val", "tasks": list(tasks), "episodes": episodes,
+                 "criterion": "mean val score over tasks", "candidates": rows, "best": best}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / SELECTION_JSON).write_text(json.dumps(selection, indent=2) + "\n")
+    (out / SELECTION_MD).write_text(selection_markdown(selection))
+    return selection
+
+
+def selection_markdown(selection: dict) -> str:
+    """A Markdown table of every candidate's val figures (95% intervals), the chosen one marked."""
+    tasks = selection["tasks"]
+    head = "| checkpoint | step | " + " | ".join(f"{t} val score" for t in tasks) + " | mean |"
+    lines = [f"# Selection on val ({selection['episodes']} episodes per task)", "",
+             f"Criterion: {selection['criterion']}. Chosen: `{selection['best']['checkpoint']}`.", "",
+             head, "|---|---:|" + "---:|" * (len(tasks) + 1)]
+    for row in selection["candidates"]:
+        mark = " **(chosen)**" if row is selection["best"] or row == selection["best"] else ""
+        cells = " | ".join(format_ci(row["per_task"][t]["score"], row["per_task"][t]["score_ci"]) for t in tasks)
+        lines.append(f"| `{row['run']}`{mark} | {row['step'] if row['step'] is not None else '-'} | {cells} | "
+                     f"{row['mean_score']:.1f} |")
+    return "\n".join(lines) + "\n"
