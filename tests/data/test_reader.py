@@ -36,7 +36,8 @@ def test_truncated_data_file_detected_on_open(root):
 def test_damaged_pages_detected_by_checksum(root):
     path = root / "data/chunk-000/file-002.parquet"
     data = bytearray(path.read_bytes())
-    for i in range(64, len(data) // 2, 97):  # scribble over pages, keep the footer intact
+    footer = int.from_bytes(data[-8:-4], "little") + 8  # parquet ends with <footer><footer length>PAR1
+    for i in range(64, (len(data) - footer) // 2, 97):  # scribble over pages, keep the footer intact
         data[i] ^= 0xFF
     path.write_bytes(bytes(data))
     ds = EpisodeDataset(root)  # footers are fine, so open succeeds ...

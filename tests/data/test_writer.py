@@ -209,3 +209,55 @@ def test_bad_arguments(tmp_path):
             w.add_episode(make_episode(0), seed=1.5, total_reward=1.0)
         with pytest.raises(ValueError, match="total_reward"):
             w.add_episode(make_episode(0), seed=0, total_reward=float("inf"))
+
+
+def test_stats_json_has_lerobot_quantiles_and_bool_stats(tmp_path):
+    seeds = [0, 1, 2, 3, 4, 5]
+    _write(tmp_path, seeds)
+    stats = json.loads((tmp_path / "meta/stats.json").read_text())
+    frames = [f for s in seeds for f in make_episode(s)]
+    names = ["min", "max", "mean", "std", "count", "q01", "q10", "q50", "q90", "q99"]
+    for key in ("observation.images.color", "observation.heightmap", "observation.state", "action",
+                "next.reward", "next.done", "frame_index"):
+        assert list(stats[key]) == names, key
+    done = stats["next.done"]
+    assert done["count"] == [len(frames)] and done["min"] == [0.0] and done["max"] == [1.0]
+    assert done["mean"] == [pytest.approx(np.mean([f["done"] for f in frames]))]
+    assert np.asarray(stats["observation.images.color"]["q50"]).shape == (3, 1, 1)
+    # LeRobot's QUANTILES normaliser on the written stats maps the actions into about [-1, 1].
+    act = stats["action"]
+    x = np.stack([np.concatenate([f["pick_pose"], f["place_pose"]]) for f in frames]).astype(np.float64)
+    q01, q99 = np.asarray(act["q01"]), np.asarray(act["q99"])
+    np.testing.assert_allclose(q01, np.quantile(x, 0.01, axis=0), rtol=1e-12)  # pooled exactly over episodes
+    np.testing.assert_allclose(act["q50"], np.quantile(x, 0.5, axis=0), rtol=1e-12)
+    assert (q99 > q01).all()
+    z = 2.0 * (x - q01) / (q99 - q01) - 1.0
+    assert np.isfinite(z).all() and (np.abs(z) < 1.5).all() and (np.abs(z) <= 1.0 + 1e-9).mean() > 0.8
+    # The per-episode stats are in meta/episodes as LeRobot keeps them.
+    eps = pd.read_parquet(tmp_path / "meta/episodes/chunk-000/file-000.parquet")
+    assert "stats/next.done/q99" in eps.columns and "stats/action/q01" in eps.columns
+    assert eps["stats/next.done/max"].map(list).tolist() == [[1.0]] * len(seeds)
+
+
+def test_resuming_a_dataset_written_before_quantiles(tmp_path):
+    import pyarrow.parquet as pq
+
+    from vlarm.data.storage import EPISODE_META_KEY, PARQUET_OPTIONS
+
+    _write(tmp_path, [0, 1])
+    for path in sorted(tmp_path.glob("data/*/*.parquet")):  # make the files look like an older vlarm's
+        table = pq.read_table(path)
+        record = json.loads(table.schema.metadata[EPISODE_META_KEY])
+        record.pop("quantile_sketch")
+        del record["stats"]["next.done"]
+        for st in record["stats"].values():
+            for q in ("q01", "q10", "q50", "q90", "q99"):
+                del st[q]
+        table = table.replace_schema_metadata({EPISODE_META_KEY: json.dumps(record).encode()})
+        pq.write_table(table, path, **PARQUET_OPTIONS)
+    _write(tmp_path, [2])
+    stats = json.loads((tmp_path / "meta/stats.json").read_text())
+    assert "next.done" not in stats and list(stats["action"]) == ["min", "max", "mean", "std", "count"]
+    assert stats["action"]["count"] == [sum(len(make_episode(s)) for s in (0, 1, 2))]
+    ds = EpisodeDataset(tmp_path)
+    assert ds.num_episodes == 3 and "stats/action/q01" not in ds.episodes.columns

@@ -16,8 +16,8 @@ frame_index, episode_index, index, task_index   int64
 
 Compression is zstd with byte-stream-split floats and page CRC checksums, so corruption inside a file is
 detected on read, and truncation (no footer) on open. The footer's key-value metadata ``vlarm.episode``
-carries the episode's own record (seed, task strings, total reward, per-episode stats), which makes the
-data files alone sufficient to rebuild every meta file.
+carries the episode's own record (seed, task strings, total reward, per-episode stats and quantile
+sketches), which makes the data files alone sufficient to rebuild every meta file.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from vlarm.data.info import (
     REWARD_KEY,
     STATE_KEY,
 )
-from vlarm.data.stats import episode_stats
+from vlarm.data.stats import episode_sketches, episode_stats
 
 #: Key of the episode record in each data file's parquet footer metadata.
 EPISODE_META_KEY = b"vlarm.episode"
@@ -179,7 +179,7 @@ def episode_table(
         task_indices: task_index of each frame.
         fps: frames per second (``timestamp = frame_index / fps``).
         record: episode record (seed, tasks, ...) stored in the footer under ``vlarm.episode``; the
-            per-episode ``stats`` entry is added here.
+            per-episode ``stats`` and ``quantile_sketch`` entries are added here.
 
     Returns:
         ``(table, record)``: the table with the record in its schema metadata (write it with
@@ -203,21 +203,23 @@ def episode_table(
         "index": pa.array(index_from + frame_index),
         "task_index": pa.array(np.asarray(task_indices, dtype=np.int64)),
     }
-    stats = episode_stats(
-        {
-            COLOR_KEY: arrays["colormap"],
-            HEIGHTMAP_KEY: arrays["heightmap"],
-            STATE_KEY: arrays["state"],
-            ACTION_KEY: arrays["action"],
-            REWARD_KEY: arrays["reward"],
-            "timestamp": frame_index / fps,
-            "frame_index": frame_index,
-            "episode_index": np.full(n, episode_index),
-            "index": index_from + frame_index,
-            "task_index": np.asarray(task_indices),
-        }
-    )
-    record = {**record, "format_version": EPISODE_META_VERSION, "stats": stats}
+    stat_columns = {
+        COLOR_KEY: arrays["colormap"],
+        HEIGHTMAP_KEY: arrays["heightmap"],
+        STATE_KEY: arrays["state"],
+        ACTION_KEY: arrays["action"],
+        REWARD_KEY: arrays["reward"],
+        DONE_KEY: arrays["done"],
+        "timestamp": frame_index / fps,
+        "frame_index": frame_index,
+        "episode_index": np.full(n, episode_index),
+        "index": index_from + frame_index,
+        "task_index": np.asarray(task_indices),
+    }
+    stats = episode_stats(stat_columns)
+    # The sketches let the writer pool quantiles over episodes exactly (see vlarm.data.stats).
+    record = {**record, "format_version": EPISODE_META_VERSION, "stats": stats,
+              "quantile_sketch": episode_sketches(stat_columns)}
     table = pa.table(columns)
     table = table.replace_schema_metadata({EPISODE_META_KEY: json.dumps(record).encode("utf-8")})
     return table, record
@@ -327,8 +329,11 @@ def episodes_table(records: Sequence[dict[str, Any]], chunks_size: int) -> pa.Ta
         )
     table = pa.Table.from_pylist(rows, schema=pa.schema(list(EPISODE_COLUMNS.items())))
     if records:
+        # Only the stats every episode has (episodes written by an older vlarm lack quantiles and next.done).
         for key, st in records[0]["stats"].items():
             for stat in st:
+                if not all(stat in r["stats"].get(key, {}) for r in records):
+                    continue
                 values = [r["stats"][key][stat] for r in records]
                 table = table.append_column(f"stats/{key}/{stat}", pa.array(values))
     return table

@@ -430,7 +430,8 @@ class EpisodeWriter:
         atomic_write_bytes(self.root / TASKS_PATH, tasks.getvalue(), durable=False)
         episodes = episodes_table(self._records, self.chunks_size)
         atomic_write_parquet(self.root / EPISODES_PATH, episodes, durable=False)
-        stats = aggregate_stats([r["stats"] for r in self._records])
+        stats = aggregate_stats([r["stats"] for r in self._records],
+                                [r.get("quantile_sketch") for r in self._records])
         atomic_write_json(self.root / STATS_PATH, stats, durable=False)
         atomic_write_json(self.root / INFO_PATH, info.to_dict(), durable=False)
         self._last_meta_write = time.monotonic()
