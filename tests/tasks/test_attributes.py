@@ -1,6 +1,5 @@
-import pytest
-
 import numpy as np
+import pytest
 
 from vlarm.tasks.attributes import (
     EVAL_COLORS,
