@@ -16,6 +16,7 @@ dtypes of every feature are declared here, not discovered from the data (see :fu
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,14 @@ POSE_NAMES = ["x", "y", "z", "qx", "qy", "qz", "qw"]
 ACTION_NAMES = [f"pick.{n}" for n in POSE_NAMES] + [f"place.{n}" for n in POSE_NAMES]
 
 _DTYPES = {"image", "video", "string", "bool", "uint8", "int32", "int64", "float32", "float64"}
+
+#: What fixes the look of an observation, as recorded in ``info.json``: the task variant and split (scene
+#: sampling, colours), the colour map / heightmap size, and how the cameras rendered (resolution relative to
+#: CLIPort's 480x640, renderer, every camera's parameters). Resuming a collection with other values is refused.
+OBSERVATION_SETTINGS = ("benchmark_task", "split", "image_shape", "camera_scale", "renderer", "cameras")
+#: The subset of :data:`OBSERVATION_SETTINGS` that datasets written before it was recorded lack (``None``).
+OPTIONAL_OBSERVATION_FIELDS = ("camera_scale", "renderer", "cameras")
+_CAMERA_KEYS = ("image_size", "focal_length", "position", "rotation", "z_range")
 REQUIRED_FEATURES = (COLOR_KEY, HEIGHTMAP_KEY, STATE_KEY, ACTION_KEY, REWARD_KEY, DONE_KEY, *INDEX_KEYS)
 
 
@@ -132,6 +141,12 @@ class DatasetInfo:
             live in the parquet files, not in mp4 videos).
         data_files_size_in_mb / video_files_size_in_mb: LeRobot's file roll-over sizes (informative;
             vlarm writes one data file per episode so that every write is atomic).
+        camera_scale: camera resolution relative to CLIPort's 480x640 (``vlarm collect --camera-scale``);
+            ``None`` (key absent) in datasets written before vlarm recorded it.
+        renderer: name of the renderer of the camera images (``"tiny"``: PyBullet's CPU TinyRenderer, see
+            ``vlarm.sim.cameras.RENDERER``); ``None`` when not recorded.
+        cameras: ``{name: {"image_size": [H, W] px, "focal_length": px, "position": [x, y, z] m,
+            "rotation": XYZ Euler rad, "z_range": [near, far] m}}``; ``None`` when not recorded.
     """
 
     fps: int
@@ -149,6 +164,9 @@ class DatasetInfo:
     video_path: str | None = None
     data_files_size_in_mb: int = 100
     video_files_size_in_mb: int = 500
+    camera_scale: float | None = None
+    renderer: str | None = None
+    cameras: dict[str, dict[str, Any]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -179,6 +197,28 @@ class DatasetInfo:
         p.extend(self._path_problems())
         p.extend(self._feature_problems())
         p.extend(self._split_problems())
+        p.extend(self._observation_problems())
+        return p
+
+    def _observation_problems(self) -> list[str]:
+        p = []
+        scale = self.camera_scale
+        if scale is not None and (isinstance(scale, bool) or not isinstance(scale, int | float)
+                                  or not math.isfinite(scale) or scale <= 0):
+            p.append(f"camera_scale must be a finite number > 0 or null, got {scale!r}")
+        if self.renderer is not None and (not isinstance(self.renderer, str) or not self.renderer):
+            p.append(f"renderer must be a non-empty string or null, got {self.renderer!r}")
+        if self.cameras is None:
+            return p
+        if not isinstance(self.cameras, dict) or not self.cameras:
+            return [*p, f"cameras must be a non-empty mapping of name -> camera or null, got {self.cameras!r}"]
+        for name, cam in self.cameras.items():
+            missing = [k for k in _CAMERA_KEYS if not isinstance(cam, dict) or k not in cam]
+            if missing:
+                p.append(f"cameras[{name!r}] lacks {missing} (needs {list(_CAMERA_KEYS)})")
+            elif not (isinstance(cam["image_size"], list | tuple) and len(cam["image_size"]) == 2
+                      and all(_is_int(v) and v > 0 for v in cam["image_size"])):
+                p.append(f"cameras[{name!r}].image_size must be [H, W] positive integers, got {cam['image_size']!r}")
         return p
 
     def _path_problems(self) -> list[str]:
@@ -287,8 +327,36 @@ class DatasetInfo:
             "benchmark_task": self.benchmark_task,
             "split": self.split,
         }
+        for name in OPTIONAL_OBSERVATION_FIELDS:  # absent, not null, when unknown: such files stay as they were
+            if getattr(self, name) is not None:
+                d[name] = getattr(self, name)
         d.update(self.extra)
         return d
+
+    def observation_settings(self) -> dict[str, Any]:
+        """The recorded :data:`OBSERVATION_SETTINGS` as JSON values (``image_shape`` as ``[H, W]``; ``None`` for
+        what a dataset written before vlarm recorded it does not say)."""
+        values = {name: getattr(self, name) for name in OBSERVATION_SETTINGS if name != "image_shape"}
+        values["image_shape"] = list(self.image_shape)
+        return json.loads(json.dumps(values))
+
+    def observation_differences(self, requested: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+        """Compare the recorded observation settings with ``requested`` (a subset of
+        :data:`OBSERVATION_SETTINGS`; tuples and lists compare equal, as do ``1`` and ``1.0``).
+
+        Returns:
+            ``[(name, recorded, requested)]`` for each differing setting, in :data:`OBSERVATION_SETTINGS` order;
+            ``recorded`` is ``None`` where the dataset does not record it (it cannot be verified).
+
+        Raises:
+            KeyError: ``requested`` names something outside :data:`OBSERVATION_SETTINGS`.
+        """
+        unknown = sorted(set(requested) - set(OBSERVATION_SETTINGS))
+        if unknown:
+            raise KeyError(f"unknown observation settings {unknown}; known: {list(OBSERVATION_SETTINGS)}")
+        recorded = self.observation_settings()
+        asked = json.loads(json.dumps(requested))
+        return [(k, recorded[k], asked[k]) for k in OBSERVATION_SETTINGS if k in asked and recorded[k] != asked[k]]
 
     @classmethod
     def from_dict(cls, d: Any) -> DatasetInfo:
