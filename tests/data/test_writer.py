@@ -261,3 +261,47 @@ def test_resuming_a_dataset_written_before_quantiles(tmp_path):
     assert stats["action"]["count"] == [sum(len(make_episode(s)) for s in (0, 1, 2))]
     ds = EpisodeDataset(tmp_path)
     assert ds.num_episodes == 3 and "stats/action/q01" not in ds.episodes.columns
+
+
+def test_lock_file_is_removed_when_the_writer_finishes(tmp_path):
+    lock = tmp_path / ".writer.lock"
+    with EpisodeWriter(tmp_path, TASK, "train", image_shape=SMALL) as w:
+        w.add_episode(make_episode(0), seed=0, total_reward=1.0)
+        assert lock.exists()  # held while collecting ...
+        with pytest.raises(DatasetError, match="another EpisodeWriter"):
+            EpisodeWriter(tmp_path, TASK, "train", image_shape=SMALL)
+        assert lock.exists()  # ... and a refused writer does not remove it
+    assert not lock.exists() and not list(tmp_path.glob(".writer*"))  # the finished dataset is clean
+    with pytest.raises(DatasetError, match="different dataset"):
+        EpisodeWriter(tmp_path, TASK, "test", image_shape=SMALL)  # a failed open leaves none either
+    assert not lock.exists()
+    w = EpisodeWriter(tmp_path, TASK, "train", image_shape=SMALL)  # resuming works as before
+    assert w.num_episodes == 1 and lock.exists()
+    w.close()
+    assert not lock.exists() and EpisodeDataset(tmp_path).num_episodes == 1
+
+
+def test_lock_on_a_just_removed_lock_file_is_retried(tmp_path, monkeypatch):
+    # Writer B opens the lock file, writer A removes it and unlocks, B then locks the removed file: B must
+    # notice and lock the file at the path instead, or a third writer would get in beside it.
+    import os
+
+    from vlarm.data import writer as writer_module
+
+    real_open, calls = os.open, []
+
+    def racing_open(path, *args, **kwargs):
+        fd = real_open(path, *args, **kwargs)
+        if str(path).endswith(".writer.lock") and not calls:
+            calls.append(path)
+            os.unlink(path)  # the previous holder finished right after our open
+        return fd
+
+    monkeypatch.setattr(writer_module.os, "open", racing_open)
+    w = EpisodeWriter(tmp_path, TASK, "train", image_shape=SMALL)
+    monkeypatch.setattr(writer_module.os, "open", real_open)
+    assert calls and (tmp_path / ".writer.lock").exists()
+    with pytest.raises(DatasetError, match="another EpisodeWriter"):
+        EpisodeWriter(tmp_path, TASK, "train", image_shape=SMALL)
+    w.close()
+    assert not (tmp_path / ".writer.lock").exists()

@@ -12,7 +12,9 @@ Collection may be killed at any instant (SIGKILL) and rerun. The rules that make
 - Rejected seeds (demos with reward <= 0.99) are kept in ``meta/rejected_seeds.json``, also rewritten
   atomically. A kill between a rejection and its record only means the seed is tried again.
 - A lock file (``.writer.lock``, ``flock``) keeps two writers off the same root; the kernel drops the
-  lock when the process dies.
+  lock when the process dies. A writer removes the file when it releases the root (close, or a failed
+  open), so a finished dataset holds no lock file; a writer that locked a file another writer had just
+  removed notices (the path no longer names the file it locked) and locks the new file instead.
 """
 
 from __future__ import annotations
@@ -268,21 +270,40 @@ class EpisodeWriter:
             raise RuntimeError(f"EpisodeWriter for {self.root} is closed; open a new one to resume")
 
     def _acquire_lock(self) -> int:
-        fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        path = self.root / LOCK_NAME
+        for _ in range(100):
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise DatasetError(
+                    f"{path}: another EpisodeWriter (this or another process) has {self.root} "
+                    "open. Close it first, or collect into a different root."
+                ) from None
+            # The previous holder removes the file before unlocking it: if that happened between our open
+            # and our flock, we hold a lock on a removed file, which would not keep a third writer out.
+            try:
+                ours, now = os.fstat(fd), os.stat(path)
+                if (ours.st_dev, ours.st_ino) == (now.st_dev, now.st_ino):
+                    return fd
+            except FileNotFoundError:
+                pass
             os.close(fd)
-            raise DatasetError(
-                f"{self.root / LOCK_NAME}: another EpisodeWriter (this or another process) has {self.root} "
-                "open. Close it first, or collect into a different root."
-            ) from None
-        return fd
+        raise DatasetError(
+            f"{path}: the lock file keeps being replaced while we try to lock it; make sure only one "
+            "process collects into this root, then retry."
+        )
 
     def _release_lock(self) -> None:
         fd, self._lock_fd = getattr(self, "_lock_fd", None), None
         if fd is not None:
             try:
+                # Remove the file while still holding the lock (see _acquire_lock for why that is safe).
+                try:
+                    os.unlink(self.root / LOCK_NAME)
+                except OSError:
+                    pass
                 fcntl.flock(fd, fcntl.LOCK_UN)
             finally:
                 os.close(fd)
