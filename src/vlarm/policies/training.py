@@ -555,18 +555,19 @@ def train(config: TrainConfig, dataset: Any | None = None) -> Path:
     if resuming:
         state = load_training_state(last_dir, optimizer, rng)
         step, seconds = int(state["step"]), float(state["seconds"])
+    if step >= config.steps:
+        return last_dir
+
+    store = FrameStore(dataset, policy, cache_features=config.cache_features)
     out_dir.mkdir(parents=True, exist_ok=True)
     log_path = out_dir / LOG_NAME
     logged_cpu = prepare_log(log_path, step)
     if resuming:
         cpu_base = float(state.get("process_cpu_seconds", logged_cpu or 0.0))
-    if step >= config.steps:
-        return last_dir
 
     def run_cpu_seconds() -> float:
         return cpu_base + time.process_time() - cpu_start
 
-    store = FrameStore(dataset, policy, cache_features=config.cache_features)
     log_file = log_path.open("a", newline="")
     writer = csv.writer(log_file)
     window: list[dict] = []
