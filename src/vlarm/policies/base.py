@@ -2,7 +2,8 @@
 
 A checkpoint directory holds ``config.json`` (the policy's dataclass config plus a ``"type"`` field naming the
 policy) and ``model.safetensors`` (trainable weights only: frozen pretrained parts such as EfficientNet or
-MiniLM are rebuilt on load, so checkpoints stay small). Nothing is ever unpickled.
+MiniLM are rebuilt on load, so checkpoints stay small). Nothing is ever unpickled. The weights file carries a
+SHA-256 digest of its tensors that is verified on load (:mod:`vlarm.weights`), and non-finite weights are refused.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import nn
+
+from vlarm.weights import WeightsError, load_weights, save_weights
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -115,7 +116,7 @@ class Policy(nn.Module, ABC):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / CONFIG_NAME).write_text(json.dumps(config_to_dict(self.config, self.name), indent=2) + "\n")
-        save_file(self.trainable_state_dict(), str(directory / WEIGHTS_NAME), metadata={"type": self.name})
+        save_weights(self.trainable_state_dict(), directory / WEIGHTS_NAME, metadata={"type": self.name})
         return directory
 
     @classmethod
@@ -135,8 +136,8 @@ class Policy(nn.Module, ABC):
             **overrides: config fields to replace (e.g. ``backbone_pretrained=False`` in tests).
 
         Raises:
-            CheckpointError: missing directory/files, invalid JSON, unknown or mismatched type, unreadable
-                safetensors, or missing/unexpected/mis-shaped tensors.
+            CheckpointError: missing directory/files, invalid JSON, unknown or mismatched type, unreadable or
+                damaged safetensors (digest mismatch, NaN/inf weights), or missing/unexpected/mis-shaped tensors.
         """
         directory = Path(directory)
         config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
@@ -172,9 +173,9 @@ class Policy(nn.Module, ABC):
         config = target.resolve_config(config_from_dict(target.config_class, {**data, **overrides},
                                                         source=str(config_path)), directory)
         try:
-            state = load_file(str(weights_path))
-        except (SafetensorError, OSError, ValueError) as err:
-            raise CheckpointError(f"{weights_path}: unreadable safetensors file ({err})") from err
+            state, _ = load_weights(weights_path)
+        except WeightsError as err:
+            raise CheckpointError(str(err)) from err
         policy = target(config)
         expected = policy.trainable_state_dict()
         missing = sorted(set(expected) - set(state))

@@ -40,7 +40,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from vlarm.policies.augmentation import sample_perturbation, transform_pixels, warp_images
@@ -48,6 +47,7 @@ from vlarm.policies.base import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, Poli
 from vlarm.policies.factory import make_policy
 from vlarm.policies.pick_place import PickPlacePolicy
 from vlarm.policies.processing import frame_to_labels, normalization_from_stats
+from vlarm.weights import load_weights, save_weights
 
 logger = logging.getLogger(__name__)
 
@@ -362,7 +362,7 @@ def save_checkpoint(
     policy.save_pretrained(tmp)
     tensors, groups = _optimizer_tensors(optimizer)
     tensors["torch_rng_state"] = torch.get_rng_state()
-    save_file(tensors, str(tmp / STATE_TENSORS))
+    save_weights(tensors, tmp / STATE_TENSORS)
     state = {
         "step": step,
         "seconds": seconds,
@@ -385,7 +385,7 @@ def load_training_state(directory: Path, optimizer: torch.optim.Optimizer, rng: 
     json_path, tensor_path = directory / STATE_JSON, directory / STATE_TENSORS
     try:
         state = json.loads(json_path.read_text())
-        tensors = load_file(str(tensor_path))
+        tensors, _ = load_weights(tensor_path)
     except (OSError, ValueError) as err:
         raise CheckpointError(f"{directory}: unreadable training state ({err})") from err
     opt_state: dict[int, dict[str, torch.Tensor]] = {}

@@ -1,7 +1,8 @@
 """Our own dual-encoder checkpoints: a directory with ``vlm_config.json`` and ``model.safetensors``.
 
-Nothing is ever unpickled. Locked pretrained towers (``DualEncoder.locked_prefixes``) are not stored: they are
-rebuilt from their packages, which keeps a LiT checkpoint at a few megabytes.
+Nothing is ever unpickled; the weights carry a SHA-256 digest verified on load (:mod:`vlarm.weights`). Locked
+pretrained towers (``DualEncoder.locked_prefixes``) are not stored: they are rebuilt from their packages, which
+keeps a LiT checkpoint at a few megabytes.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 
 from vlarm.vlm.config import config_from_dict
 from vlarm.vlm.model import DualEncoder, build_model
+from vlarm.weights import WeightsError, load_weights, save_weights
 
 CONFIG_NAME = "vlm_config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -36,8 +38,6 @@ def save_checkpoint(model: DualEncoder, directory: str | Path, extra: dict | Non
     Returns:
         The directory as a ``Path``.
     """
-    from safetensors.torch import save_file
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {
@@ -52,7 +52,7 @@ def save_checkpoint(model: DualEncoder, directory: str | Path, extra: dict | Non
         "excluded_prefixes": list(model.locked_prefixes),
         "extra": extra or {},
     }
-    save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
+    save_weights(state, directory / WEIGHTS_NAME)
     (directory / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
     return directory
 
@@ -77,21 +77,20 @@ def read_checkpoint_meta(directory: str | Path) -> dict:
 
 
 def load_state_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """Load a safetensors file into a dict of CPU tensors.
+    """Load a safetensors file into a dict of CPU tensors, verifying its digest (:func:`vlarm.weights.load_weights`).
 
     Raises:
         FileNotFoundError: the file is missing (the path is named).
-        CheckpointError: the file is not a readable safetensors file.
+        CheckpointError: the file is not a readable safetensors file, its digest does not match, or it holds
+            NaN/inf values.
     """
-    from safetensors.torch import load_file
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"missing weights file {path}")
     try:
-        return load_file(str(path), device="cpu")
-    except Exception as err:  # noqa: BLE001 - safetensors raises several error types for bad files
-        raise CheckpointError(f"corrupt or unreadable safetensors file {path}: {err}") from err
+        return load_weights(path)[0]
+    except WeightsError as err:
+        raise CheckpointError(str(err)) from err
 
 
 def load_checkpoint(directory: str | Path) -> DualEncoder:

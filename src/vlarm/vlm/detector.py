@@ -316,11 +316,11 @@ def calibrate_threshold(records: list[QueryRecord]) -> float:
 
 def save_detector(det: OpenVocabLocalizer, directory: str | Path) -> Path:
     """Save as ``detector.safetensors`` + ``detector_config.json``; returns the directory."""
-    from safetensors.torch import save_file
+    from vlarm.weights import save_weights
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in det.state_dict().items()}, str(directory / "detector.safetensors"))
+    save_weights(det.state_dict(), directory / "detector.safetensors")
     (directory / "detector_config.json").write_text(json.dumps(dataclasses.asdict(det.config), indent=2) + "\n")
     return directory
 

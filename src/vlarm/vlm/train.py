@@ -100,14 +100,14 @@ def _param_groups(model: DualEncoder, weight_decay: float) -> list[dict]:
 
 
 def _save_trainer_state(directory: Path, optimizer, step: int, epoch: int, cfg: TrainConfig) -> None:
-    from safetensors.torch import save_file
+    from vlarm.weights import save_weights
 
     state = optimizer.state_dict()
     tensors = {}
     for idx, pstate in state["state"].items():
         for key, val in pstate.items():
             tensors[f"state.{idx}.{key}"] = torch.as_tensor(val).detach().clone().contiguous()
-    save_file(tensors, str(directory / "optimizer.safetensors"))
+    save_weights(tensors, directory / "optimizer.safetensors")
     meta = {
         "step": step,
         "epoch": epoch,
