@@ -33,6 +33,8 @@ class VideoRecorder:
 
         Raises:
             ValueError: if there are no frames or the suffix is not .mp4/.gif.
+            VideoWriteError: if the file cannot be written (one line naming the path and the reason, not the
+                encoder's log).
         """
         import imageio.v2 as imageio
 
@@ -41,13 +43,33 @@ class VideoRecorder:
             raise ValueError("no frames were recorded")
         if path.suffix not in (".mp4", ".gif"):
             raise ValueError(f"video path must end in .mp4 or .gif, got {path.name}")
-        path.parent.mkdir(parents=True, exist_ok=True)
         frames = [_caption(f, self.caption) for f in self.frames]
-        if path.suffix == ".mp4":
-            imageio.mimwrite(path, frames, fps=fps, macro_block_size=16, quality=7)
-        else:
-            imageio.mimwrite(path, frames, duration=1000 / fps, loop=0)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Open the file ourselves first: an unwritable path is a clean OSError here rather than an ffmpeg log
+            # (or a silently missing file) after encoding.
+            with open(path, "wb") as f:
+                if path.suffix == ".gif":
+                    imageio.mimwrite(f, frames, format="GIF", duration=1000 / fps, loop=0)
+            if path.suffix == ".mp4":
+                imageio.mimwrite(path, frames, fps=fps, macro_block_size=16, quality=7, ffmpeg_log_level="quiet")
+        except (OSError, RuntimeError) as err:
+            raise VideoWriteError(f"could not write the video {path}: {_reason(err)}") from None
+        if not path.is_file() or path.stat().st_size == 0:
+            raise VideoWriteError(f"could not write the video {path}: the encoder produced no data")
         return path
+
+
+class VideoWriteError(OSError):
+    """A video could not be written (the episode itself ran; only its video is missing)."""
+
+
+def _reason(err: Exception) -> str:
+    """The first line of an error, without the encoder's multi-line log."""
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
 
 
 def _caption(frame: np.ndarray, text: str) -> np.ndarray:

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vlarm.checks import FEWSHOT_METHODS, VLM_EVAL_DATASETS, check_choice, check_output, check_range
+from vlarm.vlm.config import list_models
 from vlarm.vlm.data import (
     FASHION_MNIST_CLASSES,
     FASHION_MNIST_TEMPLATES,
@@ -28,7 +30,30 @@ from vlarm.vlm.evaluate import (
 )
 from vlarm.vlm.factory import create_model_and_transforms
 from vlarm.vlm.fewshot import FewShotConfig, fit_fewshot, sample_few_shot
-from vlarm.vlm.train import TrainConfig, train
+from vlarm.vlm.train import TrainConfig, latest_checkpoint, train
+
+#: Fashion-MNIST images per class in each split (the limits of --per-class, --shots, --linear-probe-per-class).
+FASHION_TEST_PER_CLASS, FASHION_TRAIN_PER_CLASS = 1000, 6000
+#: What `vlarm vlm detect` says when it has no localiser (none is shipped with the repository).
+NO_DETECTOR_HINT = ("no localiser is shipped; build one with `python benchmarks/vlm_detector.py --save "
+                    "outputs/vlm_detector` and pass --detector outputs/vlm_detector/detector --teacher "
+                    "outputs/vlm_detector/teacher")
+
+
+def _check_model(model: str, flag: str = "--model") -> str:
+    """Fail before loading anything unless ``model`` is a built-in name or an existing path."""
+    if str(model) not in list_models() and not Path(str(model)).expanduser().exists():
+        raise FileNotFoundError(f"{flag} {model}: neither a built-in model ({', '.join(list_models())}) nor an "
+                                "existing checkpoint directory")
+    return model
+
+
+def _check_csv(data_csv: Path | None, flag: str = "--data") -> Path:
+    """Fail before loading anything unless ``data_csv`` is an existing file."""
+    if data_csv is None or not Path(data_csv).is_file():
+        raise FileNotFoundError(f"{flag} {data_csv}: no such file; pass an open_clip-style CSV "
+                                "(tab-separated filepath and title columns)")
+    return Path(data_csv)
 
 
 def _write(result: dict, output: Path | None, name: str) -> dict:
@@ -73,6 +98,25 @@ def vlm_train(
     Returns:
         ``{"steps", "final_loss", "pairs_per_second", "cache_seconds", "checkpoint"}``.
     """
+    # Cheap checks first (flags, files, output directory); the model loads last.
+    _check_model(model)
+    for flag, value in (("--epochs", epochs), ("--batch-size", batch_size), ("--lr", lr)):
+        if value <= 0:
+            raise ValueError(f"{flag} must be > 0, got {value}")
+    for flag, value in (("--warmup-steps", warmup_steps), ("--checkpoint-every", checkpoint_every), ("--seed", seed)):
+        check_range(flag, value, 0)
+    if image_size is not None:
+        check_range("--image-size", image_size, 1)
+    if unlocked_text_layers is not None:
+        check_range("--unlocked-text-layers", unlocked_text_layers, 0)
+    check_output(output_dir, "--out", kind="dir")
+    if resume and latest_checkpoint(output_dir) is None:
+        raise FileNotFoundError(f"--resume: no checkpoint to resume from in {output_dir}; drop --resume to start "
+                                "a new run there")
+    dataset = CsvImageCaptionDataset(_check_csv(data_csv))
+    if len(dataset) < 2:
+        raise ValueError(f"--data {data_csv} holds {len(dataset)} image-caption pair(s); contrastive training "
+                         "needs at least 2")
     overrides = {
         k: v
         for k, v in {"image_size": image_size, "unlocked_text_layers": unlocked_text_layers}.items()
@@ -80,7 +124,6 @@ def vlm_train(
     }
     torch.manual_seed(seed)
     net, transform, tok = create_model_and_transforms(model, **overrides)
-    dataset = CsvImageCaptionDataset(data_csv)
     cfg = TrainConfig(
         epochs=epochs,
         batch_size=batch_size,
@@ -122,8 +165,9 @@ def vlm_eval(
 
     Args:
         model: built-in name or checkpoint directory (vlarm, Hugging Face CLIP/SigLIP, open_clip).
-        dataset: ``"fashion-mnist"`` (zero-shot top-1/top-5/mean per-class recall on ``per_class`` test images
-            per class) or ``"retrieval"`` (image<->text Recall@1/5/10 on ``data_csv``).
+        dataset: one of :data:`vlarm.checks.VLM_EVAL_DATASETS`: ``"fashion-mnist"`` (zero-shot top-1/top-5/mean
+            per-class recall on ``per_class`` test images per class) or ``"retrieval"`` (image<->text
+            Recall@1/5/10 on ``data_csv``).
         data_csv: open_clip CSV for retrieval.
         per_class: Fashion-MNIST test images per class.
         linear_probe_per_class: if > 0, also fit a logistic-regression probe on that many train images
@@ -135,16 +179,29 @@ def vlm_eval(
         A dict of metrics (fractions in [0, 1]).
 
     Raises:
-        ValueError: unknown ``dataset`` or retrieval without ``data_csv``.
+        ValueError: unknown ``dataset``, a value out of range (the message names the flag).
+        FileNotFoundError: retrieval without an existing ``data_csv``, missing Fashion-MNIST files, or an
+            unknown ``model``.
     """
+    # Cheap checks and data loading first (seconds); the model loads last (~15 s for LiT).
+    check_choice(dataset, VLM_EVAL_DATASETS, "--dataset")
+    _check_model(model)
+    check_range("--seed", seed, 0)
+    check_output(output_dir, "--out", kind="dir")
+    if dataset == "fashion-mnist":
+        check_range("--per-class", per_class, 1, FASHION_TEST_PER_CLASS)
+        check_range("--linear-probe-per-class", linear_probe_per_class, 0, FASHION_TRAIN_PER_CLASS * 4 // 5)
+        x, y = _fashion_subset(per_class, seed)
+        if linear_probe_per_class > 0:
+            tx, ty = load_fashion_mnist("train")
+    else:
+        ds = CsvImageCaptionDataset(_check_csv(data_csv))
     net, transform, tok = create_model_and_transforms(model)
     if dataset == "fashion-mnist":
-        x, y = _fashion_subset(per_class, seed)
         feats = encode_images(net, torch.stack([transform(im) for im in x]), progress=True)
         weights = zero_shot_classifier(net, tok, FASHION_MNIST_CLASSES, FASHION_MNIST_TEMPLATES)
         out: dict = {"zero_shot": classification_metrics(feats @ weights, torch.as_tensor(y))}
         if linear_probe_per_class > 0:
-            tx, ty = load_fashion_mnist("train")
             rng = np.random.default_rng(seed)
             tr = sample_few_shot(ty, linear_probe_per_class, rng)
             va = sample_few_shot(ty, max(1, linear_probe_per_class // 4), rng, exclude=tr)
@@ -152,16 +209,11 @@ def vlm_eval(
             clf, info = linear_probe(enc(tr), ty[tr], enc(va), ty[va])
             logits = torch.as_tensor(clf.decision_function(feats.numpy().astype(np.float64)))
             out["linear_probe"] = {**classification_metrics(logits, torch.as_tensor(y)), **info}
-    elif dataset == "retrieval":
-        if data_csv is None:
-            raise ValueError("retrieval evaluation needs data_csv")
-        ds = CsvImageCaptionDataset(data_csv)
+    else:
         # Captions that repeat belong to every image that carries them; use the first as the ground truth.
         feats = encode_images(net, torch.stack([transform(ds[i][0]) for i in range(len(ds))]), progress=True)
         text = encode_texts(net, tok, ds.captions)
         out = {"retrieval": retrieval_metrics(feats, text)}
-    else:
-        raise ValueError(f"unknown dataset {dataset!r}; use 'fashion-mnist' or 'retrieval'")
     out["model"] = str(model)
     return _write(out, output_dir, "eval_result.json")
 
@@ -181,11 +233,23 @@ def vlm_fewshot(
 
     Returns:
         ``{"method", "shots", "top1_mean", "top1_std", "per_seed": [...]}``.
+
+    Raises:
+        ValueError: an unknown ``method`` or a value out of range (the message names the flag).
+        FileNotFoundError: missing Fashion-MNIST files or an unknown ``model``.
     """
-    net, transform, tok = create_model_and_transforms(model)
+    # Cheap checks and data loading first (seconds); the model loads last (~15 s for LiT).
+    check_choice(method, FEWSHOT_METHODS, "--method")
+    _check_model(model)
+    check_range("--shots", shots, 1, FASHION_TRAIN_PER_CLASS - 4)
+    check_range("--per-class", per_class, 1, FASHION_TEST_PER_CLASS)
+    if not seeds:
+        raise ValueError("seeds must name at least one seed")
+    check_output(output_dir, "--out", kind="dir")
     x_test, y_test = _fashion_subset(per_class, 0)
-    test_f = encode_images(net, torch.stack([transform(im) for im in x_test]), progress=True)
     tx, ty = load_fashion_mnist("train")
+    net, transform, tok = create_model_and_transforms(model)
+    test_f = encode_images(net, torch.stack([transform(im) for im in x_test]), progress=True)
     weights = zero_shot_classifier(net, tok, FASHION_MNIST_CLASSES, FASHION_MNIST_TEMPLATES)
     accs = []
     for seed in seeds:
@@ -217,24 +281,40 @@ def vlm_fewshot(
     return _write(out, output_dir, f"fewshot_{method}_{shots}shot.json")
 
 
-def vlm_detect(image: Path, text: str, detector_dir: Path, teacher: str, output: Path | None = None) -> dict:
+def vlm_detect(image: Path, text: str, detector_dir: Path | None, teacher: str, output: Path | None = None) -> dict:
     """Locate ``text`` (e.g. "the red block") in a top-down colour-map image with a distilled localiser.
 
     Args:
         image: PNG/JPEG of a top-down colour map (H and W divisible by 4, e.g. a 320 x 320 scene image of
             :mod:`vlarm.vlm.sim_captions`).
         text: the query phrase.
-        detector_dir: directory written by :func:`vlarm.vlm.detector.save_detector`.
+        detector_dir: directory written by :func:`vlarm.vlm.detector.save_detector` (None: refused with a
+            message saying how to build one, since none is shipped).
         teacher: the dual encoder it was distilled from (checkpoint directory or built-in name).
         output: optional path for a PNG of the heatmap overlaid on the image.
 
     Returns:
         ``{"row", "col", "score", "text"}``; ``score > 0`` means the text beats the background there.
+
+    Raises:
+        FileNotFoundError: no localiser (the message says how to build one), a missing image or teacher.
+        ValueError: an empty ``text`` or an ``output`` that is not .png/.jpg.
     """
     from PIL import Image
 
     from vlarm.vlm.detector import load_detector, locate
 
+    if detector_dir is None:
+        raise FileNotFoundError(NO_DETECTOR_HINT)
+    if not (Path(detector_dir) / "detector_config.json").is_file():
+        raise FileNotFoundError(f"--detector {detector_dir}: no localiser there (no detector_config.json); "
+                                + NO_DETECTOR_HINT)
+    if not Path(image).is_file():
+        raise FileNotFoundError(f"image {image}: no such file; pass a top-down colour-map PNG/JPEG")
+    if not text.strip():
+        raise ValueError('the text to find is empty; pass a phrase such as "the red block"')
+    _check_model(teacher, "--teacher")
+    check_output(output, "--out", suffixes=(".png", ".jpg", ".jpeg"))
     det = load_detector(detector_dir)
     net, _, tok = create_model_and_transforms(teacher)
     img = np.asarray(Image.open(image).convert("RGB"))
