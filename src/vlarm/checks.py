@@ -88,6 +88,7 @@ def check_output(path: str | Path | None, flag: str, kind: str = "file",
         os.close(fd)
         os.unlink(probe)
     except OSError as err:
-        raise PermissionError(f"{where}: cannot create files in {ancestor} ({err.strerror or err}); pass a path "
+        raise PermissionError(f"{where}: cannot create files in {os.path.abspath(ancestor)} "
+                              f"({err.strerror or err}); pass a path "
                               "in a writable directory") from None
     return path

@@ -309,3 +309,14 @@ def test_vlm_train_python_api_names_flags(tmp_path):
         vlm_train(tmp_path / "pairs.csv", tmp_path / "run", image_size=0)
     with pytest.raises(ValueError, match="--unlocked-text-layers must be >= 0, got -2"):
         vlm_train(tmp_path / "pairs.csv", tmp_path / "run", unlocked_text_layers=-2)
+
+
+@linux
+@pytest.mark.parametrize("args", [
+    ["eval", "--task", TASK, "--policy", "oracle", "--episodes", "1"],
+    ["train", "--policy", "cliport", "--task", TASK, "--data", "{tmp}"],
+])
+def test_default_output_directory_is_checked_too(no_heavy_work, fixtures, monkeypatch, args):
+    args = [a.format(tmp=fixtures) for a in args]
+    monkeypatch.chdir("/proc")   # runs/ would be created here
+    _one_line_error(runner.invoke(app, args), "--out runs", "cannot create files in /proc")

@@ -151,7 +151,7 @@ def train(
     if threads is not None and threads < 0:
         raise ValueError(f"--threads must be >= 0 (0: automatic), got {threads}")
     _check_seed(seed)
-    _check_dir(out, "--out")
+    _check_dir(out or Path("runs"), "--out")   # the default goes under runs/
     if grounding_fusion is not None and semantic_vlm is None:
         raise ValueError("--grounding-fusion only applies with --semantic-vlm")
     flags = dict(steps=steps, batch_size=batch_size, lr=lr, save_every=save_every, threads=threads)
@@ -221,7 +221,7 @@ def evaluate(
     _check_positive(episodes=episodes, camera_scale=camera_scale)
     if videos < 0:
         raise ValueError(f"--videos must be >= 0, got {videos}")
-    _check_dir(out, "--out")
+    _check_dir(out or Path("runs") / "eval", "--out")   # the default goes under runs/eval/
     label, factory = _agent_factory(policy, checkpoint)
     out = out or Path("runs") / "eval" / f"{Path(label).name}-{task}-{split}"
     results = run_eval(factory, task, split, episodes, out, videos=videos, camera_scale=camera_scale, label=label)
