@@ -1,0 +1,46 @@
+"""`vlarm eval` intervals, `vlarm select` on val, `vlarm run --seed` off the training layouts (issue 7 item 1)."""
+
+import json
+
+import torch
+from typer.testing import CliRunner
+
+from vlarm.cli.main import app
+from vlarm.policies import make_policy
+
+runner = CliRunner()
+TASK = "put-block-in-bowl-unseen-colors"
+
+
+def test_eval_prints_intervals_and_the_novelty_breakdown(tmp_path):
+    result = runner.invoke(app, ["eval", "--task", TASK, "--policy", "oracle", "--split", "val", "--episodes", "2",
+                                 "--camera-scale", "0.25", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "pooled" in result.output and "100.0 [100.0, 100.0]" in result.output
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["split"] == "val" and [e["seed"] for e in saved["per_episode"]] == [1, 3]
+    assert set(saved["by_novelty"]) == {"all", "some", "none"}
+
+
+def test_select_names_the_best_on_val_and_the_test_command(tmp_path):
+    run = tmp_path / "run"
+    for step in (1, 2):
+        torch.manual_seed(step)
+        make_policy("transporter", widths=(4, 8, 8, 8), transport_dim=4, n_rotations=8).save_pretrained(
+            run / "checkpoints" / f"step_{step:06d}")
+    result = runner.invoke(app, ["select", str(run), "--task", TASK, "--episodes", "1", "--camera-scale", "0.25",
+                                 "--out", str(tmp_path / "sel")])
+    assert result.exit_code == 0, result.output
+    best = json.loads((tmp_path / "sel" / "selection.json").read_text())["best"]["checkpoint"]
+    assert "chosen on val" in result.output and "--split test" in result.output
+    assert best.endswith(("step_000001", "step_000002"))
+    bad = runner.invoke(app, ["select", str(tmp_path / "nothing"), "--task", TASK])
+    assert bad.exit_code == 2 and "neither a training run" in bad.output
+
+
+def test_run_seed_indexes_the_test_split(tmp_path):
+    out = tmp_path / "ep.json"
+    result = runner.invoke(app, ["run", "put the red blocks in a green bowl", "--policy", "oracle", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    record = json.loads(out.read_text())
+    assert record["seed"] == 10001 and "test episode 0" in result.output     # never a training layout (even seed)
