@@ -35,3 +35,17 @@ def test_summary_splits_episodes_by_novelty():
     assert s["episodes"] == 4 and s["score"] == pytest.approx(62.5)
     assert s["by_novelty"]["all"]["episodes"] == 2 and s["by_novelty"]["all"]["score"] == pytest.approx(50.0)
     assert s["by_novelty"]["none"]["success_rate"] == 100.0 and s["by_novelty"]["some"]["success_rate"] == 0.0
+
+
+def test_a_video_that_cannot_be_written_does_not_lose_the_episode(tmp_path, monkeypatch):
+    from vlarm.eval import video
+
+    def broken(self, path):
+        raise video.VideoWriteError(f"could not write the video {path}: No space left on device")
+
+    monkeypatch.setattr(video.VideoRecorder, "write", broken)
+    results = evaluate(OracleAgent, "put-block-in-bowl-seen-colors", "val", 2, tmp_path, videos=1,
+                       camera_scale=0.25, progress=False, label="oracle")
+    first, second = results["per_episode"]
+    assert results["episodes"] == 2 and first["success"] and first["video"] is None
+    assert "No space left" in first["video_error"] and second["video_error"] is None

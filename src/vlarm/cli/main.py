@@ -297,9 +297,8 @@ def run(
     from dataclasses import asdict
 
     from vlarm.envs import make_env
-    from vlarm.eval import EpisodeRecord, rollout
-    from vlarm.eval.video import VideoWriteError
-    from vlarm.tasks import SUCCESS_THRESHOLD, make_task
+    from vlarm.eval import rollout
+    from vlarm.tasks import make_task
     from vlarm.tasks.attributes import split_seed
 
     make_task(task).parse_instruction(instruction)  # fail fast, before loading anything heavy
@@ -313,10 +312,7 @@ def run(
     console.print(f"[bold]instruction:[/] {escape(instruction)}   [dim](policy: {escape(label)}, test episode {seed}, "
                   f"seed {episode_seed})[/]", soft_wrap=True)
 
-    steps = []
-
     def on_step(i, step, info):
-        steps.append(step)
         if step.primitive_failure is not None:
             status = f"[red]{step.primitive_failure}[/]"
         else:
@@ -324,16 +320,10 @@ def run(
         console.print(f"  step {i + 1}: pick at {step.pick_pose[:3]}  ->  place at {step.place_pose[:3]}  "
                       f"reward {step.reward:+.2f}  ({status})")
 
-    write_errors = []
-    try:
-        record = rollout(env, agent, episode_seed, "test", instruction=instruction, video_path=video,
-                         on_step=on_step)
-    except VideoWriteError as err:   # the episode ran to its end; report it, then the failed write
-        write_errors.append(f"--video: {err}")
-        total = steps[-1].total_reward if steps else 0.0
-        record = EpisodeRecord(seed=episode_seed, instruction=env.unwrapped.task.lang_goal, total_reward=total,
-                               success=total > SUCCESS_THRESHOLD, steps=steps)
+    record = rollout(env, agent, episode_seed, "test", instruction=instruction, video_path=video, on_step=on_step)
     env.close()
+    # the episode ran to its end even if its video could not be written: report it, then the failed write
+    write_errors = [f"--video: {record.video_error}"] if record.video_error else []
     verdict = "[green]success[/]" if record.success else "[red]not completed[/]"
     n = len(record.steps)
     console.print(f"total reward {record.total_reward:.2f}: {verdict} in {n} step{'s' if n != 1 else ''}")
@@ -422,6 +412,21 @@ def vlm_detect(
     from vlarm.vlm.commands import vlm_detect as run
 
     _print_json(run(image, text, detector, teacher, out))
+
+
+@vlm_app.command("captions")
+@_user_errors
+def vlm_captions(
+    scenes: Annotated[int, typer.Option(help="scenes to render (each gives one crop per object and one scene image)")],
+    out: Annotated[Path, typer.Option(help="output folder: OUT/NAME.csv plus the PNGs")],
+    seed: Annotated[int, typer.Option(help="random seed (same seed, same pairs)")] = 0,
+    name: Annotated[str, typer.Option(help="split name: the CSV's stem")] = "train",
+    camera_scale: Annotated[float, typer.Option(help="camera resolution relative to 480x640")] = 0.5,
+) -> None:
+    """Render simulator image-caption pairs as an open_clip CSV (absolute image paths, trains from any directory)."""
+    from vlarm.vlm.commands import vlm_captions as run
+
+    _print_json(run(scenes, out, seed=seed, name=name, camera_scale=camera_scale))
 
 
 if __name__ == "__main__":

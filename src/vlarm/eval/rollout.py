@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from vlarm.envs import make_env
 from vlarm.envs.tabletop import TabletopEnv
 from vlarm.eval.metrics import format_ci, score_summary
-from vlarm.eval.video import VideoRecorder
+from vlarm.eval.video import VideoRecorder, VideoWriteError
 from vlarm.tasks import SUCCESS_THRESHOLD, TaskError
 from vlarm.tasks.attributes import NOVELTY_CLASSES, split_seed
 
@@ -68,6 +68,7 @@ class EpisodeRecord:
     success: bool
     steps: list[StepRecord] = field(default_factory=list)
     video: str | None = None
+    video_error: str | None = None
     goal_attributes: dict = field(default_factory=dict)
     novelty: str = "none"
 
@@ -86,7 +87,8 @@ def rollout(env: TabletopEnv, agent, seed: int, split: str, instruction: str | N
         on_step: optional ``callback(step_index, StepRecord, info)`` (for printing progress).
 
     Returns:
-        An :class:`EpisodeRecord`.
+        An :class:`EpisodeRecord`. A video that cannot be written does not lose the episode: ``video`` stays None
+        and ``video_error`` holds the one-line reason.
     """
     options = {"split": split}
     if instruction:
@@ -128,7 +130,10 @@ def rollout(env: TabletopEnv, agent, seed: int, split: str, instruction: str | N
     if recorder is not None:
         for _ in range(5):
             recorder(env.scene)
-        record.video = str(recorder.write(video_path))
+        try:
+            record.video = str(recorder.write(video_path))
+        except VideoWriteError as err:
+            record.video_error = str(err)
     return record
 
 

@@ -30,10 +30,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from vlarm.checks import FEWSHOT_METHODS
 from vlarm.vlm.evaluate import DEFAULT_TEMPLATES, linear_probe, zero_shot_classifier
 from vlarm.vlm.model import DualEncoder
 
-METHODS = ("zero-shot", "linear-probe", "coop", "cocoop", "clip-adapter", "tip-adapter", "tip-adapter-f")
+METHODS = FEWSHOT_METHODS  # one list for the library and the CLI (vlarm.checks has no heavy imports)
 
 
 @dataclass
