@@ -339,7 +339,7 @@ def run(
         raise OSError("; ".join(write_errors))
 
 
-vlm_app = typer.Typer(no_args_is_help=True, help="Vision-language models: train, evaluate, few-shot, detect.")
+vlm_app = typer.Typer(no_args_is_help=True, help="Vision-language models: train, evaluate, few-shot, detect, captions.")
 app.add_typer(vlm_app, name="vlm")
 
 

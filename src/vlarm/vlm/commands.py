@@ -1,4 +1,5 @@
-"""Plain functions behind ``vlarm vlm train | eval | fewshot`` (the typer CLI only maps flags onto them).
+"""Plain functions behind ``vlarm vlm train | eval | fewshot | detect | captions`` (the typer CLI only maps flags onto
+them).
 
 Each returns a JSON-serialisable dict and, when given an output directory, writes it there as JSON.
 """
@@ -326,3 +327,48 @@ def vlm_detect(image: Path, text: str, detector_dir: Path | None, teacher: str, 
         overlay[max(0, row - 2) : row + 3, max(0, col - 2) : col + 3] = (255, 255, 0)
         Image.fromarray(overlay).save(output)
     return {"row": int(row), "col": int(col), "score": score, "text": text}
+
+
+def vlm_captions(scenes: int, out: Path, seed: int = 0, name: str = "train", camera_scale: float = 0.5,
+                 progress: bool = True) -> dict:
+    """Render simulator image-caption pairs into an open_clip training CSV (:mod:`vlarm.vlm.sim_captions`).
+
+    Each scene (2-5 blocks and bowls in the TRAIN colours) gives one object crop per object and one whole-scene
+    image; images are PNGs under ``out/name/`` and the CSV's ``filepath`` column holds their absolute paths, so
+    open_clip's trainer can run from any directory: ``python -m open_clip_train.main --train-data out/name.csv
+    --csv-img-key filepath --csv-caption-key title ...``; ``vlarm vlm train --data out/name.csv`` reads it too.
+
+    Args:
+        scenes: scenes to render (>= 1).
+        out: output folder (created).
+        seed: the only source of randomness; the same seed writes the same pairs.
+        name: split name, the CSV's stem (letters, digits, ``-`` and ``_``).
+        camera_scale: camera resolution relative to 480x640 (0.5 renders 4x faster; (0, 1]).
+        progress: show a progress bar.
+
+    Returns:
+        ``{"csv", "images", "crops", "scenes", "seed"}`` (the CSV as an absolute path); also written as
+        ``out/name.meta.json`` with the rendering config.
+
+    Raises:
+        ValueError: ``scenes`` < 1, ``seed`` < 0, ``camera_scale`` outside (0, 1] or a bad ``name`` (the message
+            names the flag).
+        NotADirectoryError / PermissionError: ``out`` cannot be written.
+    """
+    import re
+
+    from vlarm.vlm.sim_captions import CaptionConfig, render_samples, write_caption_csv
+
+    check_range("--scenes", scenes, 1)
+    check_range("--seed", seed, 0)
+    if not 0 < camera_scale <= 1:
+        raise ValueError(f"--camera-scale must be in (0, 1], got {camera_scale}")
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        raise ValueError(f"--name must be letters, digits, '-' or '_' (it names the CSV and a folder), got {name!r}")
+    check_output(out, "--out", kind="dir")
+    config = CaptionConfig(n_scenes=int(scenes), seed=int(seed), camera_scale=float(camera_scale))
+    samples = render_samples(config, progress=progress)
+    csv_path = write_caption_csv(samples, out, name, config)
+    crops = sum(s.kind == "crop" for s in samples)
+    return {"csv": str(csv_path), "images": len(samples), "crops": crops, "scenes": len(samples) - crops,
+            "seed": int(seed)}

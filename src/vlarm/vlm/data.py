@@ -1,8 +1,7 @@
 """Image-caption and labelled-image data for the dual encoders.
 
 - :class:`CsvImageCaptionDataset`: open_clip's CSV format (a tab-separated file with ``filepath`` and
-``title``
-  columns; relative paths are resolved against the CSV's folder).
+  ``title`` columns); paths may be absolute or relative to the CSV's folder.
 - :class:`ArrayImageCaptionDataset`: in-memory uint8 images with captions (tests, Fashion-MNIST).
 - :func:`load_fashion_mnist`: the real Fashion-MNIST images from Debian's ``dataset-fashion-mnist`` package
   (Xiao, Rasul & Vollgraf 2017).
@@ -67,15 +66,20 @@ class ArrayImageCaptionDataset:
 class CsvImageCaptionDataset:
     """open_clip-compatible CSV of image paths and captions.
 
+    Image paths may be absolute (what :func:`vlarm.vlm.sim_captions.write_caption_csv` writes, and what open_clip
+    needs when its trainer runs elsewhere) or relative to the CSV's folder (``~`` is expanded). When an absolute
+    path does not exist but the row's ``relpath`` column (relative to the CSV) does, that is used, so a caption
+    folder can be moved or copied to another machine.
+
     Args:
         csv_path: the CSV file.
         image_key / caption_key: column names (open_clip defaults ``filepath`` / ``title``).
         separator: field separator (open_clip default ``\\t``).
 
-    ``dataset[i]`` returns ``(image (H, W, 3) uint8 RGB, caption)``.
+    ``dataset[i]`` returns ``(image (H, W, 3) uint8 RGB, caption)``; ``dataset.paths`` are the resolved paths.
 
     Raises:
-        FileNotFoundError: the CSV is missing.
+        FileNotFoundError: the CSV is missing (on construction), or an image it names is (on access).
         ValueError: a required column is absent (the columns found are listed).
     """
 
@@ -96,9 +100,17 @@ class CsvImageCaptionDataset:
         for key in (image_key, caption_key):
             if key not in fields:
                 raise ValueError(f"{self.csv_path} has no column {key!r}; columns: {fields}")
-        root = self.csv_path.parent
-        self.paths = [p if Path(p).is_absolute() else str(root / p) for p in (r[image_key] for r in rows)]
+        self.paths = [self._resolve(r[image_key], r.get("relpath")) for r in rows]
         self.captions = [r[caption_key] for r in rows]
+
+    def _resolve(self, path: str, relpath: str | None) -> str:
+        """Absolute path of an image named in the CSV (see the class docstring)."""
+        p = Path(path).expanduser()
+        if not p.is_absolute():
+            return str(self.csv_path.parent / p)
+        if not p.exists() and relpath and (self.csv_path.parent / relpath).exists():
+            return str(self.csv_path.parent / relpath)
+        return str(p)
 
     def __len__(self) -> int:
         return len(self.captions)
@@ -106,8 +118,14 @@ class CsvImageCaptionDataset:
     def __getitem__(self, i: int):
         from PIL import Image
 
-        with Image.open(self.paths[i]) as img:
-            return np.asarray(img.convert("RGB")), self.captions[i]
+        try:
+            with Image.open(self.paths[i]) as img:
+                return np.asarray(img.convert("RGB")), self.captions[i]
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"{self.csv_path}: image {self.paths[i]} (row {i + 1}) does not exist; paths are taken as absolute or "
+                "relative to the CSV's folder: move the images back or rewrite the CSV"
+            ) from None
 
 
 def _read_idx(path: Path) -> np.ndarray:

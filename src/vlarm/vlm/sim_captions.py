@@ -208,13 +208,29 @@ def render_samples(config: CaptionConfig, progress: bool = True) -> list[Sample]
 def write_caption_csv(samples: Sequence[Sample], out_dir: str | Path, name: str, config: CaptionConfig) -> Path:
     """Write samples as PNGs plus ``{name}.csv`` (open_clip format) and ``{name}.meta.json``.
 
-    The CSV has tab-separated columns ``filepath`` (relative to the CSV), ``title``, ``kind``, ``colors``,
-    ``objects`` ("red block;blue bowl") and ``pixels`` ("row,col;row,col" centres in that image); open_clip
-    reads the first two. Returns the CSV path.
+    The CSV has tab-separated columns ``filepath`` (the image's absolute path, so open_clip's trainer, which
+    opens paths as given, finds the images from any working directory), ``title``, ``relpath`` (the path
+    relative to the CSV's folder, which vlarm's readers fall back to when the folder was moved), ``kind``,
+    ``colors``, ``objects`` ("red block;blue bowl") and ``pixels`` ("row,col;row,col" centres in that image);
+    open_clip reads the first two (``--csv-img-key filepath --csv-caption-key title``).
+
+    Args:
+        samples: what to write (:func:`render_samples`); images ``(H, W, 3)`` uint8 RGB.
+        out_dir: output folder (created); images go to ``out_dir/name/``.
+        name: split name, the CSV's stem.
+        config: what was rendered (recorded in the meta file).
+
+    Returns:
+        The CSV path.
+
+    Raises:
+        ValueError: ``samples`` is empty.
     """
     from PIL import Image
 
-    out_dir = Path(out_dir)
+    if not samples:
+        raise ValueError(f"no samples to write for {name!r}; render at least one scene")
+    out_dir = Path(out_dir).resolve()
     img_dir = out_dir / name
     img_dir.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -223,8 +239,9 @@ def write_caption_csv(samples: Sequence[Sample], out_dir: str | Path, name: str,
         Image.fromarray(s.image).save(out_dir / rel)
         rows.append(
             {
-                "filepath": rel,
+                "filepath": str(out_dir / rel),
                 "title": s.caption,
+                "relpath": rel,
                 "kind": s.kind,
                 "colors": ",".join(sorted({o[0] for o in s.objects})),
                 "objects": ";".join(f"{o[0]} {o[1]}" for o in s.objects),
