@@ -11,7 +11,7 @@ import pytest
 
 from vlarm.data import DatasetError, DatasetInfo, EpisodeDataset, EpisodeWriter, vlarm_features
 from vlarm.data import collect as collect_module
-from vlarm.data.collect import _CollectionWriter, collect, observation_settings
+from vlarm.data.collect import collect, observation_settings
 from vlarm.data.info import INFO_PATH
 from vlarm.envs import make_env
 
@@ -33,7 +33,7 @@ def _dataset(root, settings=None, seeds=(0,), shape=FULL):
     if settings is None:
         writer = EpisodeWriter(root, TASK, "train", image_shape=shape, meta_interval_s=0)
     else:
-        writer = _CollectionWriter(root, settings, meta_interval_s=0)
+        writer = _writer(root, settings, meta_interval_s=0)
     with writer:
         for seed in seeds:
             writer.add_episode(make_episode(seed, shape), seed=seed, total_reward=1.0)
@@ -70,7 +70,7 @@ def test_settings_describe_the_env():
 def test_info_records_the_settings_from_the_first_write(tmp_path):
     """Recorded when the writer opens, so a collection killed before its first meta rewrite can still be checked."""
     settings = _settings(camera_scale=0.5)
-    writer = _CollectionWriter(tmp_path / "ds", settings)
+    writer = _writer(tmp_path / "ds", settings)
     try:
         info = _info_json(tmp_path / "ds")
         assert info["camera_scale"] == 0.5 and info["renderer"] == "tiny"
@@ -210,3 +210,9 @@ def test_info_differences():
     with pytest.raises(KeyError, match="unknown observation settings"):
         info.observation_differences({"fps": 1})
     assert np.isclose(DatasetInfo.from_dict(info.to_dict()).camera_scale, 1.0)
+
+
+def _writer(root, settings, **kwargs):
+    shape = tuple(settings["image_shape"])
+    return EpisodeWriter(root, settings["benchmark_task"], settings["split"], image_shape=shape, observation=settings,
+                         **kwargs)

@@ -11,7 +11,6 @@ resume that asks for other values is refused naming both, so a dataset never mix
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,16 +18,11 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from vlarm.data.errors import DatasetError
-from vlarm.data.info import INFO_PATH, OPTIONAL_OBSERVATION_FIELDS, DatasetInfo
 from vlarm.data.writer import EpisodeWriter
 from vlarm.envs import make_env
 from vlarm.sim.cameras import RENDERER
 from vlarm.tasks import SUCCESS_THRESHOLD, TaskError
 from vlarm.tasks.attributes import split_seed
-
-#: The ``vlarm collect`` option that sets each observation setting (the others come from the code).
-_FLAGS = {"benchmark_task": "--task", "split": "--split", "camera_scale": "--camera-scale"}
 
 
 @dataclass
@@ -77,90 +71,6 @@ def observation_settings(env: Any, split: str, camera_scale: float) -> dict[str,
     }
 
 
-def _describe(value: Any) -> str:
-    return repr(value) if isinstance(value, str) else str(value)
-
-
-def _camera_differences(recorded: dict, requested: dict) -> list[tuple[str, Any, Any]]:
-    """``(label, recorded, requested)`` per differing camera field, e.g. ``("camera 'front' z_range", ...)``."""
-    out = []
-    for name in sorted(set(recorded) | set(requested)):
-        if name not in recorded or name not in requested:
-            out.append((f"camera {name!r}", "present" if name in recorded else "absent",
-                        "present" if name in requested else "absent"))
-            continue
-        for key in sorted(set(recorded[name]) | set(requested[name])):
-            if recorded[name].get(key) != requested[name].get(key):
-                out.append((f"camera {name!r} {key}", recorded[name].get(key), requested[name].get(key)))
-    return out
-
-
-def check_resume(root: Path, requested: dict[str, Any]) -> None:
-    """Refuse to add episodes to ``root`` unless its recorded observation settings equal ``requested``.
-
-    A root without episode files is new (nothing to mix) and always accepted.
-
-    Args:
-        root: dataset directory.
-        requested: :func:`observation_settings` of this run.
-
-    Raises:
-        DatasetError: a setting differs (naming the recorded and the requested value, and the option to pass);
-            or ``root`` holds episodes whose settings cannot be verified (``meta/info.json`` missing, unreadable,
-            or written before vlarm recorded camera settings).
-    """
-    root = Path(root)
-    if not any(root.glob("data/chunk-*/file-*.parquet")):
-        return
-    path = root / INFO_PATH
-    try:
-        info = DatasetInfo.from_json(path)
-    except DatasetError as err:
-        raise DatasetError(f"{root} holds episodes but {INFO_PATH} cannot be read ({err}), so this run cannot "
-                           "verify they were collected with the same camera settings: restore the file, or pass "
-                           "a new --out") from None
-    diffs = info.observation_differences(requested)
-    unknown = [name for name, recorded, _ in diffs if recorded is None and name in OPTIONAL_OBSERVATION_FIELDS]
-    if unknown:
-        raise DatasetError(f"{root} was collected before vlarm recorded {', '.join(unknown)} in {INFO_PATH}, so this "
-                           f"run (camera_scale {requested['camera_scale']}, renderer {requested['renderer']!r}) "
-                           "cannot verify its images match; pass a new --out (the dataset itself still loads)")
-    if not diffs:
-        return
-    named = {name for name, _, _ in diffs}
-    items = []
-    for name, recorded, asked in diffs:
-        if name == "cameras":
-            if "camera_scale" not in named:  # a scale change already explains every camera's new size
-                items.extend(_camera_differences(recorded, asked))
-        else:
-            items.append((name, recorded, asked))
-    flags = [_FLAGS[name] for name in _FLAGS if name in named]
-    fix = (f"pass the same {' and '.join(flags)} to resume" if flags
-           else "resume with the vlarm version that collected it (these settings are not options)")
-    raise DatasetError(f"{root} was collected with {' and '.join(f'{n} {_describe(r)}' for n, r, _ in items)}; "
-                       f"this run asks for {' and '.join(_describe(a) for _, _, a in items)}: {fix} or a new --out")
-
-
-class _CollectionWriter(EpisodeWriter):
-    """:class:`EpisodeWriter` that checks a resumed root with :func:`check_resume` (under the writer's lock,
-    before any meta file is rewritten) and records the observation settings in every ``meta/info.json`` it
-    writes, from the first one on (so a killed collection is still verifiable when rerun)."""
-
-    def __init__(self, root: str | Path, settings: dict[str, Any], **kwargs: Any) -> None:
-        self._settings = settings
-        super().__init__(root, settings["benchmark_task"], settings["split"],
-                         image_shape=tuple(settings["image_shape"]), **kwargs)
-
-    def _check_existing_info(self) -> None:
-        check_resume(self.root, self._settings)
-        super()._check_existing_info()
-
-    def _info(self) -> DatasetInfo:
-        return dataclasses.replace(super()._info(),
-                                   **{name: self._settings[name] for name in OPTIONAL_OBSERVATION_FIELDS})
-
-
 def run_oracle_episode(env, seed: int, split: str) -> tuple[list[dict], float]:
     """Roll out the oracle for one seed.
 
@@ -207,8 +117,8 @@ def collect(task: str, split: str, episodes: int, out: str | Path, camera_scale:
     Raises:
         ValueError: bad task/split/episodes/camera_scale.
         vlarm.data.DatasetError: ``out`` holds a different or corrupt dataset, one collected with other observation
-            settings (camera scale, renderer, cameras, image size, task, split; see :func:`check_resume`), or one
-            whose settings cannot be verified.
+            settings (camera scale, renderer, cameras, image size, task, split; see
+            :func:`vlarm.data.info.check_observation_settings`), or one whose settings cannot be verified.
     """
     if episodes <= 0:
         raise ValueError(f"--episodes must be positive, got {episodes}")
@@ -216,7 +126,9 @@ def collect(task: str, split: str, episodes: int, out: str | Path, camera_scale:
     start = time.perf_counter()
     new = rejected = 0
     try:
-        writer = _CollectionWriter(out, observation_settings(env, split, camera_scale))
+        settings = observation_settings(env, split, camera_scale)
+        writer = EpisodeWriter(out, settings["benchmark_task"], split, image_shape=tuple(settings["image_shape"]),
+                               observation=settings)
     except BaseException:
         env.close()
         raise

@@ -416,3 +416,72 @@ class DatasetInfo:
             raise DatasetError(
                 f"{path}: {e}. Fix the file, or reopen the root with EpisodeWriter to rebuild it."
             ) from None
+
+
+#: The ``vlarm collect`` option that sets each observation setting (the others come from the code).
+_FLAGS = {"benchmark_task": "--task", "split": "--split", "camera_scale": "--camera-scale"}
+
+
+def _describe(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _camera_differences(recorded: dict, requested: dict) -> list[tuple[str, Any, Any]]:
+    """``(label, recorded, requested)`` per differing camera field, e.g. ``("camera 'front' z_range", ...)``."""
+    out = []
+    for name in sorted(set(recorded) | set(requested)):
+        if name not in recorded or name not in requested:
+            out.append((f"camera {name!r}", "present" if name in recorded else "absent",
+                        "present" if name in requested else "absent"))
+            continue
+        for key in sorted(set(recorded[name]) | set(requested[name])):
+            if recorded[name].get(key) != requested[name].get(key):
+                out.append((f"camera {name!r} {key}", recorded[name].get(key), requested[name].get(key)))
+    return out
+
+
+def check_observation_settings(root: Path, requested: dict[str, Any]) -> None:
+    """Refuse to add episodes to ``root`` unless its recorded observation settings equal ``requested``.
+
+    A root without episode files is new (nothing to mix) and always accepted.
+
+    Args:
+        root: dataset directory.
+        requested: the run's observation settings (``vlarm.data.collect.observation_settings``).
+
+    Raises:
+        DatasetError: a setting differs (naming the recorded and the requested value, and the option to pass);
+            or ``root`` holds episodes whose settings cannot be verified (``meta/info.json`` missing, unreadable,
+            or written before vlarm recorded camera settings).
+    """
+    root = Path(root)
+    if not any(root.glob("data/chunk-*/file-*.parquet")):
+        return
+    path = root / INFO_PATH
+    try:
+        info = DatasetInfo.from_json(path)
+    except DatasetError as err:
+        raise DatasetError(f"{root} holds episodes but {INFO_PATH} cannot be read ({err}), so this run cannot "
+                           "verify they were collected with the same camera settings: restore the file, or pass "
+                           "a new --out") from None
+    diffs = info.observation_differences(requested)
+    unknown = [name for name, recorded, _ in diffs if recorded is None and name in OPTIONAL_OBSERVATION_FIELDS]
+    if unknown:
+        raise DatasetError(f"{root} was collected before vlarm recorded {', '.join(unknown)} in {INFO_PATH}, so this "
+                           f"run (camera_scale {requested['camera_scale']}, renderer {requested['renderer']!r}) "
+                           "cannot verify its images match; pass a new --out (the dataset itself still loads)")
+    if not diffs:
+        return
+    named = {name for name, _, _ in diffs}
+    items = []
+    for name, recorded, asked in diffs:
+        if name == "cameras":
+            if "camera_scale" not in named:  # a scale change already explains every camera's new size
+                items.extend(_camera_differences(recorded, asked))
+        else:
+            items.append((name, recorded, asked))
+    flags = [_FLAGS[name] for name in _FLAGS if name in named]
+    fix = (f"pass the same {' and '.join(flags)} to resume" if flags
+           else "resume with the vlarm version that collected it (these settings are not options)")
+    raise DatasetError(f"{root} was collected with {' and '.join(f'{n} {_describe(r)}' for n, r, _ in items)}; "
+                       f"this run asks for {' and '.join(_describe(a) for _, _, a in items)}: {fix} or a new --out")

@@ -25,7 +25,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +42,13 @@ from vlarm.data.info import (
     DEFAULT_IMAGE_SHAPE,
     EPISODES_PATH,
     INFO_PATH,
+    OPTIONAL_OBSERVATION_FIELDS,
     REJECTED_PATH,
     SPLITS,
     STATS_PATH,
     TASKS_PATH,
     DatasetInfo,
+    check_observation_settings,
     vlarm_features,
 )
 from vlarm.data.stats import aggregate_stats
@@ -79,10 +81,15 @@ class EpisodeWriter:
             this many seconds have passed since the last rewrite (0: after every episode); rewriting
             grows with the number of episodes (~0.1-0.2 s at 1000). :meth:`close` always rewrites them,
             and a writer reopened after a kill rebuilds them from the data files.
+        observation: the observation settings of the run (``vlarm.data.collect.observation_settings``:
+            camera scale, renderer, cameras, ...). When given, they are recorded in every ``info.json`` from the
+            first one on, and a root holding episodes recorded with other (or unknown) settings is refused
+            (:func:`vlarm.data.info.check_observation_settings`), so a dataset never mixes observation kinds.
 
     Raises:
         ValueError: bad arguments.
-        DatasetError: ``root`` holds a dataset with a different task, split, fps or image shape; a data
+        DatasetError: ``root`` holds a dataset with a different task, split, fps, image shape or observation
+            settings; a data
             file is corrupt or episodes are missing in the middle; another writer holds ``root``.
 
     Use it as a context manager or call :meth:`close`: until then ``meta/`` may lag behind ``data/``
@@ -100,6 +107,7 @@ class EpisodeWriter:
         chunks_size: int = DEFAULT_CHUNKS_SIZE,
         robot_type: str | None = None,
         meta_interval_s: float = 5.0,
+        observation: Mapping[str, Any] | None = None,
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -117,6 +125,7 @@ class EpisodeWriter:
         self.chunks_size = int(chunks_size)
         self.robot_type = robot_type
         self.meta_interval_s = float(meta_interval_s)
+        self.observation = dict(observation) if observation is not None else None
         self._last_meta_write = -float("inf")
         self._closed = True
         self.root.mkdir(parents=True, exist_ok=True)
@@ -310,7 +319,8 @@ class EpisodeWriter:
 
     def _info(self) -> DatasetInfo:
         n = len(self._records)
-        return DatasetInfo(
+        recorded = {name: self.observation[name] for name in OPTIONAL_OBSERVATION_FIELDS} if self.observation else {}
+        return DatasetInfo(**recorded,
             fps=self.fps,
             features=vlarm_features(self.image_shape),
             benchmark_task=self.benchmark_task,
@@ -324,6 +334,8 @@ class EpisodeWriter:
         )
 
     def _check_existing_info(self) -> None:
+        if self.observation is not None:
+            check_observation_settings(self.root, self.observation)
         path = self.root / INFO_PATH
         if not path.is_file():
             return
