@@ -3,7 +3,7 @@
 The layout of a vlarm dataset root follows LeRobot's ``codebase_version`` "v3.0" (lerobot 0.4.x)::
 
     meta/info.json                              DatasetInfo below
-    meta/stats.json                             per-feature min/max/mean/std/count
+    meta/stats.json                             per-feature min/max/mean/std/count and q01/q10/q50/q90/q99
     meta/tasks.parquet                          task string (index) -> task_index
     meta/episodes/chunk-000/file-000.parquet    one row per episode
     meta/rejected_seeds.json                    vlarm only: seeds tried and rejected by the collector
