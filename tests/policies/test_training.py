@@ -354,3 +354,28 @@ def test_never_overwrites_a_run_with_checkpoints(tmp_path, fake_dataset):
     (ckpt / "step_000002.tmp").mkdir(parents=True)
     train(_config(tmp_path, 2), dataset=fake_dataset)
     _assert_clean_log(run, 2)
+
+
+def test_color_permutation_hides_raw_colour_from_the_spatial_stream_only(fake_dataset):
+    from vlarm.policies.training import FrameStore
+
+    policy = make_policy("cliport", **tiny_overrides("cliport"))
+    store = FrameStore(fake_dataset, policy)
+    idx = np.arange(len(store))
+    plain = store.batch(idx, np.random.default_rng(0), 0.0, 0.0, color_permutation=0.0)
+    assert "semantic_colormap" not in plain
+    permuted = store.batch(idx, np.random.default_rng(0), 0.0, 0.0, color_permutation=1.0)
+    # same geometry (same rng draws for the SE(2) part), same true colours for the semantic stream
+    assert torch.equal(permuted["semantic_colormap"], plain["colormap"])
+    assert torch.equal(permuted["heightmap"], plain["heightmap"])
+    for spatial, true in zip(permuted["colormap"], plain["colormap"], strict=True):
+        assert not torch.equal(spatial, true)                       # a non-identity channel order every time
+        assert sorted(spatial.reshape(-1, 3)[0].tolist()) == sorted(true.reshape(-1, 3)[0].tolist())
+    # the backbone is fed the true colours: features equal those of the unpermuted batch
+    store_nc = FrameStore(fake_dataset, policy, cache_features=False)
+    b = store_nc.batch(idx, np.random.default_rng(1), 0.0, 0.0, color_permutation=1.0)
+    feats = policy.prepare(b)["feats"]
+    ref = policy.frozen_features(b["semantic_colormap"])
+    assert all(torch.allclose(f, r) for f, r in zip(feats, ref, strict=True))
+    with pytest.raises(ValueError, match="probability"):
+        TrainConfig(color_permutation=1.5)

@@ -137,6 +137,11 @@ def train(
     normalization: Annotated[str, typer.Option(
         help="input statistics: 'dataset' (the data's meta/stats.json, stored with the policy) or 'ravens' "
              "(Ravens' constants)")] = "dataset",
+    color_permutation: Annotated[float, typer.Option(
+        help="probability per frame of permuting the RGB channels the spatial stream sees (0: off)")] = 0.0,
+    cache_features: Annotated[bool, typer.Option(
+        help="cache frozen backbone features per frame (warped under augmentation; approximate for rotations)")]
+    = True,
 ) -> None:
     """Train a policy by imitation; resumes from OUT/checkpoints/last if present."""
     from vlarm.policies import available_policies
@@ -175,8 +180,11 @@ def train(
     out = out or Path("runs") / f"{policy}-{task}-{demos}"
     if normalization not in ("dataset", "ravens"):
         raise ValueError(f"--normalization must be 'dataset' or 'ravens', got {normalization!r}")
+    if not 0.0 <= color_permutation <= 1.0:
+        raise ValueError(f"--color-permutation is a probability in [0, 1], got {color_permutation}")
     config = TrainConfig(policy=policy, task=task, data_dir=data, demos=demos, out_dir=out, seed=seed,
-                         normalization=normalization, **overrides)
+                         normalization=normalization, color_permutation=color_permutation,
+                         cache_features=cache_features, **overrides)
     final = run_train(config)
     console.print(f"[green]done[/]: checkpoint {final}")
 

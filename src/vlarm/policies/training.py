@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import itertools
 import json
 import logging
 import math
@@ -86,6 +87,8 @@ class TrainConfig:
         cache_features: precompute frozen backbone features once per frame (warped per step) instead of
             running the backbone on every augmented image.
         policy_overrides: config fields passed to ``make_policy`` (e.g. ``{"widths": [8, 16, 32, 64]}``).
+        color_permutation: probability per frame of showing the spatial stream its colours with the RGB channels
+            permuted (see :meth:`FrameStore.batch`); 0 disables it.
         normalization: input statistics of a new policy: ``"dataset"`` (the training dataset's own
             ``meta/stats.json``, stored in the policy's config as LeRobot does) or ``"ravens"`` (Ravens'
             constants, mean 0.189 / std 0.073 for colour, which do not match vlarm's renders).
@@ -112,6 +115,7 @@ class TrainConfig:
     cache_features: bool = True
     policy_overrides: dict[str, Any] = field(default_factory=dict)
     normalization: str = "dataset"
+    color_permutation: float = 0.0
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -123,11 +127,17 @@ class TrainConfig:
         for name in ("demos", "steps", "batch_size", "save_every", "log_every"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.color_permutation <= 1.0:
+            raise ValueError(f"color_permutation is a probability in [0, 1], got {self.color_permutation}")
         if self.normalization not in ("dataset", "ravens"):
             raise ValueError(f"normalization must be 'dataset' or 'ravens', got {self.normalization!r}")
         if self.lr <= 0 or self.weight_decay < 0 or self.threads < 0:
             raise ValueError(f"need lr > 0, weight_decay >= 0, threads >= 0; got {self.lr}, {self.weight_decay}, "
                              f"{self.threads}")
+
+
+#: The five non-identity orders of the RGB channels (colour-permutation augmentation).
+_PERMUTATIONS = tuple(p for p in itertools.permutations(range(3)) if p != (0, 1, 2))
 
 
 class FrameStore:
@@ -136,7 +146,9 @@ class FrameStore:
     Args:
         dataset: object with ``len()`` and ``__getitem__`` returning frame dicts (``EpisodeDataset`` interface).
         policy: the policy being trained (provides ``embed_instructions`` / ``frozen_features``).
-        cache_features: precompute frozen backbone features (float16) for every frame.
+        cache_features: precompute frozen backbone features (float16) for every frame (warped with the
+            augmentation: exact for shifts, approximate under rotation); False runs the backbone on every augmented
+            image. Grounding maps are always cached.
     """
 
     def __init__(self, dataset: Any, policy: PickPlacePolicy, cache_features: bool = True):
@@ -165,15 +177,15 @@ class FrameStore:
                 chunks.append([f.half() for f in feats])
             if chunks:
                 self.features = [torch.cat(level) for level in zip(*chunks, strict=True)]
-        # Phrase relevance maps of a VLM semantic stream depend on the frame and its instruction only.
+        # Phrase relevance maps of a VLM semantic stream depend on the frame and its instruction only; they are
+        # constant on each object, so warping them with the augmentation is (up to resampling) exact: always cached.
         self.grounding: torch.Tensor | None = None
-        if cache_features:
-            maps = [
-                policy.grounding_maps(self.colormap[s : s + 8], self.heightmap[s : s + 8], self.instructions[s : s + 8])
-                for s in range(0, len(frames), 8)
-            ]
-            if maps[0] is not None:
-                self.grounding = torch.cat(maps).half()
+        maps = [
+            policy.grounding_maps(self.colormap[s : s + 8], self.heightmap[s : s + 8], self.instructions[s : s + 8])
+            for s in range(0, len(frames), 8)
+        ]
+        if maps[0] is not None:
+            self.grounding = torch.cat(maps).half()
 
     def __len__(self) -> int:
         """Number of frames."""
@@ -185,8 +197,20 @@ class FrameStore:
         rng: np.random.Generator | None,
         theta_sigma: float,
         translation_sigma: float,
+        color_permutation: float = 0.0,
     ) -> dict:
-        """Assemble a training batch (see ``PickPlacePolicy.forward``), augmented when ``rng`` is given."""
+        """Assemble a training batch (see ``PickPlacePolicy.forward``), augmented when ``rng`` is given.
+
+        Args:
+            indices: ``(B,)`` frame indices.
+            rng: augmentation generator (None: no augmentation).
+            theta_sigma: std of the SE(2) rotation, radians.
+            translation_sigma: std of the SE(2) translation, pixels.
+            color_permutation: probability per frame of permuting the RGB channels of the colour the *spatial*
+                stream sees (a random non-identity permutation), so raw colour stops being a route to the labels
+                and the policy has to follow the semantic stream; the backbone and the grounding maps keep the
+                true colours (``"semantic_colormap"`` in the batch).
+        """
         idx = torch.as_tensor(indices, dtype=torch.long)
         shape = tuple(self.heightmap.shape[1:])
         pick, place = self.pick[indices], self.place[indices]
@@ -210,6 +234,12 @@ class FrameStore:
                 grounding = warp_images(grounding, transforms, shape, mode="nearest")
             pick = np.stack([transform_pixels(pick[i], transforms[i])[0] for i in range(len(indices))])
             place = np.stack([transform_pixels(place[i], transforms[i])[0] for i in range(len(indices))])
+        semantic_colormap = colormap
+        if rng is not None and color_permutation > 0:
+            colormap = colormap.clone()
+            for i in range(len(indices)):
+                if rng.random() < color_permutation:
+                    colormap[i] = colormap[i][..., list(_PERMUTATIONS[rng.integers(len(_PERMUTATIONS))])]
         batch = {
             "colormap": colormap,
             "heightmap": heightmap,
@@ -218,6 +248,8 @@ class FrameStore:
             "place_rotation": torch.as_tensor(self.rotation[indices]),
             "instruction": [self.instructions[i] for i in indices],
         }
+        if semantic_colormap is not colormap:
+            batch["semantic_colormap"] = semantic_colormap
         if self.lang is not None:
             batch["lang_embedding"] = self.lang[idx]
         if feats is not None:
@@ -468,7 +500,8 @@ def _check_same_run(last_dir: Path, config: TrainConfig) -> None:
         stored = json.loads((last_dir / STATE_JSON).read_text()).get("train_config", {})
     except (OSError, json.JSONDecodeError):
         return  # unreadable state is reported by load_training_state
-    keys = ("policy", "task", "demos", "batch_size", "lr", "seed", "policy_overrides", "normalization")
+    keys = ("policy", "task", "demos", "batch_size", "lr", "seed", "policy_overrides", "normalization",
+            "color_permutation", "cache_features")
     requested = json.loads(json.dumps({k: getattr(config, k) for k in keys}, default=str))
     diffs = [f"{k}: {stored[k]!r} in the run, {requested[k]!r} now" for k in keys
              if k in stored and stored[k] != requested[k]]
@@ -582,7 +615,8 @@ def train(config: TrainConfig, dataset: Any | None = None) -> Path:
         while step < config.steps:
             start = time.perf_counter()
             indices = rng.integers(0, len(store), size=config.batch_size)
-            batch = store.batch(indices, rng if config.augment else None, config.theta_sigma, config.translation_sigma)
+            batch = store.batch(indices, rng if config.augment else None, config.theta_sigma, config.translation_sigma,
+                                config.color_permutation)
             loss, info = policy(batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

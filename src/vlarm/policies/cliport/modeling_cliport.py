@@ -218,15 +218,20 @@ class CLIPortPolicy(PickPlacePolicy):
         return torch.stack([self._lang_cache[t] for t in instructions])
 
     def prepare(self, batch: dict) -> dict:
-        """Network inputs: RGB-D image, language embedding and backbone features (precomputed ones are reused)."""
+        """Network inputs: RGB-D image, language embedding and backbone features (precomputed ones are reused).
+
+        The backbone and the grounding model see ``batch["semantic_colormap"]`` when the batch has one (the true
+        colours under colour-permutation augmentation), else ``batch["colormap"]``.
+        """
         inputs = super().prepare(batch)
         lang = batch.get("lang_embedding")
         inputs["lang"] = lang if lang is not None else self.embed_instructions(list(batch["instruction"]))
+        colormap = batch.get("semantic_colormap", batch["colormap"])
         feats = batch.get("backbone_features")
-        inputs["feats"] = [f.float() for f in feats] if feats is not None else self.frozen_features(batch["colormap"])
+        inputs["feats"] = [f.float() for f in feats] if feats is not None else self.frozen_features(colormap)
         grounding = batch.get("grounding_maps")
         if grounding is None:
-            grounding = self.grounding_maps(batch["colormap"], batch["heightmap"], list(batch["instruction"]))
+            grounding = self.grounding_maps(colormap, batch["heightmap"], list(batch["instruction"]))
         inputs["grounding"] = grounding.float() if grounding is not None else None
         return inputs
 
