@@ -1,5 +1,6 @@
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from vlarm.cli.main import app
@@ -101,3 +102,27 @@ def test_bad_numbers_and_paths_fail_before_any_work(tmp_path):
         assert result.exit_code == 2, (args, result.output)
         assert message in result.output, (args, result.output)
         assert "\n" not in result.output.strip(), result.output  # one line, even when not a terminal
+
+
+def test_grounding_score_options(tmp_path):
+    from vlarm.cli.main import _grounding_settings
+
+    vlm = "checkpoints/lit-sim-all-colors"
+    base = ["train", "--task", "put-block-in-bowl-seen-colors", "--data", str(tmp_path / "none"), "--policy",
+            "cliport"]
+    result = runner.invoke(app, [*base, "--grounding-score", "softmax"])
+    assert result.exit_code == 2 and "only apply with --semantic-vlm" in result.output
+    assert _grounding_settings(vlm, None, None) == {"grounding_score": "relative"}
+    softmax = _grounding_settings(vlm, "softmax", None)
+    assert "orange bowl" in softmax["grounding_vocabulary"] and len(softmax["grounding_vocabulary"]) == 22
+    cal = tmp_path / "cal.json"
+    cal.write_text(json.dumps({"a": 5.0, "b": -3.0}))
+    expected = {"grounding_score": "calibrated", "grounding_calibration": (5.0, -3.0)}
+    assert _grounding_settings(vlm, None, cal) == expected
+    for score, path, message in [("calibrated", None, "go together"), ("softmax", cal, "go together"),
+                                 ("best", None, "must be relative")]:
+        with pytest.raises(ValueError, match=message):
+            _grounding_settings(vlm, score, path)
+    cal.write_text("{\"a\": 1}")
+    with pytest.raises(ValueError, match="numbers 'a' and 'b'"):
+        _grounding_settings(vlm, None, cal)

@@ -222,3 +222,26 @@ def test_vlm_built_from_a_name_is_saved_with_the_policy(tmp_path):
     a, b = load_policy(saved), load_policy(saved)
     torch.testing.assert_close(a.grounder.model.image_proj.weight, b.grounder.model.image_proj.weight)
     torch.testing.assert_close(a.grounder.model.image_proj.weight, policy.grounder.model.image_proj.weight)
+
+
+def test_grounding_settings_are_part_of_the_policy_config(lit_checkpoint, tmp_path):
+    """Issue 10: what the grounder does is stored with the policy, so a change of the grounder's defaults cannot
+    change what a saved policy sees."""
+    from vlarm.vlm.grounding import PhraseGrounder
+
+    vocab = ("red block", "green bowl", "blue bowl")
+    policy = _vlm_cliport(lit_checkpoint, grounding_score="softmax", grounding_vocabulary=vocab,
+                          grounding_crop_size=32, grounding_template="a photo of a {}")
+    g = policy.grounder
+    assert (g.score, g.vocabulary, g.crop_size, g.template) == ("softmax", vocab, 32, "a photo of a {}")
+    loaded = load_policy(policy.save_pretrained(tmp_path / "p"))
+    lg = loaded.grounder
+    assert (lg.score, lg.vocabulary, lg.crop_size, lg.template) == ("softmax", vocab, 32, "a photo of a {}")
+    # an old checkpoint's config has none of the fields: it gets the settings it was trained with
+    old = _vlm_cliport(lit_checkpoint)
+    defaults = PhraseGrounder.__dataclass_fields__
+    assert old.grounder.score == "relative" == defaults["score"].default
+    assert old.grounder.crop_size == 48 == defaults["crop_size"].default
+    batch = _batch([make_frame()])
+    maps = loaded.grounding_maps(batch["colormap"], batch["heightmap"], batch["instruction"])
+    assert maps.shape == (1, 2, *TINY_SHAPE) and float(maps.min()) >= 0 and float(maps.max()) <= 1

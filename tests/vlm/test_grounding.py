@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from vlarm.vlm.grounding import (
     PhraseGrounder,
+    fit_calibration,
     isolated_crops,
     object_proposals,
     referring_phrases,
@@ -111,3 +112,48 @@ def test_relevance_maps_without_objects_are_zero():
 def test_grounder_from_pretrained_reports_missing_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="neither a built-in model"):
         PhraseGrounder.from_pretrained(tmp_path / "missing")
+
+
+def _two_reds():
+    """Two red blocks of slightly different shades and a blue bowl."""
+    colormap, heightmap = _scene()
+    colormap[25:30, 20:25], heightmap[25:30, 20:25] = (200, 70, 40), 0.04
+    return colormap, heightmap
+
+
+def test_relative_maps_are_winner_take_all_calibrated_ones_are_not():
+    """Issue 10: two objects of the named colour must both light up (the relative map gives one ~1, one less)."""
+    colormap, heightmap = _two_reds()
+    grounder = _grounder()
+    _, centres, cos = grounder.proposal_similarities(colormap, heightmap, ["red"])
+    assert len(centres) == 3 and cos[0, 1] < cos[0, 0]               # the second red is a worse match
+    grounder.score, grounder.calibration = "calibrated", (30.0, -24.0)   # sigmoid(30 cos - 24): 0.5 at cos 0.8
+    maps = grounder.relevance_maps(colormap, heightmap, ["red"])
+    assert maps[0, 12, 8] > 0.9 and maps[0, 27, 22] > 0.9 and maps[0, 44, 20] < 0.01
+    assert maps[0, 0, 31] == 0.0                                     # table
+
+
+def test_fit_calibration_recovers_a_known_logistic_and_refuses_one_class():
+    rng = np.random.default_rng(0)
+    cos = rng.uniform(-0.2, 1.0, 20000)
+    labels = rng.random(20000) < 1 / (1 + np.exp(-(12.0 * cos - 6.0)))
+    a, b = fit_calibration(cos, labels)
+    assert a == pytest.approx(12.0, rel=0.1) and b == pytest.approx(-6.0, rel=0.1)
+    with pytest.raises(ValueError, match="both matching and non-matching"):
+        fit_calibration(cos, np.ones_like(cos, bool))
+    with pytest.raises(ValueError, match="score must be one of"):
+        PhraseGrounder(MeanColourEncoder(), None, None, score="bogus")
+    with pytest.raises(ValueError, match="contrast vocabulary"):
+        PhraseGrounder(MeanColourEncoder(), None, None, score="softmax")
+
+
+def test_softmax_score_classifies_each_object_against_a_contrast_vocabulary():
+    colormap, heightmap = _two_reds()
+    grounder = _grounder()
+    grounder.model.logit_scale.data.fill_(np.log(30.0))
+    grounder.score, grounder.vocabulary = "softmax", ("red", "green", "blue")
+    maps = grounder.relevance_maps(colormap, heightmap, ["red", "blue"])
+    assert maps[0, 12, 8] > 0.5 and maps[0, 27, 22] > 0.5          # both reds, not just the best one
+    assert maps[0, 44, 20] < 0.1 and maps[1, 44, 20] > 0.5 and maps[1, 12, 8] < 0.1
+    # the query's own entry (a synonym: text cosine 1) is not its own contrast, so it is not split in half
+    assert grounder.contrast_mask(["red"]).tolist() == [[False, True, True]]

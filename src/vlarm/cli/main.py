@@ -134,6 +134,12 @@ def train(
     grounding_fusion: Annotated[str | None, typer.Option(
         help="with --semantic-vlm: relevance maps enter the 'semantic' decoder only (default), or 'both' streams")]
     = None,
+    grounding_score: Annotated[str | None, typer.Option(
+        help="with --semantic-vlm: 'relative' (default: relative to the best-matching object), 'softmax' (each "
+             "object classified among the phrase and every '<colour> <kind>' the VLM was trained on) or "
+             "'calibrated' (sigmoid(a * cos + b), needs --grounding-calibration)")] = None,
+    grounding_calibration: Annotated[Path | None, typer.Option(
+        help="with --grounding-score calibrated: a JSON {a, b} from benchmarks/calibrate_grounding.py")] = None,
     normalization: Annotated[str, typer.Option(
         help="input statistics: 'dataset' (the data's meta/stats.json, stored with the policy) or 'ravens' "
              "(Ravens' constants)")] = "dataset",
@@ -159,6 +165,8 @@ def train(
     _check_dir(out or Path("runs"), "--out")   # the default goes under runs/
     if grounding_fusion is not None and semantic_vlm is None:
         raise ValueError("--grounding-fusion only applies with --semantic-vlm")
+    if (grounding_score is not None or grounding_calibration is not None) and semantic_vlm is None:
+        raise ValueError("--grounding-score and --grounding-calibration only apply with --semantic-vlm")
     flags = dict(steps=steps, batch_size=batch_size, lr=lr, save_every=save_every, threads=threads)
     overrides = {k: v for k, v in flags.items() if v is not None}
     if semantic_vlm is not None:
@@ -171,6 +179,7 @@ def train(
                                     f"by `vlarm vlm train` (or a local CLIP/SigLIP) or one of {list_models()}")
         overrides["policy_overrides"] = {"grounding_model": semantic_vlm, "text_encoder": "vlm",
                                          "grounding_fusion": grounding_fusion or "semantic"}
+        overrides["policy_overrides"].update(_grounding_settings(semantic_vlm, grounding_score, grounding_calibration))
     from vlarm.data import EpisodeDataset
 
     recorded = EpisodeDataset(data).dataset_info.benchmark_task
@@ -187,6 +196,53 @@ def train(
                          cache_features=cache_features, **overrides)
     final = run_train(config)
     console.print(f"[green]done[/]: checkpoint {final}")
+
+
+def _grounding_settings(vlm: str, score: str | None, calibration: Path | None) -> dict:
+    """Policy config fields for ``--grounding-score`` / ``--grounding-calibration``.
+
+    Raises:
+        ValueError: an unknown score, a calibration file without the calibrated score (or the reverse), or a
+            softmax score with a VLM whose checkpoint does not list the colours and kinds it was trained on.
+    """
+    score = score or ("calibrated" if calibration is not None else "relative")
+    if score not in ("relative", "calibrated", "softmax"):
+        raise ValueError(f"--grounding-score must be relative, calibrated or softmax, got {score!r}")
+    if (score == "calibrated") != (calibration is not None):
+        raise ValueError("--grounding-score calibrated and --grounding-calibration FILE go together")
+    if score == "calibrated":
+        return {"grounding_score": score, "grounding_calibration": _read_calibration(calibration)}
+    if score == "softmax":
+        from vlarm.vlm.checkpoint import read_checkpoint_meta
+
+        extra = read_checkpoint_meta(vlm).get("extra", {}) if Path(vlm).is_dir() else {}
+        if not extra.get("colors") or not extra.get("kinds"):
+            raise ValueError(f"--grounding-score softmax needs a VLM checkpoint that lists the colours and kinds it "
+                             f"was trained on (extra.colors / extra.kinds in vlm_config.json); {vlm} does not")
+        vocabulary = [f"{c} {k}" for c in extra["colors"] for k in extra["kinds"]]
+        return {"grounding_score": score, "grounding_vocabulary": vocabulary}
+    return {"grounding_score": score}
+
+
+def _read_calibration(path: Path) -> tuple[float, float]:
+    """``(a, b)`` from a grounding-calibration JSON file (``{"a": float, "b": float, ...}``).
+
+    Raises:
+        FileNotFoundError: no such file; ValueError: not JSON, or ``a``/``b`` missing or not finite numbers.
+    """
+    import math
+
+    if not path.is_file():
+        raise FileNotFoundError(f"--grounding-calibration {path}: no such file (write one with "
+                                "`python benchmarks/calibrate_grounding.py --out FILE`)")
+    try:
+        data = json.loads(path.read_text())
+        a, b = float(data["a"]), float(data["b"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"--grounding-calibration {path}: expected JSON with numbers 'a' and 'b' ({err})") from None
+    if not (math.isfinite(a) and math.isfinite(b)):
+        raise ValueError(f"--grounding-calibration {path}: a and b must be finite, got {a}, {b}")
+    return a, b
 
 
 def _agent_factory(policy: str | None, checkpoint: Path | None):

@@ -9,9 +9,24 @@ policy's demonstrations, which is CLIPort's argument for CLIP (Shridhar et al., 
 Objects are found without labels, like the class-agnostic proposals of ViLD (Gu et al., ICLR 2022, Sec. 3.1):
 connected components of the heightmap above the table. Each proposal is embedded from a square crop centred
 on it (the crops the VLM was pre-trained on, :mod:`vlarm.vlm.sim_captions`), and scored against a phrase by
-cosine similarity times the VLM's logit scale, relative to the best-matching proposal:
-``relevance_n = exp(s * (cos_n - max_m cos_m))``, so the best match is 1, equally good matches (several red
-blocks) are all close to 1 and worse ones fall towards 0.
+cosine similarity, in one of two ways (``PhraseGrounder.score``):
+
+* ``"relative"`` (issue 3): times the VLM's logit scale, relative to the best-matching proposal,
+  ``relevance_n = exp(s * (cos_n - max_m cos_m))``. The best match is 1 and worse ones fall towards 0, so the
+  map is winner-take-all: of two bowls of the named colour whose cosines differ by 0.2, one gets 1, the other ~0.
+* ``"calibrated"`` (issue 10): a per-proposal probability that the proposal is what the phrase names,
+  ``relevance_n = sigmoid(a * cos_n + b)``, with ``(a, b)`` fitted by logistic regression (Platt scaling) on
+  labelled proposals of validation scenes (:func:`fit_calibration`). Every matching object scores high on its
+  own, whatever the others score.
+* ``"softmax"`` (issue 10): each proposal is classified among the phrases plus a contrast ``vocabulary`` (e.g.
+  every "<colour> <object>" the VLM knows), ``relevance_n = softmax_j(s * cos_jn)[phrase]``, zero-shot
+  classification of each object as in CLIP (Radford et al. 2021, Sec. 3.1.2). Also per object, and it needs no
+  fitting: the contrast phrases tell what "matching" means for each object. A contrast phrase whose text
+  embedding is within ``SYNONYM_COSINE`` of the query's ("red block" for "red blocks") names the same thing and
+  is left out of that query's contrast set.
+
+A policy stores the grounder's settings (score, calibration, crop size, template) in its own config, so a later
+change of the defaults here cannot change what a shipped policy sees.
 
 Images are ``(H, W, 3)`` uint8 colour maps and ``(H, W)`` float32 heightmaps in metres (rows = +y, cols = +x).
 """
@@ -26,6 +41,14 @@ import numpy as np
 import torch
 
 from vlarm.vlm.model import DualEncoder
+
+#: How proposal cosines become relevance (see the module docstring).
+GROUNDING_SCORES = ("relative", "calibrated", "softmax")
+
+#: Text-text cosine above which a contrast phrase counts as a synonym of the query (softmax score). Measured
+#: with ``checkpoints/lit-sim-all-colors``: plural/singular and "bowls"/"bowl" pairs 0.91-0.96, different
+#: colours or objects at most 0.62.
+SYNONYM_COSINE = 0.85
 
 #: Words that separate referring phrases in an instruction (verbs, articles, prepositions, conjunctions).
 FUNCTION_WORDS = frozenset(
@@ -149,6 +172,9 @@ class PhraseGrounder:
         tokenizer: its tokenizer.
         crop_size: crop side in colour-map pixels (48 = 15 cm, as in the VLM's pre-training crops).
         template: how a phrase is turned into a query text.
+        score: ``"relative"`` or ``"calibrated"`` (see the module docstring).
+        calibration: ``(a, b)`` of the calibrated score ``sigmoid(a * cos + b)`` (:func:`fit_calibration`).
+        vocabulary: contrast phrases of the softmax score (phrases already among the queries are not repeated).
     """
 
     model: DualEncoder
@@ -156,8 +182,26 @@ class PhraseGrounder:
     tokenizer: object
     crop_size: int = 48
     template: str = "a {}"
+    score: str = "relative"
+    calibration: tuple[float, float] = (1.0, 0.0)
+    vocabulary: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        """Validate the settings.
+
+        Raises:
+            ValueError: an unknown ``score``, a non-positive ``crop_size`` or a malformed ``calibration``.
+        """
+        if self.score not in GROUNDING_SCORES:
+            raise ValueError(f"grounding score must be one of {GROUNDING_SCORES}, got {self.score!r}")
+        if int(self.crop_size) < 4:
+            raise ValueError(f"crop_size must be >= 4 pixels, got {self.crop_size}")
+        self.calibration = tuple(float(v) for v in self.calibration)
+        if len(self.calibration) != 2 or not all(np.isfinite(self.calibration)):
+            raise ValueError(f"calibration is (a, b) with finite a, b; got {self.calibration}")
+        self.vocabulary = tuple(str(v) for v in self.vocabulary)
+        if self.score == "softmax" and not self.vocabulary:
+            raise ValueError("the softmax score needs a contrast vocabulary (e.g. every '<colour> <object>' phrase)")
         self._text_cache: dict[str, torch.Tensor] = {}
 
     @classmethod
@@ -187,6 +231,62 @@ class PhraseGrounder:
         return torch.stack([self._text_cache[t] for t in texts])
 
     @torch.no_grad()
+    def proposal_similarities(
+        self, colormap: np.ndarray, heightmap: np.ndarray, phrases: list[str]
+    ) -> tuple[np.ndarray, list[tuple[int, int]], np.ndarray]:
+        """Cosine similarity of each phrase to each object proposal.
+
+        Args:
+            colormap: ``(H, W, 3)`` uint8.
+            heightmap: ``(H, W)`` float32 metres.
+            phrases: K referring phrases.
+
+        Returns:
+            ``(labels, centres, cos)``: the proposals of :func:`object_proposals` and ``(K, N)`` float32 cosines
+            (``N = 0`` when the table is empty).
+        """
+        labels, centres = object_proposals(heightmap)
+        if not centres:
+            return labels, centres, np.zeros((len(phrases), 0), np.float32)
+        crops = torch.stack([self.transform(c) for c in isolated_crops(colormap, labels, centres, self.crop_size)])
+        regions = self.model.encode_image(crops, normalize=True).float()  # (N, D)
+        texts = self.encode_texts([self.template.format(p) for p in phrases])  # (K, D)
+        return labels, centres, (texts @ regions.t()).numpy().astype(np.float32)
+
+    def scores(self, cos: np.ndarray, contrast: np.ndarray | None = None,
+               contrast_mask: np.ndarray | None = None) -> np.ndarray:
+        """Relevance in [0, 1] of ``(K, N)`` cosines under :attr:`score` (module docstring).
+
+        Args:
+            cos: ``(K, N)`` cosines of the K query phrases to N proposals.
+            contrast: ``(V, N)`` cosines of the contrast vocabulary (the softmax score only).
+            contrast_mask: ``(K, V)`` bool, which contrast phrases each query competes with (default: all).
+        """
+        cos = torch.as_tensor(cos, dtype=torch.float32)
+        if self.score == "calibrated":
+            a, b = self.calibration
+            return torch.sigmoid(a * cos + b).numpy()
+        if cos.shape[1] == 0:
+            return cos.numpy()
+        s = self.model.logit_multiplier
+        if self.score == "softmax":
+            other = s * torch.as_tensor(contrast, dtype=torch.float32)                     # (V, N)
+            mask = (torch.ones(len(cos), len(other), dtype=torch.bool) if contrast_mask is None
+                    else torch.as_tensor(contrast_mask, dtype=torch.bool))
+            out = []
+            for k in range(len(cos)):   # each query competes with its contrast phrases, not with the other queries
+                out.append(torch.softmax(torch.cat([s * cos[k : k + 1], other[mask[k]]]), dim=0)[0])
+            return torch.stack(out).numpy()
+        return torch.exp(s * (cos - cos.max(dim=1, keepdim=True).values)).numpy()
+
+    def contrast_mask(self, phrases: list[str]) -> np.ndarray:
+        """``(K, V)`` bool: the vocabulary phrases that are not synonyms of each query (text cosine below
+        :data:`SYNONYM_COSINE`)."""
+        q = self.encode_texts([self.template.format(p) for p in phrases])
+        v = self.encode_texts([self.template.format(p) for p in self.vocabulary])
+        return (q @ v.t()).numpy() < SYNONYM_COSINE
+
+    @torch.no_grad()
     def relevance_maps(self, colormap: np.ndarray, heightmap: np.ndarray, phrases: list[str]) -> np.ndarray:
         """Relevance of every pixel to each phrase.
 
@@ -196,21 +296,43 @@ class PhraseGrounder:
             phrases: K referring phrases (e.g. from :func:`select_phrases`).
 
         Returns:
-            ``(K, H, W)`` float32 in [0, 1]: on proposal ``n``, ``exp(s * (cos_n - max_m cos_m))``; 0 on the
-            table (and everywhere if there is no proposal).
+            ``(K, H, W)`` float32 in [0, 1]: on proposal ``n`` its :meth:`scores` value; 0 on the table (and
+            everywhere if there is no proposal).
         """
-        labels, centres = object_proposals(heightmap)
+        contrast = list(self.vocabulary) if self.score == "softmax" else []
+        labels, centres, cos = self.proposal_similarities(colormap, heightmap, list(phrases) + contrast)
         out = np.zeros((len(phrases), *labels.shape), dtype=np.float32)
         if not centres:
             return out
-        crops = torch.stack([self.transform(c) for c in isolated_crops(colormap, labels, centres, self.crop_size)])
-        regions = self.model.encode_image(crops, normalize=True).float()  # (N, D)
-        texts = self.encode_texts([self.template.format(p) for p in phrases])  # (K, D)
-        cos = texts @ regions.t()  # (K, N)
-        scores = torch.exp(self.model.logit_multiplier * (cos - cos.max(dim=1, keepdim=True).values))
-        table = np.concatenate([np.zeros((len(phrases), 1), np.float32), scores.numpy()], axis=1)
+        mask = self.contrast_mask(phrases) if contrast else None
+        scores = self.scores(cos[: len(phrases)], cos[len(phrases):], mask)
+        table = np.concatenate([np.zeros((len(phrases), 1), np.float32), scores], axis=1)
         return np.stack([row[labels] for row in table]).astype(np.float32)
 
 
-__all__ = ["FUNCTION_WORDS", "PhraseGrounder", "crop_centered", "isolated_crops", "object_proposals",
-           "referring_phrases", "select_phrases"]
+def fit_calibration(cos: np.ndarray, matches: np.ndarray) -> tuple[float, float]:
+    """Platt scaling of grounding cosines: logistic regression ``P(match) = sigmoid(a * cos + b)``.
+
+    Args:
+        cos: ``(M,)`` float cosines of (phrase, proposal) pairs from validation scenes.
+        matches: ``(M,)`` bool, whether the proposal is an object the phrase names.
+
+    Returns:
+        ``(a, b)`` floats for :attr:`PhraseGrounder.calibration`.
+
+    Raises:
+        ValueError: mismatched lengths, or labels of only one class (nothing to separate).
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.asarray(cos, dtype=np.float64).reshape(-1, 1)
+    y = np.asarray(matches, dtype=bool).reshape(-1)
+    if len(x) != len(y):
+        raise ValueError(f"{len(x)} cosines but {len(y)} labels")
+    if y.all() or not y.any():
+        raise ValueError("calibration needs both matching and non-matching (phrase, proposal) pairs")
+    model = LogisticRegression(C=1e4, max_iter=1000).fit(x, y)
+    return float(model.coef_[0, 0]), float(model.intercept_[0])
+
+__all__ = ["FUNCTION_WORDS", "GROUNDING_SCORES", "SYNONYM_COSINE", "PhraseGrounder", "crop_centered", "fit_calibration",
+           "isolated_crops", "object_proposals", "referring_phrases", "select_phrases"]

@@ -32,6 +32,17 @@ class CLIPortConfig(PickPlaceConfig):
         n_phrases: relevance maps per instruction (2: what to pick, where to place).
         grounding_fusion: where the relevance maps enter: ``"semantic"`` (the semantic decoder stages only) or
             ``"both"`` (also as extra input channels of the spatial stream, next to RGB-D).
+        grounding_score: how proposal cosines become relevance, ``"relative"`` (winner-take-all, issue 3),
+            ``"calibrated"`` (``sigmoid(a * cos + b)``) or ``"softmax"`` (each object classified among the phrase
+            and ``grounding_vocabulary``), issue 10; see :mod:`vlarm.vlm.grounding`.
+        grounding_calibration: ``(a, b)`` of the calibrated score (``benchmarks/calibrate_grounding.py``).
+        grounding_vocabulary: contrast phrases of the softmax score.
+        grounding_crop_size: proposal crop side in heightmap pixels.
+        grounding_template: query text of a phrase.
+
+    The ``grounding_*`` settings are stored with the policy (defaults: what policies trained before they existed
+    used), so a later change of :class:`~vlarm.vlm.grounding.PhraseGrounder`'s defaults cannot change the maps a
+    saved policy sees.
     """
 
     semantic_widths: tuple[int, ...] = (16, 32, 32, 64)
@@ -41,6 +52,11 @@ class CLIPortConfig(PickPlaceConfig):
     grounding_model: str = ""
     n_phrases: int = 2
     grounding_fusion: str = "semantic"
+    grounding_score: str = "relative"
+    grounding_calibration: tuple[float, float] = (1.0, 0.0)
+    grounding_vocabulary: tuple[str, ...] = ()
+    grounding_crop_size: int = 48
+    grounding_template: str = "a {}"
 
     def __post_init__(self) -> None:
         """Validate fields.
@@ -58,6 +74,13 @@ class CLIPortConfig(PickPlaceConfig):
             raise ValueError(f"n_phrases must be >= 1, got {self.n_phrases}")
         if self.grounding_fusion not in ("semantic", "both"):
             raise ValueError(f"grounding_fusion must be 'semantic' or 'both', got {self.grounding_fusion!r}")
+        self.grounding_calibration = tuple(float(v) for v in self.grounding_calibration)
+        self.grounding_vocabulary = tuple(str(v) for v in self.grounding_vocabulary)
+        if self.grounding_score not in ("relative", "calibrated", "softmax"):
+            raise ValueError(f"grounding_score must be 'relative', 'calibrated' or 'softmax', got "
+                             f"{self.grounding_score!r}")
+        if self.grounding_score == "softmax" and not self.grounding_vocabulary:
+            raise ValueError("grounding_score='softmax' needs a grounding_vocabulary of contrast phrases")
         if len(self.semantic_widths) != len(self.widths) or len(self.widths) != 4:
             raise ValueError("widths and semantic_widths must both list 4 stages (strides 2, 4, 8, 16)")
         if self.text_encoder == "minilm" and self.lang_dim != 384:

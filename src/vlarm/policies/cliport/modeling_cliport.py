@@ -124,7 +124,9 @@ class CLIPortPolicy(PickPlacePolicy):
         if cfg.grounding_model:
             from vlarm.vlm.grounding import PhraseGrounder
 
-            self.grounder = PhraseGrounder.from_pretrained(cfg.grounding_model)
+            self.grounder = PhraseGrounder.from_pretrained(
+                cfg.grounding_model, crop_size=cfg.grounding_crop_size, template=cfg.grounding_template,
+                score=cfg.grounding_score, calibration=cfg.grounding_calibration, vocabulary=cfg.grounding_vocabulary)
             # A LiT model's locked image tower is EfficientNet-Lite0: share it instead of loading a second copy.
             backbone = getattr(self.grounder.model, "visual", None) if cfg.backbone_pretrained else None
             if cfg.text_encoder == "vlm":
