@@ -148,6 +148,7 @@ def train(
     cache_features: Annotated[bool, typer.Option(
         help="cache frozen backbone features per frame (warped under augmentation; approximate for rotations)")]
     = True,
+    device: Annotated[str, typer.Option(help="auto (CUDA when available, else the CPU), cpu or cuda")] = "auto",
 ) -> None:
     """Train a policy by imitation; resumes from OUT/checkpoints/last if present."""
     from vlarm.policies import available_policies
@@ -191,8 +192,9 @@ def train(
         raise ValueError(f"--normalization must be 'dataset' or 'ravens', got {normalization!r}")
     if not 0.0 <= color_permutation <= 1.0:
         raise ValueError(f"--color-permutation is a probability in [0, 1], got {color_permutation}")
+    _check_device(device)
     config = TrainConfig(policy=policy, task=task, data_dir=data, demos=demos, out_dir=out, seed=seed,
-                         normalization=normalization, color_permutation=color_permutation,
+                         device=device, normalization=normalization, color_permutation=color_permutation,
                          cache_features=cache_features, **overrides)
     final = run_train(config)
     console.print(f"[green]done[/]: checkpoint {final}")
@@ -222,6 +224,13 @@ def _grounding_settings(vlm: str, score: str | None, calibration: Path | None) -
         vocabulary = [f"{c} {k}" for c in extra["colors"] for k in extra["kinds"]]
         return {"grounding_score": score, "grounding_vocabulary": vocabulary}
     return {"grounding_score": score}
+
+
+def _check_device(name: str):
+    """``--device`` as a ``torch.device`` (ValueError naming the valid values, or that CUDA is missing)."""
+    from vlarm.policies.base import resolve_device
+
+    return resolve_device(name)
 
 
 def _read_calibration(path: Path) -> tuple[float, float]:
@@ -273,6 +282,7 @@ def evaluate(
     out: Annotated[Path | None, typer.Option(help="directory for results.json / results.md / videos")] = None,
     videos: Annotated[int, typer.Option(help="record the first N episodes")] = 0,
     camera_scale: Annotated[float, typer.Option(help="camera resolution relative to 480x640")] = 1.0,
+    device: Annotated[str, typer.Option(help="auto (CUDA when available, else the CPU), cpu or cuda")] = "auto",
 ) -> None:
     """Evaluate a checkpoint (or the oracle) with CLIPort's protocol: score (0-100) and success rate."""
     from vlarm.eval import evaluate as run_eval
@@ -286,9 +296,11 @@ def evaluate(
     if videos < 0:
         raise ValueError(f"--videos must be >= 0, got {videos}")
     _check_dir(out or Path("runs") / "eval", "--out")   # the default goes under runs/eval/
+    _check_device(device)
     label, factory = _agent_factory(policy, checkpoint)
     out = out or Path("runs") / "eval" / f"{Path(label).name}-{task}-{split}"
-    results = run_eval(factory, task, split, episodes, out, videos=videos, camera_scale=camera_scale, label=label)
+    results = run_eval(factory, task, split, episodes, out, videos=videos, camera_scale=camera_scale, label=label,
+                       device=device)
     console.print(f"policy: {label}", soft_wrap=True)
     console.print(_results_table(results, f"{task}, {split} split"))
     console.print(f"results: {out / 'results.json'}")
@@ -318,6 +330,7 @@ def select(
     out: Annotated[Path, typer.Option(help="directory for selection.json / selection.md (rerun to resume)")]
     = Path("runs/select"),
     camera_scale: Annotated[float, typer.Option(help="camera resolution relative to 480x640")] = 1.0,
+    device: Annotated[str, typer.Option(help="auto (CUDA when available, else the CPU), cpu or cuda")] = "auto",
 ) -> None:
     """Choose a checkpoint (or variant) on the val split only; then evaluate the chosen one on test, once."""
     from vlarm.eval.selection import select_checkpoint
@@ -327,7 +340,8 @@ def select(
         make_task(t)
     _check_positive(episodes=episodes, every=every, camera_scale=camera_scale)
     _check_dir(out, "--out")
-    selection = select_checkpoint(runs, task, episodes, out, every=every, camera_scale=camera_scale)
+    _check_device(device)
+    selection = select_checkpoint(runs, task, episodes, out, every=every, camera_scale=camera_scale, device=device)
     table = Table(title=f"val split, {episodes} episodes per task")
     table.add_column("checkpoint")
     for t in task:
@@ -356,6 +370,7 @@ def run(
     seed: Annotated[int, typer.Option(help="episode index into the test split (never a training layout)")] = 0,
     video: Annotated[Path | None, typer.Option(help="write a video (.mp4 or .gif)")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="also write the episode record as JSON")] = None,
+    device: Annotated[str, typer.Option(help="auto (CUDA when available, else the CPU), cpu or cuda")] = "auto",
 ) -> None:
     """Carry out an instruction in simulation and report the plan, reward and success."""
     from dataclasses import asdict
@@ -369,9 +384,12 @@ def run(
     _check_seed(seed)
     _check_video(video)
     check_output(json_out, "--json")
+    _check_device(device)
     label, factory = _agent_factory(policy, checkpoint)
     env = make_env(task, split="test")
     agent = factory(env)
+    if hasattr(agent, "to"):
+        agent.to(_check_device(device))
     episode_seed = split_seed("test", seed)   # --seed indexes the test split, so the default is no training layout
     console.print(f"[bold]instruction:[/] {escape(instruction)}   [dim](policy: {escape(label)}, test episode {seed}, "
                   f"seed {episode_seed})[/]", soft_wrap=True)

@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from vlarm.envs import make_env
 from vlarm.envs.tabletop import TabletopEnv
 from vlarm.eval.metrics import format_ci, score_summary
 from vlarm.eval.video import VideoRecorder, VideoWriteError
+from vlarm.policies.base import resolve_device
 from vlarm.tasks import SUCCESS_THRESHOLD, TaskError
 from vlarm.tasks.attributes import NOVELTY_CLASSES, split_seed
 
@@ -165,7 +167,8 @@ def _running(records: list[EpisodeRecord]) -> tuple[float, float]:
 
 
 def evaluate(agent_factory, task: str, split: str = "test", episodes: int = 100, out_dir: str | Path | None = None,
-             videos: int = 0, camera_scale: float = 1.0, progress: bool = True, label: str = "") -> dict:
+             videos: int = 0, camera_scale: float = 1.0, progress: bool = True, label: str = "",
+             device: str = "auto") -> dict:
     """Evaluate an agent on ``episodes`` seeded episodes of a task (CLIPort protocol).
 
     Args:
@@ -178,6 +181,7 @@ def evaluate(agent_factory, task: str, split: str = "test", episodes: int = 100,
         camera_scale: camera resolution relative to 480x640.
         progress: tqdm progress bar.
         label: name of the agent for reports.
+        device: where a torch policy runs (``vlarm.policies.resolve_device``: auto, cpu, cuda).
 
     Returns:
         The results dict: summary metrics plus ``episodes`` rows.
@@ -189,6 +193,8 @@ def evaluate(agent_factory, task: str, split: str = "test", episodes: int = 100,
         raise ValueError(f"--episodes must be positive, got {episodes}")
     env = make_env(task, split=split, camera_scale=camera_scale)
     agent = agent_factory(env)
+    if isinstance(agent, torch.nn.Module):
+        agent.to(resolve_device(device))
     records: list[EpisodeRecord] = []
     out = Path(out_dir) if out_dir is not None else None
     bar = tqdm(range(episodes), desc=f"eval {label or 'agent'} on {task} [{split}]", unit="ep", disable=not progress)

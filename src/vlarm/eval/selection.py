@@ -91,6 +91,7 @@ def select_checkpoint(
     every: int = 1,
     camera_scale: float = 1.0,
     progress: bool = True,
+    device: str = "auto",
 ) -> dict:
     """Evaluate every candidate on the val split of each task and choose the best mean val score.
 
@@ -104,6 +105,7 @@ def select_checkpoint(
         every: see :func:`list_candidates`.
         camera_scale: camera resolution relative to 480x640.
         progress: progress bars.
+        device: where the policies run (auto, cpu, cuda).
 
     Returns:
         ``{"split": "val", "tasks", "episodes", "criterion", "candidates": [...], "best": {...}}``; each candidate
@@ -133,7 +135,7 @@ def select_checkpoint(
             if results is None or results.get("episodes") != episodes or results.get("split") != "val":
                 policy = policy or load_policy(cand.path)
                 results = evaluate(lambda env, p=policy: p, task, "val", episodes, task_dir, camera_scale=camera_scale,
-                                   progress=False, label=str(cand.path))
+                                   progress=False, label=str(cand.path), device=device)
             per_task[task] = {k: results[k] for k in ("episodes", "score", "score_ci", "success_rate", "success_ci")}
         mean_score = sum(v["score"] for v in per_task.values()) / len(per_task)
         rows.append({"checkpoint": str(cand.path), "run": str(cand.run), "step": cand.step, "per_task": per_task,

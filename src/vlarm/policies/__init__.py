@@ -5,7 +5,7 @@ operator, processing and augmentation live beside them. Build policies with :fun
 checkpoints with :func:`load_policy`, train with :func:`vlarm.policies.training.train`.
 """
 
-from vlarm.policies.base import CheckpointError, Policy
+from vlarm.policies.base import CheckpointError, Policy, resolve_device
 from vlarm.policies.cliport import CLIPortConfig, CLIPortPolicy
 from vlarm.policies.factory import available_policies, load_policy, make_config, make_policy
 from vlarm.policies.transporter import TransporterConfig, TransporterPolicy
@@ -21,4 +21,5 @@ __all__ = [
     "load_policy",
     "make_config",
     "make_policy",
+    "resolve_device",
 ]

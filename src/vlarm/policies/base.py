@@ -32,6 +32,46 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable or does not match the policy (message names the file and the problem)."""
 
 
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """The torch device for a ``--device`` value.
+
+    Args:
+        name: ``"auto"`` (CUDA when available, else the CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+
+    Returns:
+        A ``torch.device``.
+
+    Raises:
+        ValueError: an unknown name, or CUDA asked for on a machine without it (the message says to use cpu).
+    """
+    name = str(name).lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {name}: this machine has no CUDA device (or torch is a CPU build); use "
+                             "--device cpu or auto")
+        return torch.device(name)
+    raise ValueError(f"unknown device {name!r}; valid: {', '.join(DEVICES)} (or cuda:N)")
+
+
+def batch_to(batch: dict, device: torch.device) -> dict:
+    """A copy of a batch dict with every tensor (and every tensor in a list) moved to ``device``."""
+    def move(v):
+        if isinstance(v, torch.Tensor):
+            return v.to(device, non_blocking=True)
+        if isinstance(v, list) and v and isinstance(v[0], torch.Tensor):
+            return [t.to(device, non_blocking=True) for t in v]
+        return v
+
+    return {k: move(v) for k, v in batch.items()}
+
+
 def register_policy(cls: type[Policy]) -> type[Policy]:
     """Class decorator: register a :class:`Policy` subclass under ``cls.name``."""
     POLICY_REGISTRY[cls.name] = cls
@@ -86,6 +126,13 @@ class Policy(nn.Module, ABC):
     def __init__(self, config: Any):
         super().__init__()
         self.config = config
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the policy's parameters (the CPU for a policy without any)."""
+        for p in self.parameters():
+            return p.device
+        return torch.device("cpu")
 
     def reset(self) -> None:  # noqa: B027 - optional hook, stateless policies need nothing
         """Clear per-episode state (none for single-step pick-and-place policies)."""

@@ -249,15 +249,16 @@ class PickPlacePolicy(Policy):
         self.eval()
         text = instruction if instruction is not None else observation.get("instruction", "")
         heightmap = np.asarray(observation["heightmap"], dtype=np.float32)
+        device = self.device
         batch = {
-            "colormap": torch.as_tensor(np.asarray(observation["colormap"], dtype=np.uint8))[None],
-            "heightmap": torch.from_numpy(heightmap)[None],
+            "colormap": torch.as_tensor(np.asarray(observation["colormap"], dtype=np.uint8))[None].to(device),
+            "heightmap": torch.from_numpy(heightmap)[None].to(device),
             "instruction": [text or ""],
         }
         inputs = self.prepare(batch)
-        pick = self.pick_logits(inputs)[0]
+        pick = self.pick_logits(inputs)[0].cpu()
         pick_rc = argmax_pixel(pick)
-        place = self.place_logits(inputs, torch.tensor([pick_rc], dtype=torch.long))[0]
+        place = self.place_logits(inputs, torch.tensor([pick_rc], dtype=torch.long, device=device))[0].cpu()
         k, row, col = argmax_pixel(place)
         yaw = float(bin_to_yaw(k, self.config.n_rotations))
         yaw = math.atan2(math.sin(yaw), math.cos(yaw))

@@ -49,8 +49,8 @@ def make_network_input(
     Returns:
         ``(B, 6, H, W)`` float32: normalised RGB, then the normalised height repeated 3 times.
     """
-    mean = torch.tensor(color_mean, dtype=torch.float32).view(1, 3, 1, 1)
-    std = torch.tensor(color_std, dtype=torch.float32).view(1, 3, 1, 1)
+    mean = torch.tensor(color_mean, dtype=torch.float32, device=colormap.device).view(1, 3, 1, 1)
+    std = torch.tensor(color_std, dtype=torch.float32, device=colormap.device).view(1, 3, 1, 1)
     rgb = (colormap.permute(0, 3, 1, 2).float().div(255.0) - mean) / std
     depth = heightmap.float().sub(depth_mean).div(depth_std).unsqueeze(1).expand(-1, 3, -1, -1)
     return torch.cat([rgb, depth], dim=1)

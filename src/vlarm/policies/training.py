@@ -44,7 +44,7 @@ import torch
 from tqdm.auto import tqdm
 
 from vlarm.policies.augmentation import sample_perturbation, transform_pixels, warp_images
-from vlarm.policies.base import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, Policy
+from vlarm.policies.base import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, Policy, batch_to, resolve_device
 from vlarm.policies.factory import make_policy
 from vlarm.policies.pick_place import PickPlacePolicy
 from vlarm.policies.processing import frame_to_labels, normalization_from_stats
@@ -89,6 +89,8 @@ class TrainConfig:
         policy_overrides: config fields passed to ``make_policy`` (e.g. ``{"widths": [8, 16, 32, 64]}``).
         color_permutation: probability per frame of showing the spatial stream its colours with the RGB channels
             permuted (see :meth:`FrameStore.batch`); 0 disables it.
+        device: ``"auto"`` (CUDA when available, else the CPU), ``"cpu"`` or ``"cuda"``; frames stay in CPU memory
+            and each batch is moved to the device.
         normalization: input statistics of a new policy: ``"dataset"`` (the training dataset's own
             ``meta/stats.json``, stored in the policy's config as LeRobot does) or ``"ravens"`` (Ravens'
             constants, mean 0.189 / std 0.073 for colour, which do not match vlarm's renders).
@@ -116,6 +118,7 @@ class TrainConfig:
     policy_overrides: dict[str, Any] = field(default_factory=dict)
     normalization: str = "dataset"
     color_permutation: float = 0.0
+    device: str = "auto"
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -166,15 +169,15 @@ class FrameStore:
         self.rotation = np.array([lab["place_rotation"] for lab in labels], dtype=np.float32)
         self.instructions = [str(f.get("instruction", "")) for f in frames]
         emb = policy.embed_instructions(self.instructions)
-        self.lang = emb.detach().float() if emb is not None else None
+        self.lang = emb.detach().float().cpu() if emb is not None else None
         self.features: list[torch.Tensor] | None = None
         if cache_features:
             chunks = []
             for start in range(0, len(frames), 8):
-                feats = policy.frozen_features(self.colormap[start : start + 8])
+                feats = policy.frozen_features(self.colormap[start : start + 8].to(policy.device))
                 if feats is None:
                     break
-                chunks.append([f.half() for f in feats])
+                chunks.append([f.half().cpu() for f in feats])
             if chunks:
                 self.features = [torch.cat(level) for level in zip(*chunks, strict=True)]
         # Phrase relevance maps of a VLM semantic stream depend on the frame and its instruction only; they are
@@ -581,7 +584,8 @@ def train(config: TrainConfig, dataset: Any | None = None) -> Path:
     else:
         policy = make_policy(config.policy, **_normalization_overrides(config, dataset),
                              **config.policy_overrides)
-    policy.train()
+    device = resolve_device(config.device)
+    policy.to(device).train()
     params = [p for p in policy.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     step, seconds, cpu_base = 0, 0.0, 0.0
@@ -617,6 +621,8 @@ def train(config: TrainConfig, dataset: Any | None = None) -> Path:
             indices = rng.integers(0, len(store), size=config.batch_size)
             batch = store.batch(indices, rng if config.augment else None, config.theta_sigma, config.translation_sigma,
                                 config.color_permutation)
+            if device.type != "cpu":
+                batch = batch_to(batch, device)
             loss, info = policy(batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

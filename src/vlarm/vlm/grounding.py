@@ -249,7 +249,9 @@ class PhraseGrounder:
         if not centres:
             return labels, centres, np.zeros((len(phrases), 0), np.float32)
         crops = torch.stack([self.transform(c) for c in isolated_crops(colormap, labels, centres, self.crop_size)])
-        regions = self.model.encode_image(crops, normalize=True).float()  # (N, D)
+        tower = getattr(self.model, "visual", self.model)   # crops go where the image tower is (a policy may move it)
+        device = next(iter(tower.parameters()), torch.empty(0)).device
+        regions = self.model.encode_image(crops.to(device), normalize=True).float().cpu()  # (N, D)
         texts = self.encode_texts([self.template.format(p) for p in phrases])  # (K, D)
         return labels, centres, (texts @ regions.t()).numpy().astype(np.float32)
 

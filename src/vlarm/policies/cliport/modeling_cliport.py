@@ -187,10 +187,10 @@ class CLIPortPolicy(PickPlacePolicy):
         from vlarm.vlm.grounding import select_phrases
 
         maps = [
-            self.grounder.relevance_maps(c.numpy(), h.numpy(), select_phrases(text, self.config.n_phrases))
+            self.grounder.relevance_maps(c.cpu().numpy(), h.cpu().numpy(), select_phrases(text, self.config.n_phrases))
             for c, h, text in zip(colormap, heightmap, instructions, strict=True)
         ]
-        return torch.from_numpy(np.stack(maps))
+        return torch.from_numpy(np.stack(maps)).to(colormap.device)
 
     def train(self, mode: bool = True) -> CLIPortPolicy:
         """Set training mode; the frozen backbone always stays in eval mode (its BatchNorm statistics are fixed)."""
@@ -217,7 +217,7 @@ class CLIPortPolicy(PickPlacePolicy):
                 embs = np.stack([hash_embedding(t, self.config.lang_dim) for t in missing])
             for text, emb in zip(missing, embs, strict=True):
                 self._lang_cache[text] = torch.as_tensor(np.asarray(emb, dtype=np.float32))
-        return torch.stack([self._lang_cache[t] for t in instructions])
+        return torch.stack([self._lang_cache[t] for t in instructions]).to(self.device)
 
     def prepare(self, batch: dict) -> dict:
         """Network inputs: RGB-D image, language embedding and backbone features (precomputed ones are reused).
