@@ -23,14 +23,17 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--task", default="put-block-in-bowl-seen-colors")
     parser.add_argument("--camera-scale", type=float, default=1.0)
+    parser.add_argument("--renderer", default="tiny", help="tiny, egl or auto")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         cpu0, wall0 = time.process_time(), time.perf_counter()
-        report = collect(args.task, "train", args.episodes, tmp, camera_scale=args.camera_scale, progress=False)
+        report = collect(args.task, "train", args.episodes, tmp, camera_scale=args.camera_scale,
+                         renderer=args.renderer, progress=False)
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     n = report.new_episodes + report.rejected
     result = {
-        "task": args.task, "camera_scale": args.camera_scale, "episodes": n, "kept": report.new_episodes,
+        "task": args.task, "camera_scale": args.camera_scale, "renderer": args.renderer, "episodes": n,
+        "kept": report.new_episodes,
         "episodes_per_minute_wall": round(60 * n / wall, 1), "episodes_per_minute_cpu": round(60 * n / cpu, 1),
         "seconds_per_episode_wall": round(wall / n, 3),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

@@ -103,14 +103,20 @@ def collect(
     split: Annotated[str, typer.Option(help="train, val or test")] = "train",
     episodes: Annotated[int, typer.Option(help="successful episodes wanted")] = 100,
     camera_scale: Annotated[float, typer.Option(help="camera resolution relative to 480x640")] = 1.0,
+    renderer: Annotated[str, typer.Option(
+        help="tiny (PyBullet's TinyRenderer), egl (its EGL plugin) or auto (EGL where it loads); recorded in the "
+             "dataset")] = "tiny",
 ) -> None:
     """Collect oracle demonstrations (keeps reward > 0.99; resumable)."""
     from vlarm.data.collect import collect as run_collect
+    from vlarm.sim.cameras import RENDERERS
 
     _check_positive(episodes=episodes, camera_scale=camera_scale)
+    if renderer not in (*RENDERERS, "auto"):
+        raise ValueError(f"--renderer must be one of {', '.join(RENDERERS)}, auto; got {renderer!r}")
     _check_dir(out, "--out")
 
-    report = run_collect(task, split, episodes, out, camera_scale=camera_scale)
+    report = run_collect(task, split, episodes, out, camera_scale=camera_scale, renderer=renderer)
     console.print(f"[green]{report.episodes} episodes[/] in {out} ({report.new_episodes} new, "
                   f"{report.rejected} rejected, {report.episodes_per_minute:.1f} episodes/min)")
 

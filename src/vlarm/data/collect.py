@@ -20,7 +20,6 @@ from tqdm.auto import tqdm
 
 from vlarm.data.writer import EpisodeWriter
 from vlarm.envs import make_env
-from vlarm.sim.cameras import RENDERER
 from vlarm.tasks import SUCCESS_THRESHOLD, TaskError
 from vlarm.tasks.attributes import split_seed
 
@@ -66,7 +65,7 @@ def observation_settings(env: Any, split: str, camera_scale: float) -> dict[str,
         "split": split,
         "image_shape": [int(v) for v in env.observation_space["heightmap"].shape],
         "camera_scale": float(camera_scale),
-        "renderer": RENDERER,
+        "renderer": env.scene.renderer,
         "cameras": {cam.name: cam.to_dict() for cam in env.cameras},
     }
 
@@ -99,7 +98,7 @@ def run_oracle_episode(env, seed: int, split: str) -> tuple[list[dict], float]:
     return frames, total
 
 
-def collect(task: str, split: str, episodes: int, out: str | Path, camera_scale: float = 1.0,
+def collect(task: str, split: str, episodes: int, out: str | Path, camera_scale: float = 1.0, renderer: str = "tiny",
             progress: bool = True) -> CollectReport:
     """Collect ``episodes`` successful oracle demonstrations into a LeRobot-style dataset at ``out``.
 
@@ -109,6 +108,7 @@ def collect(task: str, split: str, episodes: int, out: str | Path, camera_scale:
         episodes: number of successful episodes wanted in the dataset (counting ones already there).
         out: dataset directory (created or resumed).
         camera_scale: camera resolution relative to CLIPort's 480x640 (recorded in ``meta/info.json``).
+        renderer: ``"tiny"``, ``"egl"`` or ``"auto"`` (:class:`vlarm.sim.Scene`); the one used is recorded.
         progress: show a tqdm progress bar.
 
     Returns:
@@ -122,7 +122,7 @@ def collect(task: str, split: str, episodes: int, out: str | Path, camera_scale:
     """
     if episodes <= 0:
         raise ValueError(f"--episodes must be positive, got {episodes}")
-    env = make_env(task, split=split, camera_scale=camera_scale)
+    env = make_env(task, split=split, camera_scale=camera_scale, renderer=renderer)
     start = time.perf_counter()
     new = rejected = 0
     try:

@@ -22,6 +22,7 @@ import numpy as np
 from gymnasium import spaces
 
 from vlarm.sim import Scene, default_cameras, heightmap_shape, pick_place
+from vlarm.sim.cameras import RENDERER
 from vlarm.sim.heightmap import WORKSPACE_BOUNDS
 from vlarm.sim.scene import Observation
 from vlarm.sim.transforms import pose_to_array
@@ -49,11 +50,13 @@ class TabletopEnv(gym.Env):
         split: default split for :meth:`reset` (``"train"``, ``"val"``, ``"test"``).
         camera_scale: camera resolution relative to CLIPort's 480x640 (same field of view).
         render_mode: ``None`` or ``"rgb_array"`` (returns the front camera image).
+        renderer: ``"tiny"``, ``"egl"`` or ``"auto"`` (see :class:`vlarm.sim.Scene`).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 2}
 
-    def __init__(self, task: str, split: str = "train", camera_scale: float = 1.0, render_mode: str | None = None):
+    def __init__(self, task: str, split: str = "train", camera_scale: float = 1.0, render_mode: str | None = None,
+                 renderer: str = RENDERER):
         self.task_name = task
         self.task = make_task(task)
         self.split = check_split(split)
@@ -61,7 +64,7 @@ class TabletopEnv(gym.Env):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.render_mode = render_mode
         self.cameras = default_cameras(camera_scale)
-        self.scene = Scene(cameras=self.cameras)
+        self.scene = Scene(cameras=self.cameras, renderer=renderer)
         hm_shape = heightmap_shape(self.scene.bounds, self.scene.pixel_size)
         z_max = float(WORKSPACE_BOUNDS[2, 1] - WORKSPACE_BOUNDS[2, 0])
         self.observation_space = spaces.Dict({

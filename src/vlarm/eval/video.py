@@ -25,7 +25,7 @@ class VideoRecorder:
 
     def __call__(self, scene) -> None:
         """Capture one frame of ``scene`` (usable as ``Scene.frame_callback``)."""
-        rgb, _, _ = render(scene.client, self.camera)
+        rgb, _, _ = render(scene.client, self.camera, scene.renderer)
         self.frames.append(rgb)
 
     def write(self, path: str | Path, fps: int = 10) -> Path:

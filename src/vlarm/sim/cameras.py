@@ -15,10 +15,31 @@ from typing import Any
 import numpy as np
 import pybullet as p
 
-#: Name of the renderer :func:`render` uses: PyBullet's CPU TinyRenderer (``p.ER_TINY_RENDERER``). Datasets record
-#: it (``meta/info.json`` ``renderer``) so that images of another renderer (e.g. EGL) are told apart.
+#: Renderers :func:`render` can use: PyBullet's CPU TinyRenderer (``"tiny"``) and its EGL plugin (``"egl"``: OpenGL
+#: through EGL; on a machine without a GPU, Mesa's llvmpipe software rasteriser). Datasets record the one used
+#: (``meta/info.json`` ``renderer``) so that images of the two are told apart.
+RENDERERS = ("tiny", "egl")
+#: The renderer used when none is asked for.
 RENDERER = "tiny"
-_PYBULLET_RENDERERS = {"tiny": p.ER_TINY_RENDERER}
+_PYBULLET_RENDERERS = {"tiny": p.ER_TINY_RENDERER, "egl": p.ER_BULLET_HARDWARE_OPENGL}
+
+
+def load_egl_plugin(client: int) -> bool:
+    """Load PyBullet's EGL renderer plugin into a physics client; False when it cannot be loaded here (no
+    ``eglRenderer`` module or no EGL library, e.g. Debian's ``libegl-mesa0`` missing).
+
+    Args:
+        client: PyBullet physics client id.
+    """
+    import pkgutil
+
+    loader = pkgutil.get_loader("eglRenderer")
+    if loader is None:
+        return False
+    try:
+        return p.loadPlugin(loader.get_filename(), "_eglRendererPlugin", physicsClientId=client) >= 0
+    except p.error:
+        return False
 
 
 def _finite_numbers(value: Any, n: int) -> tuple[float, ...] | None:
@@ -145,12 +166,13 @@ def default_cameras(scale: float = 1.0) -> tuple[CameraConfig, ...]:
     return DEFAULT_CAMERAS if scale == 1.0 else tuple(c.scaled(scale) for c in DEFAULT_CAMERAS)
 
 
-def render(client: int, camera: CameraConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Render one camera with PyBullet's CPU TinyRenderer (:data:`RENDERER`).
+def render(client: int, camera: CameraConfig, renderer: str = RENDERER) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Render one camera.
 
     Args:
         client: PyBullet physics client id.
         camera: the camera to render.
+        renderer: one of :data:`RENDERERS`; ``"egl"`` needs :func:`load_egl_plugin` on ``client`` first.
 
     Returns:
         ``(rgb, depth, segmentation)``: ``(H, W, 3)`` uint8, ``(H, W)`` float32 metric depth along the
@@ -168,7 +190,7 @@ def render(client: int, camera: CameraConfig) -> tuple[np.ndarray, np.ndarray, n
     proj = p.computeProjectionMatrixFOV(fov_y, w / h, near, far)
     _, _, rgba, zbuffer, seg = p.getCameraImage(
         width=w, height=h, viewMatrix=view, projectionMatrix=proj, shadow=0,
-        renderer=_PYBULLET_RENDERERS[RENDERER], physicsClientId=client,
+        renderer=_PYBULLET_RENDERERS[renderer], physicsClientId=client,
     )
     rgb = np.asarray(rgba, dtype=np.uint8).reshape(h, w, 4)[..., :3]
     zbuffer = np.asarray(zbuffer, dtype=np.float32).reshape(h, w)

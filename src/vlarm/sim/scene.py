@@ -13,7 +13,15 @@ import pybullet as p
 
 from vlarm.sim import assets
 from vlarm.sim.arm import SuctionArm
-from vlarm.sim.cameras import CameraConfig, default_cameras, depth_to_points, render
+from vlarm.sim.cameras import (
+    RENDERER,
+    RENDERERS,
+    CameraConfig,
+    default_cameras,
+    depth_to_points,
+    load_egl_plugin,
+    render,
+)
 from vlarm.sim.heightmap import PIXEL_SIZE, WORKSPACE_BOUNDS, fuse_heightmap
 from vlarm.sim.transforms import Pose
 
@@ -91,15 +99,28 @@ class Scene:
         cameras: camera configurations (default: CLIPort's front/left/right at 480x640, fx = fy = 450).
         bounds: 3x2 workspace bounds in metres.
         pixel_size: heightmap resolution in metres per pixel.
+        renderer: ``"tiny"`` (PyBullet's TinyRenderer), ``"egl"`` (its EGL plugin; RuntimeError where it does not
+            load) or ``"auto"`` (EGL where it loads, else tiny). :attr:`renderer` names the one in use.
     """
 
     def __init__(self, cameras: tuple[CameraConfig, ...] | None = None,
-                 bounds: np.ndarray = WORKSPACE_BOUNDS, pixel_size: float = PIXEL_SIZE):
+                 bounds: np.ndarray = WORKSPACE_BOUNDS, pixel_size: float = PIXEL_SIZE, renderer: str = RENDERER):
+        if renderer not in (*RENDERERS, "auto"):
+            raise ValueError(f"unknown renderer {renderer!r}; valid: {', '.join(RENDERERS)}, auto")
         self.cameras = tuple(cameras) if cameras is not None else default_cameras()
         self.bounds = np.asarray(bounds, dtype=np.float64)
         self.pixel_size = float(pixel_size)
         self.client = p.connect(p.DIRECT)
         self.ik_client = p.connect(p.DIRECT)
+        #: The renderer in use (``"auto"`` resolved: EGL where its plugin loads, else TinyRenderer).
+        self.renderer = "tiny"
+        if renderer in ("egl", "auto"):
+            if load_egl_plugin(self.client):
+                self.renderer = "egl"
+            elif renderer == "egl":
+                self.close()
+                raise RuntimeError("PyBullet's EGL renderer plugin does not load on this machine (it needs an EGL "
+                                   "library, e.g. Debian's libegl-mesa0); use renderer 'tiny' or 'auto'")
         self.objects: dict[int, SceneObject] = {}
         self.arm: SuctionArm | None = None
         self.sim_steps = 0
@@ -191,7 +212,7 @@ class Scene:
             return obs
         points, colors, labels = [], [], []
         for cam in self.cameras:
-            rgb, depth, seg = render(self.client, cam)
+            rgb, depth, seg = render(self.client, cam, self.renderer)
             check_finite(rgb, f"rgb of camera {cam.name!r}")
             check_finite(depth, f"depth of camera {cam.name!r}")
             obs.rgb[cam.name], obs.depth[cam.name] = rgb, depth
