@@ -27,14 +27,14 @@ from vlarm.policies.training import FrameStore
 from vlarm.sim.heightmap import pixel_to_xyz
 
 
-def synthetic_frames(n: int, seed: int = 0) -> list[dict]:
-    """``n`` random tabletop-like frames (320 x 160) with blocks, bowls and pick/place poses."""
+def synthetic_frames(n: int, seed: int = 0, objects: int = 6) -> list[dict]:
+    """``n`` random tabletop-like frames (320 x 160) with ``objects`` blocks/bowls and pick/place poses."""
     rng = np.random.default_rng(seed)
     frames = []
     for _ in range(n):
         colormap = np.full((320, 160, 3), 40, dtype=np.uint8)
         heightmap = np.zeros((320, 160), dtype=np.float32)
-        centres = rng.integers([20, 20], [300, 140], size=(6, 2))
+        centres = rng.integers([20, 20], [300, 140], size=(objects, 2))
         for r, c in centres:
             colormap[r - 6 : r + 7, c - 6 : c + 7] = rng.integers(0, 255, 3)
             heightmap[r - 6 : r + 7, c - 6 : c + 7] = rng.uniform(0.01, 0.05)
@@ -53,16 +53,23 @@ def synthetic_frames(n: int, seed: int = 0) -> list[dict]:
 
 
 def bench(
-    name: str, batch_sizes: list[int], steps: int, semantic_vlm: str = "checkpoints/lit-sim-all-colors"
+    name: str, batch_sizes: list[int], steps: int, semantic_vlm: str = "checkpoints/lit-sim-all-colors",
+    objects: int = 6,
 ) -> list[dict]:
-    """Measure one policy; returns one row per batch size plus the select_action latency."""
+    """Measure one policy (a name, ``cliport-vlm``, or a checkpoint directory); returns one row per batch size plus
+    the select_action latency on scenes of ``objects`` objects."""
     torch.manual_seed(0)
-    if name == "cliport-vlm":
+    if os.path.isdir(name):
+        from vlarm.policies import load_policy
+
+        policy = load_policy(name)
+        policy.train()
+    elif name == "cliport-vlm":
         policy = make_policy("cliport", grounding_model=semantic_vlm, text_encoder="vlm", grounding_fusion="both")
     else:
         policy = make_policy(name)
     n_params = sum(p.numel() for p in policy.parameters() if p.requires_grad)
-    frames = synthetic_frames(16)
+    frames = synthetic_frames(16, objects=objects)
     store = FrameStore(frames, policy, cache_features=True)
     opt = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=1e-4)
     rng = np.random.default_rng(0)
@@ -86,6 +93,7 @@ def bench(
                 "max_ms": 1e3 * max(times),
                 "per_frame_ms": 1e3 * statistics.median(times) / bs,
                 "params": n_params,
+                "objects": objects,
             }
         )
     policy.eval()
@@ -104,6 +112,7 @@ def bench(
             "max_ms": 1e3 * max(times),
             "per_frame_ms": 1e3 * statistics.median(times),
             "params": n_params,
+            "objects": objects,
         }
     )
     return rows
@@ -112,21 +121,24 @@ def bench(
 def main() -> None:
     """Parse arguments, run the benchmarks and print a Markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--policies", nargs="+", default=["transporter", "cliport"])
+    parser.add_argument("--policies", nargs="+", default=["transporter", "cliport"],
+                        help="policy names, cliport-vlm, or checkpoint directories")
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 2, 4])
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--semantic-vlm", default="checkpoints/lit-sim-all-colors", help="VLM of cliport-vlm")
+    parser.add_argument("--objects", type=int, default=6, help="objects per synthetic scene")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    rows = [row for name in args.policies for row in bench(name, args.batch_sizes, args.steps, args.semantic_vlm)]
+    rows = [row for name in args.policies
+            for row in bench(name, args.batch_sizes, args.steps, args.semantic_vlm, args.objects)]
     print(f"threads={args.threads}  load average before/after: {os.getloadavg()[0]:.2f}")
-    print("| policy | measurement | median ms | max ms | ms per frame | trainable params |")
-    print("|---|---|---|---|---|---|")
+    print("| policy | measurement | objects | median ms | max ms | ms per frame | trainable params |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r['policy']} | {r['what']} | {r['median_ms']:.0f} | {r['max_ms']:.0f} | {r['per_frame_ms']:.0f} "
-            f"| {r['params'] / 1e6:.2f}M |"
+            f"| {r['policy']} | {r['what']} | {r['objects']} | {r['median_ms']:.0f} | {r['max_ms']:.0f} "
+            f"| {r['per_frame_ms']:.0f} | {r['params'] / 1e6:.2f}M |"
         )
 
 
