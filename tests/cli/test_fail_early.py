@@ -139,7 +139,10 @@ def _cheap_frames(monkeypatch):
 
     import vlarm.eval.video
 
-    monkeypatch.setattr(vlarm.eval.video, "render", lambda client, camera: (np.zeros((16, 16, 3), np.uint8), 0, 0))
+    def render(client, camera, renderer="tiny"):
+        return np.zeros((16, 16, 3), np.uint8), 0, 0
+
+    monkeypatch.setattr(vlarm.eval.video, "render", render)
 
 
 def _result_lines(output):
