@@ -64,7 +64,7 @@ def check_output(path: str | Path | None, flag: str, kind: str = "file",
         raise ValueError(f"kind must be 'file' or 'dir', got {kind!r}")
     path = Path(path)
     where = f"{flag} {path}"
-    if kind == "file" and suffixes and path.suffix not in suffixes:
+    if kind == "file" and suffixes and path.suffix.lower() not in suffixes:
         raise ValueError(f"{flag} must end in {' or '.join(suffixes)}, got {path.name}")
     if path.exists():
         if kind == "file" and path.is_dir():

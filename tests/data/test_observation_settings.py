@@ -122,8 +122,8 @@ def _edit_info(root, **changes):
 def test_resume_with_another_renderer_or_camera_is_refused(tmp_path, no_episodes):
     root = _dataset(tmp_path / "x", _settings())
     _edit_info(root, renderer="egl")
-    with pytest.raises(DatasetError, match="collected with renderer 'egl'; this run asks for 'tiny': resume with the "
-                                           "vlarm version that collected it .* or a new --out"):
+    with pytest.raises(DatasetError, match="collected with renderer 'egl'; this run asks for 'tiny': pass the same "
+                                           "--renderer to resume or a new --out"):
         collect(TASK, "train", 2, root, progress=False)
 
     _edit_info(root, renderer="tiny")

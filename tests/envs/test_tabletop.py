@@ -86,3 +86,6 @@ def test_malformed_action_is_rejected(env):
     env.reset(seed=0)
     with pytest.raises(ValueError, match="7 finite numbers"):
         env.step({"pick_pose": np.zeros(3), "place_pose": np.zeros(7)})
+    for bad in (np.zeros(14), {"pick_pose": np.zeros(7)}, [np.zeros(7), np.zeros(7)]):
+        with pytest.raises(ValueError, match="'pick_pose' and 'place_pose'"):
+            env.step(bad)

@@ -49,3 +49,11 @@ def test_a_video_that_cannot_be_written_does_not_lose_the_episode(tmp_path, monk
     first, second = results["per_episode"]
     assert results["episodes"] == 2 and first["success"] and first["video"] is None
     assert "No space left" in first["video_error"] and second["video_error"] is None
+
+
+def test_more_val_episodes_than_the_split_has_fail_before_any_work():
+    def factory(env):
+        raise AssertionError("no agent may be built")
+
+    with pytest.raises(ValueError, match="val split has 5000 episodes"):
+        evaluate(factory, "put-block-in-bowl-seen-colors", "val", 6000, None, progress=False)

@@ -43,13 +43,15 @@ def test_selection_reads_val_only_chooses_the_best_mean_and_resumes(tmp_path, mo
     def fake_evaluate(factory, task, split, episodes, out_dir, **kw):
         calls.append((split, task))
         score = scores[(kw["label"].split("/")[-1], task)]
-        res = {"split": split, "episodes": episodes, "score": score, "score_ci": [score - 5, score + 5],
-               "success_rate": score, "success_ci": [0.0, 100.0]}
+        return {"split": split, "episodes": episodes, "camera_scale": kw["camera_scale"], "score": score,
+                "score_ci": [score - 5, score + 5], "success_rate": score, "success_ci": [0.0, 100.0]}
+
+    def fake_write(results, out_dir):
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "results.json").write_text(json.dumps(res))
-        return res
+        (out_dir / "results.json").write_text(json.dumps(results))
 
     monkeypatch.setattr(selection, "evaluate", fake_evaluate)
+    monkeypatch.setattr(selection, "write_results", fake_write)
     out = tmp_path / "sel"
     result = select_checkpoint([run], ["a", "b"], 10, out, progress=False)
     assert {split for split, _ in calls} == {"val"} and len(calls) == 6
@@ -61,6 +63,21 @@ def test_selection_reads_val_only_chooses_the_best_mean_and_resumes(tmp_path, mo
     assert calls == []
     select_checkpoint([run], ["a", "b"], 12, out, progress=False)          # other episode count: evaluated anew
     assert len(calls) == 6
+    calls.clear()
+    select_checkpoint([run], ["a", "b"], 12, out, progress=False, camera_scale=0.5)   # other cameras: anew
+    assert len(calls) == 6
+    calls.clear()
+    torch.manual_seed(99)                                                  # step 2 retrained in place: anew
+    make_policy("transporter", **TINY_TRANSPORTER).save_pretrained(run / "checkpoints" / "step_000002")
+    select_checkpoint([run], ["a", "b"], 12, out, progress=False, camera_scale=0.5)
+    assert len(calls) == 2
+
+
+def test_candidates_are_unique_per_directory(tmp_path):
+    a_b, a_slash_b = _run(tmp_path, [1], "a_b"), _run(tmp_path / "a", [1], "b")
+    keys = [c.key for c in list_candidates([a_b, a_slash_b])]
+    assert len(set(keys)) == 2                                             # "a_b" and "a/b" never share a cache
+    assert len(list_candidates([a_b, a_b, a_b / "checkpoints" / "step_000001"])) == 1   # duplicates are one
 
 
 def test_selection_end_to_end_on_the_simulator(tmp_path):

@@ -379,3 +379,22 @@ def test_color_permutation_hides_raw_colour_from_the_spatial_stream_only(fake_da
     assert all(torch.allclose(f, r) for f, r in zip(feats, ref, strict=True))
     with pytest.raises(ValueError, match="probability"):
         TrainConfig(color_permutation=1.5)
+
+
+def test_divergence_stops_at_once_naming_the_step(tmp_path, fake_dataset):
+    import dataclasses
+
+    with pytest.raises(ValueError, match="must be finite"):
+        dataclasses.replace(_config(tmp_path, 3), lr=float("inf"))
+    cfg = dataclasses.replace(_config(tmp_path, 30), lr=1e30, save_every=30)
+    with pytest.raises(ValueError, match=r"training diverged at step \d+: the loss is"):
+        train(cfg, dataset=fake_dataset)
+    assert not (tmp_path / "run" / "checkpoints").exists()                # nothing damaged was saved
+
+
+def test_training_refuses_val_and_test_datasets(tmp_path, fake_dataset):
+    from types import SimpleNamespace
+
+    fake_dataset.dataset_info = SimpleNamespace(split="test")
+    with pytest.raises(ValueError, match="test-split episodes; policies learn from train-split"):
+        train(_config(tmp_path, 1), dataset=fake_dataset)

@@ -419,7 +419,7 @@ class DatasetInfo:
 
 
 #: The ``vlarm collect`` option that sets each observation setting (the others come from the code).
-_FLAGS = {"benchmark_task": "--task", "split": "--split", "camera_scale": "--camera-scale"}
+_FLAGS = {"benchmark_task": "--task", "split": "--split", "camera_scale": "--camera-scale", "renderer": "--renderer"}
 
 
 def _describe(value: Any) -> str:

@@ -31,7 +31,8 @@ from vlarm.data.storage import (
 if TYPE_CHECKING:
     from vlarm.data.torch_dataset import TorchEpisodeDataset
 
-_REBUILD = "Reopen the root with EpisodeWriter(root, benchmark_task, split) to rebuild the meta files."
+_REBUILD = ("Rerun `vlarm collect` with the same --task, --split and --out (or open the root with "
+            "EpisodeWriter(root, benchmark_task, split)) to rebuild the meta files.")
 
 
 class EpisodeDataset:
@@ -138,7 +139,7 @@ class EpisodeDataset:
             if not path.is_file():
                 raise DatasetError(
                     f"{path}: data file of episode {e} is missing. Restore it, or delete the episode files "
-                    f"after it and reopen the root with EpisodeWriter to rebuild the meta files."
+                    f"after it and rerun `vlarm collect` into the same --out to rebuild the meta files."
                 )
             record, n_rows = read_episode_record(path)
             if n_rows != row.length or record.get("seed") != row.seed or record.get("episode_index") != e:

@@ -16,6 +16,7 @@ As gymnasium requires, an episode that has ended must be ``reset()`` before the 
 from __future__ import annotations
 
 import string
+from collections.abc import Mapping
 
 import gymnasium as gym
 import numpy as np
@@ -140,6 +141,9 @@ class TabletopEnv(gym.Env):
         if self._ended:
             raise RuntimeError(f"the episode ended after {self.steps} steps (terminated or truncated); call reset() "
                                "before step()")
+        if not isinstance(action, Mapping) or not {"pick_pose", "place_pose"} <= set(action):
+            raise ValueError(f"an action is a dict with 'pick_pose' and 'place_pose' (7 numbers each: xyz metres + "
+                             f"quaternion xyzw), got {type(action).__name__}")
         pick, place = _normalise_pose(action["pick_pose"]), _normalise_pose(action["place_pose"])
         result = pick_place(self.scene, pick, place)
         self.steps += 1

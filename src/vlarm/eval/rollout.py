@@ -25,7 +25,7 @@ from vlarm.eval.metrics import format_ci, score_summary
 from vlarm.eval.video import VideoRecorder, VideoWriteError
 from vlarm.policies.base import resolve_device
 from vlarm.tasks import SUCCESS_THRESHOLD, TaskError
-from vlarm.tasks.attributes import NOVELTY_CLASSES, split_seed
+from vlarm.tasks.attributes import NOVELTY_CLASSES, check_episode_count, split_seed
 
 
 class Agent(Protocol):
@@ -187,10 +187,11 @@ def evaluate(agent_factory, task: str, split: str = "test", episodes: int = 100,
         The results dict: summary metrics plus ``episodes`` rows.
 
     Raises:
-        ValueError: unknown task/split or ``episodes <= 0``.
+        ValueError: unknown task/split, ``episodes <= 0``, or more val episodes than the split has (5000).
     """
     if episodes <= 0:
         raise ValueError(f"--episodes must be positive, got {episodes}")
+    check_episode_count(split, episodes)
     env = make_env(task, split=split, camera_scale=camera_scale)
     agent = agent_factory(env)
     if isinstance(agent, torch.nn.Module):
@@ -206,7 +207,7 @@ def evaluate(agent_factory, task: str, split: str = "test", episodes: int = 100,
         score, success = _running(records)
         bar.set_postfix(score=f"{score:.1f}", success=f"{success:.0f}%")
     env.close()
-    results = {"agent": label, "task": task, "split": split, **summarize(records),
+    results = {"agent": label, "task": task, "split": split, "camera_scale": camera_scale, **summarize(records),
                "seconds": time.perf_counter() - start,
                "units": {"score": "mean total reward x 100 (final state)",
                          "success_rate": "percent of episodes with final total reward > 0.99",

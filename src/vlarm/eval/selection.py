@@ -10,6 +10,7 @@ Per-candidate results are written as they finish, so an interrupted selection re
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -18,7 +19,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from vlarm.eval.metrics import format_ci
-from vlarm.eval.rollout import evaluate
+from vlarm.eval.rollout import evaluate, write_results
+from vlarm.tasks.attributes import check_episode_count
 
 STEP_DIR = re.compile(r"^step_(\d+)$")
 SELECTION_JSON = "selection.json"
@@ -36,9 +38,21 @@ class Candidate:
 
     @property
     def key(self) -> str:
-        """A file-name-safe identifier, unique within a selection."""
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(self.run).strip("/"))
-        return f"{name}__step_{self.step:06d}" if self.step is not None else name
+        """A file-name-safe identifier: readable, and unique per checkpoint directory (a short hash of its absolute
+        path, so ``a_b`` and ``a/b`` never share a cache)."""
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(self.run).strip("/"))[-60:]
+        tag = hashlib.sha256(str(self.path.resolve()).encode()).hexdigest()[:8]
+        return f"{name}__{tag}" + (f"__step_{self.step:06d}" if self.step is not None else "")
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the checkpoint's config and weights files: a retrained or replaced checkpoint at the same path
+        gets new results instead of the old ones."""
+        h = hashlib.sha256()
+        for name in ("config.json", "model.safetensors"):
+            with open(self.path / name, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+        return h.hexdigest()
 
 
 def _complete(directory: Path) -> bool:
@@ -80,7 +94,10 @@ def list_candidates(paths: list[str | Path], every: int = 1) -> list[Candidate]:
         else:
             raise FileNotFoundError(f"{path}: neither a training run (with checkpoints/step_NNNNNN) nor a checkpoint "
                                     "directory (config.json + model.safetensors)")
-    return out
+    unique: dict[Path, Candidate] = {}
+    for cand in out:   # the same checkpoint named twice is one candidate
+        unique.setdefault(cand.path.resolve(), cand)
+    return list(unique.values())
 
 
 def select_checkpoint(
@@ -101,7 +118,8 @@ def select_checkpoint(
         episodes: val episodes per task and candidate (seeds ``split_seed("val", 0..episodes-1)``, the same for
             every candidate).
         out_dir: where ``<candidate>/<task>/results.json``, ``selection.json`` and ``selection.md`` go; results
-            already there for the same episode count are reused (resume).
+            already there for the same checkpoint files (SHA-256), episode count and camera scale are reused
+            (resume).
         every: see :func:`list_candidates`.
         camera_scale: camera resolution relative to 480x640.
         progress: progress bars.
@@ -119,6 +137,7 @@ def select_checkpoint(
         raise ValueError("pass at least one --task to select on")
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
+    check_episode_count("val", episodes)
     from vlarm.policies import load_policy
 
     candidates = list_candidates(paths, every)
@@ -127,15 +146,18 @@ def select_checkpoint(
     bar = tqdm(candidates, desc="select on val", unit="ckpt", disable=not progress)
     for cand in bar:
         bar.set_postfix_str(cand.key)
-        per_task, policy = {}, None
+        per_task, policy, fingerprint = {}, None, cand.fingerprint()
         for task in tasks:
             task_dir = out / cand.key / task
             cached = task_dir / "results.json"
             results = json.loads(cached.read_text()) if cached.is_file() else None
-            if results is None or results.get("episodes") != episodes or results.get("split") != "val":
+            wanted = {"episodes": episodes, "split": "val", "camera_scale": camera_scale, "fingerprint": fingerprint}
+            if results is None or any(results.get(k) != v for k, v in wanted.items()):
                 policy = policy or load_policy(cand.path)
-                results = evaluate(lambda env, p=policy: p, task, "val", episodes, task_dir, camera_scale=camera_scale,
+                results = evaluate(lambda env, p=policy: p, task, "val", episodes, None, camera_scale=camera_scale,
                                    progress=False, label=str(cand.path), device=device)
+                results["fingerprint"] = fingerprint
+                write_results(results, task_dir)
             per_task[task] = {k: results[k] for k in ("episodes", "score", "score_ci", "success_rate", "success_ci")}
         mean_score = sum(v["score"] for v in per_task.values()) / len(per_task)
         rows.append({"checkpoint": str(cand.path), "run": str(cand.run), "step": cand.step, "per_task": per_task,
@@ -157,7 +179,7 @@ def selection_markdown(selection: dict) -> str:
              f"Criterion: {selection['criterion']}. Chosen: `{selection['best']['checkpoint']}`.", "",
              head, "|---|---:|" + "---:|" * (len(tasks) + 1)]
     for row in selection["candidates"]:
-        mark = " **(chosen)**" if row is selection["best"] or row == selection["best"] else ""
+        mark = " **(chosen)**" if row == selection["best"] else ""
         cells = " | ".join(format_ci(row["per_task"][t]["score"], row["per_task"][t]["score_ci"]) for t in tasks)
         lines.append(f"| `{row['run']}`{mark} | {row['step'] if row['step'] is not None else '-'} | {cells} | "
                      f"{row['mean_score']:.1f} |")

@@ -41,7 +41,7 @@ class VideoRecorder:
         path = Path(path)
         if not self.frames:
             raise ValueError("no frames were recorded")
-        if path.suffix not in (".mp4", ".gif"):
+        if path.suffix.lower() not in (".mp4", ".gif"):
             raise ValueError(f"video path must end in .mp4 or .gif, got {path.name}")
         frames = [_caption(f, self.caption) for f in self.frames]
         try:
@@ -49,9 +49,9 @@ class VideoRecorder:
             # Open the file ourselves first: an unwritable path is a clean OSError here rather than an ffmpeg log
             # (or a silently missing file) after encoding.
             with open(path, "wb") as f:
-                if path.suffix == ".gif":
+                if path.suffix.lower() == ".gif":
                     imageio.mimwrite(f, frames, format="GIF", duration=1000 / fps, loop=0)
-            if path.suffix == ".mp4":
+            if path.suffix.lower() == ".mp4":
                 imageio.mimwrite(path, frames, fps=fps, macro_block_size=16, quality=7, ffmpeg_log_level="quiet")
         except (OSError, RuntimeError) as err:
             raise VideoWriteError(f"could not write the video {path}: {_reason(err)}") from None

@@ -134,6 +134,8 @@ class TrainConfig:
             raise ValueError(f"color_permutation is a probability in [0, 1], got {self.color_permutation}")
         if self.normalization not in ("dataset", "ravens"):
             raise ValueError(f"normalization must be 'dataset' or 'ravens', got {self.normalization!r}")
+        if not (math.isfinite(self.lr) and math.isfinite(self.weight_decay)):
+            raise ValueError(f"lr and weight_decay must be finite numbers, got {self.lr}, {self.weight_decay}")
         if self.lr <= 0 or self.weight_decay < 0 or self.threads < 0:
             raise ValueError(f"need lr > 0, weight_decay >= 0, threads >= 0; got {self.lr}, {self.weight_decay}, "
                              f"{self.threads}")
@@ -543,8 +545,9 @@ def train(config: TrainConfig, dataset: Any | None = None) -> Path:
         ``Path`` of the last checkpoint directory, loadable with ``vlarm.policies.load_policy``.
 
     Raises:
-        ValueError: empty dataset or image size mismatch; a run with other settings in ``out_dir``; a complete
-            checkpoint in ``out_dir`` with ``resume=False``.
+        ValueError: empty dataset or image size mismatch; a val/test-split dataset; non-finite settings; a loss
+            that turns NaN/inf (training diverged, the message names the step); a run with other settings in
+            ``out_dir``; a complete checkpoint in ``out_dir`` with ``resume=False``.
         CheckpointError: unreadable resume checkpoint; ``checkpoints/`` holds only incomplete checkpoints.
     """
     cpu_start = time.process_time()
@@ -558,6 +561,10 @@ def train(config: TrainConfig, dataset: Any | None = None) -> Path:
         from vlarm.data import EpisodeDataset
 
         dataset = EpisodeDataset(_resolve_data_dir(config))
+    split = getattr(getattr(dataset, "dataset_info", None), "split", "train")
+    if split != "train":
+        raise ValueError(f"the dataset holds {split}-split episodes; policies learn from train-split demonstrations "
+                         f"only (val chooses checkpoints, test is read once): collect with --split train")
     if hasattr(dataset, "select_episodes"):
         if int(config.demos) > int(dataset.num_episodes):
             logger.warning("asked for %d demos, the dataset has %d: using all", config.demos, dataset.num_episodes)
@@ -593,6 +600,8 @@ def train(config: TrainConfig, dataset: Any | None = None) -> Path:
         state = load_training_state(last_dir, optimizer, rng)
         step, seconds = int(state["step"]), float(state["seconds"])
     if step >= config.steps:
+        logger.warning("%s is already at step %d >= steps=%d: nothing to train (pass a larger --steps to continue)",
+                       out_dir, step, config.steps)
         return last_dir
 
     store = FrameStore(dataset, policy, cache_features=config.cache_features)
@@ -624,6 +633,10 @@ def train(config: TrainConfig, dataset: Any | None = None) -> Path:
             if device.type != "cpu":
                 batch = batch_to(batch, device)
             loss, info = policy(batch)
+            if not torch.isfinite(loss):
+                raise ValueError(
+                    f"training diverged at step {step + 1}: the loss is {float(loss)}; lower --lr (now {config.lr}) "
+                    f"and start again, or resume from the last checkpoint before it ({last_dir})")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

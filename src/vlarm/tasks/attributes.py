@@ -118,6 +118,19 @@ def split_seed(split: str, index: int) -> int:
     return {"train": 2 * index, "val": 2 * index + 1, "test": TEST_SEED_OFFSET + 2 * index + 1}[split]
 
 
+def check_episode_count(split: str, episodes: int) -> int:
+    """Refuse, before any work, more episodes than ``split`` has (val: :data:`MAX_VAL_EPISODES`).
+
+    Raises:
+        ValueError: naming the split's limit.
+    """
+    check_split(split)
+    if split == "val" and episodes > MAX_VAL_EPISODES:
+        raise ValueError(f"the val split has {MAX_VAL_EPISODES} episodes (its next seed would be a test seed); "
+                         f"asked for {episodes}")
+    return episodes
+
+
 def seed_split(seed: int) -> str:
     """The split a seed belongs to under :func:`split_seed`'s convention (its inverse for every seed >= 0).
 
