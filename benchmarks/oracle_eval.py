@@ -28,7 +28,7 @@ def main() -> None:
         solved = sum(r["total_reward"] > 0.99 for r in res["per_episode"])
         failed = [(r["seed"], r["total_reward"]) for r in res["per_episode"] if r["total_reward"] <= 0.99]
         rows.append({"task": task, "episodes": res["episodes"], "solved": solved, "score": res["score"],
-                     "failed_seeds": failed})
+                     "score_ci": res["score_ci"], "success_ci": res["success_ci"], "failed_seeds": failed})
     print(json.dumps(rows, indent=2))
 
 
