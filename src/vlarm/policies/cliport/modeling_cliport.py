@@ -133,7 +133,7 @@ class CLIPortPolicy(PickPlacePolicy):
                 cfg.lang_dim = self.grounder.embed_dim
         if backbone is None:
             backbone = load_efficientnet_lite0(pretrained=cfg.backbone_pretrained)
-        self.backbone = backbone
+        self.backbone = backbone.to(memory_format=torch.channels_last)   # faster depthwise convs on the CPU
         for p in self.backbone.parameters():
             p.requires_grad_(False)
         channels = tuple(self.backbone.out_channels)
@@ -201,7 +201,7 @@ class CLIPortPolicy(PickPlacePolicy):
     @torch.no_grad()
     def frozen_features(self, colormap: torch.Tensor) -> list[torch.Tensor]:
         """EfficientNet-Lite0 maps at strides 2, 4, 8, 16, 32 for ``(B, H, W, 3)`` uint8 colormaps (float32)."""
-        return self.backbone(rgb_chw(colormap))
+        return self.backbone(rgb_chw(colormap).contiguous(memory_format=torch.channels_last))
 
     def embed_instructions(self, instructions: list[str]) -> torch.Tensor:
         """``(B, lang_dim)`` float32 embeddings of B instructions (cached per string)."""
