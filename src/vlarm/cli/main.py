@@ -106,17 +106,19 @@ def collect(
     renderer: Annotated[str, typer.Option(
         help="tiny (PyBullet's TinyRenderer), egl (its EGL plugin) or auto (EGL where it loads); recorded in the "
              "dataset")] = "tiny",
+    workers: Annotated[int, typer.Option(help="processes rolling out episodes (the dataset is the same for any "
+                                              "number)")] = 1,
 ) -> None:
     """Collect oracle demonstrations (keeps reward > 0.99; resumable)."""
     from vlarm.data.collect import collect as run_collect
     from vlarm.sim.cameras import RENDERERS
 
-    _check_positive(episodes=episodes, camera_scale=camera_scale)
+    _check_positive(episodes=episodes, camera_scale=camera_scale, workers=workers)
     if renderer not in (*RENDERERS, "auto"):
         raise ValueError(f"--renderer must be one of {', '.join(RENDERERS)}, auto; got {renderer!r}")
     _check_dir(out, "--out")
 
-    report = run_collect(task, split, episodes, out, camera_scale=camera_scale, renderer=renderer)
+    report = run_collect(task, split, episodes, out, camera_scale=camera_scale, renderer=renderer, workers=workers)
     console.print(f"[green]{report.episodes} episodes[/] in {out} ({report.new_episodes} new, "
                   f"{report.rejected} rejected, {report.episodes_per_minute:.1f} episodes/min)")
 

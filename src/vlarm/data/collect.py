@@ -11,7 +11,10 @@ resume that asks for other values is refused naming both, so a dataset never mix
 
 from __future__ import annotations
 
+import multiprocessing
 import time
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,7 @@ from tqdm.auto import tqdm
 from vlarm.data.writer import EpisodeWriter
 from vlarm.envs import make_env
 from vlarm.tasks import SUCCESS_THRESHOLD, TaskError
-from vlarm.tasks.attributes import split_seed
+from vlarm.tasks.attributes import MAX_VAL_EPISODES, check_episode_count, split_seed
 
 
 @dataclass
@@ -98,8 +101,31 @@ def run_oracle_episode(env, seed: int, split: str) -> tuple[list[dict], float]:
     return frames, total
 
 
+#: The environment of a collection worker process (built once per process by :func:`_init_worker`).
+_WORKER_ENV = None
+
+
+def _init_worker(task: str, split: str, camera_scale: float, renderer: str) -> None:
+    global _WORKER_ENV
+    _WORKER_ENV = make_env(task, split=split, camera_scale=camera_scale, renderer=renderer)
+
+
+def _worker_episode(seed: int, split: str) -> tuple[list[dict], float]:
+    return run_oracle_episode(_WORKER_ENV, seed, split)
+
+
+def _seeds(split: str, done: set[int]):
+    """Seeds of ``split`` in index order, skipping ``done`` (val stops at its last seed)."""
+    index = 0
+    while split != "val" or index < MAX_VAL_EPISODES:
+        seed = split_seed(split, index)
+        index += 1
+        if seed not in done:
+            yield seed
+
+
 def collect(task: str, split: str, episodes: int, out: str | Path, camera_scale: float = 1.0, renderer: str = "tiny",
-            progress: bool = True) -> CollectReport:
+            progress: bool = True, workers: int = 1) -> CollectReport:
     """Collect ``episodes`` successful oracle demonstrations into a LeRobot-style dataset at ``out``.
 
     Args:
@@ -110,18 +136,23 @@ def collect(task: str, split: str, episodes: int, out: str | Path, camera_scale:
         camera_scale: camera resolution relative to CLIPort's 480x640 (recorded in ``meta/info.json``).
         renderer: ``"tiny"``, ``"egl"`` or ``"auto"`` (:class:`vlarm.sim.Scene`); the one used is recorded.
         progress: show a tqdm progress bar.
+        workers: processes that roll out episodes (each with its own simulator); this process writes them, in seed
+            order, so the dataset is the same as with one worker (the first ``episodes`` successful seeds).
 
     Returns:
         A :class:`CollectReport`.
 
     Raises:
-        ValueError: bad task/split/episodes/camera_scale.
+        ValueError: bad task/split/episodes/camera_scale/workers.
         vlarm.data.DatasetError: ``out`` holds a different or corrupt dataset, one collected with other observation
             settings (camera scale, renderer, cameras, image size, task, split; see
             :func:`vlarm.data.info.check_observation_settings`), or one whose settings cannot be verified.
     """
     if episodes <= 0:
         raise ValueError(f"--episodes must be positive, got {episodes}")
+    if workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {workers}")
+    check_episode_count(split, episodes)
     env = make_env(task, split=split, camera_scale=camera_scale, renderer=renderer)
     start = time.perf_counter()
     new = rejected = 0
@@ -132,26 +163,43 @@ def collect(task: str, split: str, episodes: int, out: str | Path, camera_scale:
     except BaseException:
         env.close()
         raise
-    with writer:
-        done_seeds = writer.completed_seeds() | writer.rejected_seeds()
-        bar = tqdm(total=episodes, initial=min(writer.num_episodes, episodes), desc=f"collect {task} [{split}]",
-                   unit="ep", disable=not progress)
-        index = 0
-        while writer.num_episodes < episodes:
-            seed = split_seed(split, index)
-            index += 1
-            if seed in done_seeds:
-                continue
-            frames, total = run_oracle_episode(env, seed, split)
-            if total > SUCCESS_THRESHOLD and frames:
-                writer.add_episode(frames, seed=seed, total_reward=total)
-                new += 1
-                bar.update(1)
-            else:
-                writer.reject(seed)
-                rejected += 1
-            bar.set_postfix(rejected=rejected)
-        bar.close()
-        n = writer.num_episodes
-    env.close()
+    pool = None
+    if workers > 1:
+        env.close()   # the workers have their own
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_init_worker, initargs=(task, split, camera_scale, renderer))
+    try:
+        with writer:
+            seeds = _seeds(split, writer.completed_seeds() | writer.rejected_seeds())
+            bar = tqdm(total=episodes, initial=min(writer.num_episodes, episodes), desc=f"collect {task} [{split}]",
+                       unit="ep", disable=not progress)
+            pending: deque = deque()
+            while writer.num_episodes < episodes:
+                if pool is None:
+                    seed = next(seeds, None)
+                    if seed is None:
+                        raise ValueError(f"the {split} split ran out of seeds before {episodes} successful episodes")
+                    frames, total = run_oracle_episode(env, seed, split)
+                else:   # keep every worker busy; results are taken in seed order
+                    while len(pending) < 2 * workers and (seed := next(seeds, None)) is not None:
+                        pending.append((seed, pool.submit(_worker_episode, seed, split)))
+                    if not pending:
+                        raise ValueError(f"the {split} split ran out of seeds before {episodes} successful episodes")
+                    seed, future = pending.popleft()
+                    frames, total = future.result()
+                if total > SUCCESS_THRESHOLD and frames:
+                    writer.add_episode(frames, seed=seed, total_reward=total)
+                    new += 1
+                    bar.update(1)
+                else:
+                    writer.reject(seed)
+                    rejected += 1
+                bar.set_postfix(rejected=rejected)
+            bar.close()
+            n = writer.num_episodes
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)   # episodes still in flight are not recorded
+        else:
+            env.close()
     return CollectReport(n, new, rejected, time.perf_counter() - start, Path(out))
