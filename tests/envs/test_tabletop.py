@@ -89,3 +89,20 @@ def test_malformed_action_is_rejected(env):
     for bad in (np.zeros(14), {"pick_pose": np.zeros(7)}, [np.zeros(7), np.zeros(7)]):
         with pytest.raises(ValueError, match="'pick_pose' and 'place_pose'"):
             env.step(bad)
+
+
+def test_terminal_observation_can_be_left_unrendered():
+    """Issue 10: collection and evaluation skip rendering the observation of the step that ends an episode."""
+    env = make_env("put-block-in-bowl-seen-colors", camera_scale=0.25, render_terminal=False)
+    try:
+        obs, _ = env.reset(seed=0)
+        assert obs["colormap"].any()
+        terminated = truncated = False
+        while not (terminated or truncated):
+            obs, _, terminated, truncated, info = env.step(env.oracle_action())
+            if not (terminated or truncated):
+                assert obs["colormap"].any()                    # mid-episode observations are rendered
+        assert info["success"] and not obs["colormap"].any() and not obs["heightmap"].any()
+        assert env.observation_space.contains(obs)
+    finally:
+        env.close()

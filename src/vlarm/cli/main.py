@@ -394,7 +394,7 @@ def run(
     check_output(json_out, "--json")
     _check_device(device)
     label, factory = _agent_factory(policy, checkpoint)
-    env = make_env(task, split="test")
+    env = make_env(task, split="test", render_terminal=False)   # the video renders its own frames
     agent = factory(env)
     if hasattr(agent, "to"):
         agent.to(_check_device(device))

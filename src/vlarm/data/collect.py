@@ -107,7 +107,7 @@ _WORKER_ENV = None
 
 def _init_worker(task: str, split: str, camera_scale: float, renderer: str) -> None:
     global _WORKER_ENV
-    _WORKER_ENV = make_env(task, split=split, camera_scale=camera_scale, renderer=renderer)
+    _WORKER_ENV = make_env(task, split=split, camera_scale=camera_scale, renderer=renderer, render_terminal=False)
 
 
 def _worker_episode(seed: int, split: str) -> tuple[list[dict], float]:
@@ -153,7 +153,7 @@ def collect(task: str, split: str, episodes: int, out: str | Path, camera_scale:
     if workers < 1:
         raise ValueError(f"--workers must be >= 1, got {workers}")
     check_episode_count(split, episodes)
-    env = make_env(task, split=split, camera_scale=camera_scale, renderer=renderer)
+    env = make_env(task, split=split, camera_scale=camera_scale, renderer=renderer, render_terminal=False)
     start = time.perf_counter()
     new = rejected = 0
     try:

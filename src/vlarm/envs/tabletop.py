@@ -52,12 +52,16 @@ class TabletopEnv(gym.Env):
         camera_scale: camera resolution relative to CLIPort's 480x640 (same field of view).
         render_mode: ``None`` or ``"rgb_array"`` (returns the front camera image).
         renderer: ``"tiny"``, ``"egl"`` or ``"auto"`` (see :class:`vlarm.sim.Scene`).
+        render_terminal: render the observation returned by the step that ends an episode. Rendering is ~90% of
+            an observation's cost and demonstration collection and evaluation never look at that observation, so
+            they pass False: the terminal observation then has all-zero images and maps (and an empty
+            segmentation), which is documented and still inside the observation space.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 2}
 
     def __init__(self, task: str, split: str = "train", camera_scale: float = 1.0, render_mode: str | None = None,
-                 renderer: str = RENDERER):
+                 renderer: str = RENDERER, render_terminal: bool = True):
         self.task_name = task
         self.task = make_task(task)
         self.split = check_split(split)
@@ -66,6 +70,7 @@ class TabletopEnv(gym.Env):
         self.render_mode = render_mode
         self.cameras = default_cameras(camera_scale)
         self.scene = Scene(cameras=self.cameras, renderer=renderer)
+        self.render_terminal = bool(render_terminal)
         hm_shape = heightmap_shape(self.scene.bounds, self.scene.pixel_size)
         z_max = float(WORKSPACE_BOUNDS[2, 1] - WORKSPACE_BOUNDS[2, 0])
         self.observation_space = spaces.Dict({
@@ -149,10 +154,10 @@ class TabletopEnv(gym.Env):
         self.steps += 1
         reward, info = self.task.reward()
         self.total_reward += reward
-        self._sim_obs = self.scene.observe()
         terminated = self.task.done()
         truncated = not terminated and self.steps >= self.task.max_steps
         self._ended = terminated or truncated
+        self._sim_obs = self.scene.observe() if self.render_terminal or not self._ended else self._blank_observation()
         info.update(total_reward=self.total_reward, success=self.total_reward > SUCCESS_THRESHOLD,
                     primitive_failure=result.failure, primitive_message=result.message,
                     grasped=result.grasped_body is not None, steps=self.steps)
@@ -188,6 +193,16 @@ class TabletopEnv(gym.Env):
     def instruction(self) -> str:
         """The current language goal."""
         return self.task.lang_goal
+
+    def _blank_observation(self) -> Observation:
+        """All-zero images and maps, empty segmentation (the unrendered terminal observation)."""
+        hm = tuple(self.observation_space["heightmap"].shape)
+        obs = Observation(heightmap=np.zeros(hm, np.float32), colormap=np.zeros((*hm, 3), np.uint8),
+                          segmentation=np.full(hm, -1, np.int32))
+        for cam in self.cameras:
+            obs.rgb[cam.name] = np.zeros((*cam.image_size, 3), np.uint8)
+            obs.depth[cam.name] = np.zeros(cam.image_size, np.float32)
+        return obs
 
     def _observation(self) -> dict:
         o = self._sim_obs

@@ -192,7 +192,7 @@ def evaluate(agent_factory, task: str, split: str = "test", episodes: int = 100,
     if episodes <= 0:
         raise ValueError(f"--episodes must be positive, got {episodes}")
     check_episode_count(split, episodes)
-    env = make_env(task, split=split, camera_scale=camera_scale)
+    env = make_env(task, split=split, camera_scale=camera_scale, render_terminal=False)  # nothing looks at it
     agent = agent_factory(env)
     if isinstance(agent, torch.nn.Module):
         agent.to(resolve_device(device))
