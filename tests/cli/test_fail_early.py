@@ -261,7 +261,7 @@ INTERNAL_NAMES = ("data_csv", "per_class", "linear_probe_per_class", "batch_size
 @pytest.mark.parametrize("args,fragments", [
     (["eval", "--model", "lit-effnet-minilm", "--dataset", "csv"],
      ["--dataset must be one of fashion-mnist, retrieval; got 'csv'"]),
-    (["eval", "--model", "lit-effnet-minilm", "--dataset", "retrieval"], ["--data None: no such file"]),
+    (["eval", "--model", "lit-effnet-minilm", "--dataset", "retrieval"], ["--data is required here"]),
     (["eval", "--model", "lit-effnet-minilm", "--dataset", "retrieval", "--data", "{tmp}/none.csv"],
      ["--data", "none.csv: no such file"]),
     (["eval", "--model", "lit-effnet-minilm", "--per-class", "0"], ["--per-class must be between 1 and 1000, got 0"]),

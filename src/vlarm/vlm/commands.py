@@ -51,7 +51,10 @@ def _check_model(model: str, flag: str = "--model") -> str:
 
 def _check_csv(data_csv: Path | None, flag: str = "--data") -> Path:
     """Fail before loading anything unless ``data_csv`` is an existing file."""
-    if data_csv is None or not Path(data_csv).is_file():
+    if data_csv is None:
+        raise ValueError(f"{flag} is required here: pass an open_clip-style CSV (tab-separated filepath and title "
+                         "columns, e.g. from `vlarm vlm captions`)")
+    if not Path(data_csv).is_file():
         raise FileNotFoundError(f"{flag} {data_csv}: no such file; pass an open_clip-style CSV "
                                 "(tab-separated filepath and title columns)")
     return Path(data_csv)
