@@ -24,7 +24,7 @@ $(BIN)/vlarm: pyproject.toml
 setup: $(BIN)/vlarm
 
 demo: setup
-	$(BIN)/vlarm run "put the red blocks in a green bowl" --seed 4 --video outputs/demo.mp4
+	$(BIN)/vlarm run "put the red blocks in a green bowl" --seed 0 --video outputs/demo.mp4
 
 test: setup
 	$(BIN)/python -m pytest -q
