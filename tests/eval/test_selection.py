@@ -27,7 +27,10 @@ def test_candidates_every_and_errors(tmp_path):
     assert [c.step for c in list_candidates([run])] == [500, 1000, 1500, 2000, 2500]
     assert [c.step for c in list_candidates([run], every=2)] == [1000, 2000, 2500]   # the last is always kept
     single = list_candidates([run / "checkpoints" / "step_001000"])
-    assert single[0].step is None
+    assert single[0].step == 1000 and single[0].run == run              # a step directory keeps its run and step
+    other = tmp_path / "ckpt"
+    make_policy("transporter", **TINY_TRANSPORTER).save_pretrained(other)
+    assert list_candidates([other])[0].step is None
     with pytest.raises(FileNotFoundError, match="neither a training run"):
         list_candidates([tmp_path / "nothing"])
     with pytest.raises(ValueError, match="--every"):

@@ -89,8 +89,10 @@ def list_candidates(paths: list[str | Path], every: int = 1) -> list[Candidate]:
             period = steps[0][0] if len(steps) == 1 else steps[1][0] - steps[0][0]
             last = steps[-1][0]
             out += [Candidate(d, path, s) for s, d in steps if s == last or (s // max(period, 1)) % every == 0]
-        elif _complete(path):
-            out.append(Candidate(path, path, None))
+        elif _complete(path):   # a checkpoint; a run's step directory keeps its run and step
+            m = STEP_DIR.match(path.name)
+            in_run = m is not None and path.parent.name == "checkpoints"
+            out.append(Candidate(path, path.parent.parent if in_run else path, int(m[1]) if in_run else None))
         else:
             raise FileNotFoundError(f"{path}: neither a training run (with checkpoints/step_NNNNNN) nor a checkpoint "
                                     "directory (config.json + model.safetensors)")
