@@ -317,12 +317,12 @@ def evaluate(
 def _results_table(results: dict, title: str) -> Table:
     """Pooled and per-novelty score / success rate with 95% intervals, as a rich table."""
     from vlarm.eval.metrics import format_ci
+    from vlarm.eval.rollout import summary_rows
 
     table = Table(title=escape(title), caption="brackets: 95% interval (bootstrap score, Wilson success)")
     for col in ("goal attributes novel", "episodes", "score", "success rate (%)"):
         table.add_column(col, justify="right")
-    rows = [("pooled", results)] + [(k, v) for k, v in results.get("by_novelty", {}).items() if v["episodes"]]
-    for name, part in rows:
+    for name, part in summary_rows(results):
         table.add_row(name, str(part["episodes"]), format_ci(part["score"], part["score_ci"]),
                       format_ci(part["success_rate"], part["success_ci"]))
     return table
@@ -341,7 +341,7 @@ def select(
     device: Annotated[str, typer.Option(help="auto (CUDA when available, else the CPU), cpu or cuda")] = "auto",
 ) -> None:
     """Choose a checkpoint (or variant) on the val split only; then evaluate the chosen one on test, once."""
-    from vlarm.eval.selection import select_checkpoint
+    from vlarm.eval.selection import select_checkpoint, selection_rows
     from vlarm.tasks import make_task
 
     for t in task:
@@ -352,15 +352,12 @@ def select(
     selection = select_checkpoint(runs, task, episodes, out, every=every, camera_scale=camera_scale, device=device)
     table = Table(title=f"val split, {episodes} episodes per task")
     table.add_column("checkpoint")
+    table.add_column("step", justify="right")
     for t in task:
         table.add_column(f"{t} score", justify="right")
     table.add_column("mean", justify="right")
-    from vlarm.eval.metrics import format_ci
-
-    for row in selection["candidates"]:
-        mark = " (chosen)" if row == selection["best"] else ""
-        table.add_row(escape(row["checkpoint"] + mark), *(format_ci(row["per_task"][t]["score"],
-                      row["per_task"][t]["score_ci"]) for t in task), f"{row['mean_score']:.1f}")
+    for checkpoint, step, cells, mean in selection_rows(selection):
+        table.add_row(escape(checkpoint), step, *cells, mean)
     console.print(table)
     best = selection["best"]["checkpoint"]
     console.print(f"chosen on val: {escape(best)}\nnext, once: vlarm eval --checkpoint {escape(best)} --task "

@@ -230,18 +230,20 @@ def write_results(results: dict, out_dir: str | Path) -> None:
     (out / "results.md").write_text(results_markdown(results))
 
 
+def summary_rows(results: dict) -> list[tuple[str, dict]]:
+    """``(name, figures)`` of the pooled summary and of each non-empty novelty class, for any report."""
+    return [("pooled", results)] + [(k, v) for k, v in results.get("by_novelty", {}).items() if v["episodes"]]
+
+
 def results_markdown(results: dict) -> str:
     """The Markdown report of :func:`evaluate`'s results: pooled and per-novelty rows, then one row per episode."""
     lines = [f"# {results['agent']} on {results['task']} ({results['split']})", "",
              "Score = mean total reward x 100; success = final total reward > 0.99; brackets: 95% interval "
              "(bootstrap for the score, Wilson for success).", "",
-             "| episodes | goal attributes novel | score | success rate (%) |", "|---:|---|---:|---:|",
-             f"| {results['episodes']} | pooled | {format_ci(results['score'], results['score_ci'])} | "
-             f"{format_ci(results['success_rate'], results['success_ci'])} |"]
-    for cls, part in results.get("by_novelty", {}).items():
-        if part["episodes"]:
-            lines.append(f"| {part['episodes']} | {cls} | {format_ci(part['score'], part['score_ci'])} | "
-                         f"{format_ci(part['success_rate'], part['success_ci'])} |")
+             "| episodes | goal attributes novel | score | success rate (%) |", "|---:|---|---:|---:|"]
+    for name, part in summary_rows(results):
+        lines.append(f"| {part['episodes']} | {name} | {format_ci(part['score'], part['score_ci'])} | "
+                     f"{format_ci(part['success_rate'], part['success_ci'])} |")
     lines += ["", f"Mean steps {results['mean_steps']:.2f}.", "",
               "| seed | instruction | novel | reward | success | steps |", "|---:|---|---|---:|:---:|---:|"]
     for r in results["per_episode"]:

@@ -173,6 +173,17 @@ def select_checkpoint(
     return selection
 
 
+def selection_rows(selection: dict) -> list[tuple[str, str, list[str], str]]:
+    """``(checkpoint, step, per-task val score cells, mean)`` per candidate, the chosen one marked, for any report."""
+    rows = []
+    for row in selection["candidates"]:
+        mark = " (chosen)" if row == selection["best"] else ""
+        cells = [format_ci(row["per_task"][t]["score"], row["per_task"][t]["score_ci"]) for t in selection["tasks"]]
+        step = str(row["step"]) if row["step"] is not None else "-"
+        rows.append((row["checkpoint"] + mark, step, cells, f"{row['mean_score']:.1f}"))
+    return rows
+
+
 def selection_markdown(selection: dict) -> str:
     """A Markdown table of every candidate's val figures (95% intervals), the chosen one marked."""
     tasks = selection["tasks"]
@@ -180,9 +191,6 @@ def selection_markdown(selection: dict) -> str:
     lines = [f"# Selection on val ({selection['episodes']} episodes per task)", "",
              f"Criterion: {selection['criterion']}. Chosen: `{selection['best']['checkpoint']}`.", "",
              head, "|---|---:|" + "---:|" * (len(tasks) + 1)]
-    for row in selection["candidates"]:
-        mark = " **(chosen)**" if row == selection["best"] else ""
-        cells = " | ".join(format_ci(row["per_task"][t]["score"], row["per_task"][t]["score_ci"]) for t in tasks)
-        lines.append(f"| `{row['run']}`{mark} | {row['step'] if row['step'] is not None else '-'} | {cells} | "
-                     f"{row['mean_score']:.1f} |")
+    for checkpoint, step, cells, mean in selection_rows(selection):
+        lines.append(f"| `{checkpoint}` | {step} | {' | '.join(cells)} | {mean} |")
     return "\n".join(lines) + "\n"
