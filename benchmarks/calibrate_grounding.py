@@ -29,7 +29,7 @@ from _report import run_metadata
 
 from vlarm.envs import make_env
 from vlarm.tasks.attributes import ALL_COLORS, split_seed
-from vlarm.vlm.checkpoint import read_checkpoint_meta
+from vlarm.vlm.checkpoint import caption_vocabulary
 from vlarm.vlm.grounding import PhraseGrounder, fit_calibration, select_phrases
 
 KINDS = {"blocks": "block", "bowl": "bowl"}
@@ -90,8 +90,7 @@ def main() -> None:
     t0 = time.time()
     grounder = PhraseGrounder.from_pretrained(args.vlm)
     vocabulary = [f"{c} {k}" for c in ALL_COLORS for k in KINDS]
-    extra = read_checkpoint_meta(args.vlm)["extra"]
-    contrast = [f"{c} {k}" for c in extra["colors"] for k in extra["kinds"]]   # what `--grounding-score softmax` uses
+    contrast = caption_vocabulary(args.vlm)   # what `--grounding-score softmax` uses
     fit_cos, fit_match, heldout = [], [], []
     for variant in ("seen", "unseen"):
         env = make_env(f"put-block-in-bowl-{variant}-colors", split="val", camera_scale=args.camera_scale)

@@ -223,13 +223,15 @@ def _grounding_settings(vlm: str, score: str | None, calibration: Path | None) -
     if score == "calibrated":
         return {"grounding_score": score, "grounding_calibration": _read_calibration(calibration)}
     if score == "softmax":
-        from vlarm.vlm.checkpoint import read_checkpoint_meta
+        from vlarm.vlm.checkpoint import caption_vocabulary
 
-        extra = read_checkpoint_meta(vlm).get("extra", {}) if Path(vlm).is_dir() else {}
-        if not extra.get("colors") or not extra.get("kinds"):
-            raise ValueError(f"--grounding-score softmax needs a VLM checkpoint that lists the colours and kinds it "
-                             f"was trained on (extra.colors / extra.kinds in vlm_config.json); {vlm} does not")
-        vocabulary = [f"{c} {k}" for c in extra["colors"] for k in extra["kinds"]]
+        if not Path(vlm).is_dir():
+            raise ValueError(f"--grounding-score softmax needs a VLM checkpoint directory that lists the colours and "
+                             f"kinds it was trained on; {vlm} is not one")
+        try:
+            vocabulary = caption_vocabulary(vlm)
+        except ValueError as err:
+            raise ValueError(f"--grounding-score softmax: {err}") from None
         return {"grounding_score": score, "grounding_vocabulary": vocabulary}
     return {"grounding_score": score}
 

@@ -76,6 +76,21 @@ def read_checkpoint_meta(directory: str | Path) -> dict:
     return meta
 
 
+def caption_vocabulary(directory: str | Path) -> list[str]:
+    """Every "<colour> <kind>" phrase a checkpoint's captions covered (``extra.colors`` x ``extra.kinds`` in
+    ``vlm_config.json``): the contrast vocabulary of the softmax grounding score.
+
+    Raises:
+        FileNotFoundError / CheckpointError: as :func:`read_checkpoint_meta`.
+        ValueError: the checkpoint does not list the colours and kinds it was trained on.
+    """
+    extra = read_checkpoint_meta(directory).get("extra", {})
+    if not extra.get("colors") or not extra.get("kinds"):
+        raise ValueError(f"{directory} does not list the colours and kinds it was trained on (extra.colors / "
+                         "extra.kinds in vlm_config.json)")
+    return [f"{c} {k}" for c in extra["colors"] for k in extra["kinds"]]
+
+
 def load_state_file(path: str | Path) -> dict[str, torch.Tensor]:
     """Load a safetensors file into a dict of CPU tensors, verifying its digest (:func:`vlarm.weights.load_weights`).
 
