@@ -313,7 +313,7 @@ def evaluate(
                        device=device)
     console.print(f"policy: {label}", soft_wrap=True)
     console.print(_results_table(results, f"{task}, {split} split"))
-    console.print(f"results: {out / 'results.json'}")
+    console.print(f"results: {out / 'results.json'} and results.md", soft_wrap=True)
 
 
 def _results_table(results: dict, title: str) -> Table:
@@ -422,6 +422,7 @@ def run(
         try:
             json_out.parent.mkdir(parents=True, exist_ok=True)
             json_out.write_text(json.dumps(asdict(record), indent=2))
+            console.print(f"episode record: {escape(str(json_out))}", soft_wrap=True)
         except OSError as err:
             write_errors.append(f"--json {json_out}: could not write it ({err.strerror or err})")
     if write_errors:

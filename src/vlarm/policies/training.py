@@ -635,7 +635,7 @@ def train(config: TrainConfig, dataset: Any | None = None) -> Path:
             loss, info = policy(batch)
             if not torch.isfinite(loss):
                 raise ValueError(
-                    f"training diverged at step {step + 1}: the loss is {float(loss)}; lower --lr (now {config.lr}) "
+                    f"training diverged at step {step + 1}: the loss is {loss.item()}; lower --lr (now {config.lr}) "
                     f"and start again, or resume from the last checkpoint before it ({last_dir})")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
