@@ -16,9 +16,9 @@ from vlarm.tasks.attributes import (
 def test_clipport_colour_splits():
     assert set(TRAIN_COLORS) == {"blue", "red", "green", "yellow", "brown", "gray", "cyan"}
     assert set(EVAL_COLORS) == {"blue", "red", "green", "orange", "purple", "pink", "white"}
-    assert colors_for("train", unseen=True) == TRAIN_COLORS
-    assert colors_for("test", unseen=True) == EVAL_COLORS
-    assert colors_for("test", unseen=False) == TRAIN_COLORS
+    assert colors_for("train", "unseen") == TRAIN_COLORS
+    assert colors_for("test", "unseen") == EVAL_COLORS
+    assert colors_for("test", "seen") == TRAIN_COLORS
 
 
 def test_seed_convention():

@@ -22,7 +22,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from vlarm.sim import Scene, default_cameras, heightmap_shape, pick_place
+from vlarm.sim import Scene, default_cameras, heightmap_shape
 from vlarm.sim.cameras import RENDERER
 from vlarm.sim.heightmap import WORKSPACE_BOUNDS
 from vlarm.sim.scene import Observation
@@ -150,7 +150,7 @@ class TabletopEnv(gym.Env):
             raise ValueError(f"an action is a dict with 'pick_pose' and 'place_pose' (7 numbers each: xyz metres + "
                              f"quaternion xyzw), got {type(action).__name__}")
         pick, place = _normalise_pose(action["pick_pose"]), _normalise_pose(action["place_pose"])
-        result = pick_place(self.scene, pick, place)
+        result = self.task.execute(self.scene, pick, place)
         self.steps += 1
         reward, info = self.task.reward()
         self.total_reward += reward

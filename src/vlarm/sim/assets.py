@@ -45,6 +45,81 @@ def create_block(client: int, position, orientation, color, size: float = BLOCK_
     return body
 
 
+def create_box(client: int, position, orientation, size, color, mass: float = 0.05, friction: float = 0.8) -> int:
+    """Add a cuboid (a block of any size, a flat zone marker, a box wall).
+
+    Args:
+        client: PyBullet client id.
+        position: xyz of the centre in metres.
+        orientation: quaternion xyzw.
+        size: ``(x, y, z)`` edge lengths in metres.
+        color: RGB in [0, 1].
+        mass: kilograms; 0 makes a fixed body.
+        friction: lateral friction coefficient.
+
+    Returns:
+        The PyBullet body id.
+    """
+    half = [float(s) / 2 for s in size]
+    col = p.createCollisionShape(p.GEOM_BOX, halfExtents=half, physicsClientId=client)
+    vis = p.createVisualShape(p.GEOM_BOX, halfExtents=half, rgbaColor=_rgba(color), physicsClientId=client)
+    body = p.createMultiBody(mass, col, vis, position, orientation, physicsClientId=client)
+    p.changeDynamics(body, -1, lateralFriction=friction, physicsClientId=client)
+    return body
+
+
+def create_compound(client: int, position, orientation, parts, mass: float = 0.05, friction: float = 0.8,
+                    collision: bool = True) -> int:
+    """Add one rigid body made of boxes (letters, rings, stands, kits, boxes with walls).
+
+    Args:
+        client: PyBullet client id.
+        position: xyz of the body frame in metres.
+        orientation: quaternion xyzw.
+        parts: sequence of ``(centre xyz, size xyz, yaw radians, rgb)`` in the body frame, metres.
+        mass: kilograms; 0 makes a fixed body.
+        friction: lateral friction coefficient.
+        collision: False for a visual-only body (zone markers, hole outlines).
+
+    Returns:
+        The PyBullet body id.
+
+    Raises:
+        ValueError: for an empty ``parts``.
+    """
+    if not parts:
+        raise ValueError("a compound body needs at least one part")
+    half = [[float(v) / 2 for v in size] for _, size, _, _ in parts]
+    pos = [[float(v) for v in centre] for centre, _, _, _ in parts]
+    orn = [list(p.getQuaternionFromEuler((0, 0, float(yaw)))) for _, _, yaw, _ in parts]
+    col = -1
+    if collision:
+        col = p.createCollisionShapeArray([p.GEOM_BOX] * len(parts), halfExtents=half, collisionFramePositions=pos,
+                                          collisionFrameOrientations=orn, physicsClientId=client)
+    vis = p.createVisualShapeArray([p.GEOM_BOX] * len(parts), halfExtents=half, visualFramePositions=pos,
+                                   visualFrameOrientations=orn, rgbaColors=[_rgba(c) for *_, c in parts],
+                                   physicsClientId=client)
+    body = p.createMultiBody(mass, col, vis, position, orientation, physicsClientId=client)
+    if collision:
+        p.changeDynamics(body, -1, lateralFriction=friction, physicsClientId=client)
+    return body
+
+
+def box_points(size, spacing: float = 0.005) -> np.ndarray:
+    """Points on a regular grid filling a box centred on the origin (the 'zone' metric's object points).
+
+    Args:
+        size: ``(x, y, z)`` edge lengths in metres.
+        spacing: grid step in metres (at least 2 points per axis).
+
+    Returns:
+        ``(N, 3)`` float32 points in the box frame, metres.
+    """
+    axes = [np.linspace(-s / 2, s / 2, max(2, int(round(s / spacing)) + 1)) for s in size]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    return grid.astype(np.float32)
+
+
 def create_bowl(client: int, position, orientation, color, fixed: bool = False,
                 radius: float = BOWL_RADIUS, height: float = BOWL_HEIGHT) -> int:
     """Add an open bowl: a flat base and a ring of wall boxes (a compound collision shape).

@@ -162,6 +162,22 @@ class Scene:
         self.objects[body] = SceneObject(body, "bowl", color, (d, d, assets.BOWL_HEIGHT), fixed)
         return body
 
+    def add_object(self, body: int, kind: str, color: str, size, fixed: bool = False) -> int:
+        """Record a body built elsewhere (``vlarm.sim.assets`` or a task's own asset code) as a scene object.
+
+        Args:
+            body: PyBullet body id in :attr:`client`.
+            kind: object category, e.g. ``"disk"``, ``"kit"``, ``"box"``, ``"letter E"``.
+            color: colour name (``""`` when the object has no named colour).
+            size: ``(x, y, z)`` bounding size in metres.
+            fixed: True for bodies the suction tool may not pick (kits, boxes, stands, zones).
+
+        Returns:
+            ``body``.
+        """
+        self.objects[body] = SceneObject(body, kind, color, tuple(float(v) for v in size), fixed)
+        return body
+
     def pose(self, body: int) -> Pose:
         """Base pose of a body: position in metres, quaternion xyzw."""
         pos, quat = p.getBasePositionAndOrientation(body, physicsClientId=self.client)

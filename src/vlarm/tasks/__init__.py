@@ -1,25 +1,52 @@
 """Language-conditioned tabletop tasks (CLIPort/Ravens benchmark) and the task registry.
 
-``make_task(name)`` builds a task by its benchmark name; ``list_tasks()`` lists them. An unknown name raises a
-``ValueError`` that lists the valid names.
+Each task family lives in its own module, which exports ``FAMILY`` (e.g. ``"put-block-in-bowl"``), ``EXAMPLE`` (an
+instruction its grammar grounds) and ``VARIANTS`` (task name -> factory). ``make_task(name)`` builds a task by its
+benchmark name; ``list_tasks()`` and ``list_families()`` list them. An unknown name raises a ``ValueError`` that
+lists the valid names. ``vlarm.tasks.routing.route`` finds the task whose grammar grounds a free-form instruction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import ModuleType
 
+from vlarm.tasks import put_block_in_bowl
 from vlarm.tasks.base import SUCCESS_THRESHOLD, Action, Goal, Task, TaskError
 from vlarm.tasks.put_block_in_bowl import PutBlockInBowl
 
-_REGISTRY: dict[str, Callable[[], Task]] = {
-    "put-block-in-bowl-seen-colors": lambda: PutBlockInBowl(name="put-block-in-bowl-seen-colors", unseen=False),
-    "put-block-in-bowl-unseen-colors": lambda: PutBlockInBowl(name="put-block-in-bowl-unseen-colors", unseen=True),
-}
+#: The family modules, in CLIPort's Table-1 order where it exists. A new family adds its module here.
+FAMILY_MODULES: tuple[ModuleType, ...] = (
+    put_block_in_bowl,
+)
+
+_REGISTRY: dict[str, Callable[[], Task]] = {}
+_FAMILY_OF: dict[str, str] = {}
+for _module in FAMILY_MODULES:
+    for _name, _factory in _module.VARIANTS.items():
+        _REGISTRY[_name], _FAMILY_OF[_name] = _factory, _module.FAMILY
 
 
 def list_tasks() -> list[str]:
     """Names of every registered task, sorted."""
     return sorted(_REGISTRY)
+
+
+def list_families() -> dict[str, list[str]]:
+    """Family name -> its task variants (sorted), in :data:`FAMILY_MODULES` order."""
+    return {m.FAMILY: sorted(n for n in _REGISTRY if _FAMILY_OF[n] == m.FAMILY) for m in FAMILY_MODULES}
+
+
+def family_example(family: str) -> str:
+    """An instruction of ``family`` that its grammar grounds (for help and error messages).
+
+    Raises:
+        ValueError: for an unknown family (the message lists the families).
+    """
+    for module in FAMILY_MODULES:
+        if module.FAMILY == family:
+            return module.EXAMPLE
+    raise ValueError(f"unknown task family {family!r}; families: {', '.join(m.FAMILY for m in FAMILY_MODULES)}")
 
 
 def make_task(name: str) -> Task:
@@ -30,7 +57,10 @@ def make_task(name: str) -> Task:
     """
     if name not in _REGISTRY:
         raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(list_tasks())}")
-    return _REGISTRY[name]()
+    task = _REGISTRY[name]()
+    task.family = _FAMILY_OF[name]
+    return task
 
 
-__all__ = ["SUCCESS_THRESHOLD", "Action", "Goal", "Task", "TaskError", "PutBlockInBowl", "list_tasks", "make_task"]
+__all__ = ["SUCCESS_THRESHOLD", "Action", "Goal", "Task", "TaskError", "PutBlockInBowl", "FAMILY_MODULES",
+           "family_example", "list_families", "list_tasks", "make_task"]

@@ -28,9 +28,26 @@ ALL_COLORS: tuple[str, ...] = tuple(COLORS)
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
+#: Ravens kit shapes by id (``assembling_kits.py``); CLIPort trains on 0-13 and evaluates unseen shapes on 14-19.
+KIT_SHAPES: tuple[str, ...] = (
+    "letter R", "letter A", "triangle", "square", "plus", "letter T", "diamond", "pentagon", "rectangle", "flower",
+    "star", "circle", "letter G", "letter V", "letter E", "letter L", "ring", "hexagon", "heart", "letter M")
+TRAIN_SHAPES: tuple[str, ...] = KIT_SHAPES[:14]
+EVAL_SHAPES: tuple[str, ...] = KIT_SHAPES[14:]
+
+#: Attribute variants of a task (CLIPort): ``seen`` uses the training values on every split, ``unseen`` the
+#: evaluation values on val/test, ``full`` the union everywhere (multi-attribute training).
+VARIANTS: tuple[str, ...] = ("seen", "unseen", "full")
+
+#: Attribute kind -> (training values, evaluation values). Named objects join when their set lands.
+SPLIT_VALUES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "color": (TRAIN_COLORS, EVAL_COLORS),
+    "shape": (TRAIN_SHAPES, EVAL_SHAPES),
+}
+
 #: Attribute kind -> the values policies may see in training (train split of every variant). A goal attribute
-#: outside its kind's training vocabulary is *novel*; shapes and objects join this table when their splits land.
-TRAIN_VOCABULARY: dict[str, tuple[str, ...]] = {"color": TRAIN_COLORS}
+#: outside its kind's training vocabulary is *novel*.
+TRAIN_VOCABULARY: dict[str, tuple[str, ...]] = {kind: values[0] for kind, values in SPLIT_VALUES.items()}
 
 #: Novelty classes of an episode, by how many of its goal attributes are novel.
 NOVELTY_CLASSES: tuple[str, ...] = ("all", "some", "none")
@@ -69,21 +86,36 @@ def check_split(split: str) -> str:
     return split
 
 
-def colors_for(split: str, unseen: bool) -> tuple[str, ...]:
-    """Colour names a task variant may use as goal colours.
+def values_for(kind: str, split: str, variant: str) -> tuple[str, ...]:
+    """Values of attribute ``kind`` a task variant may use on ``split`` (see :data:`VARIANTS`).
 
     Args:
+        kind: an attribute kind of :data:`SPLIT_VALUES` (``"color"``, ``"shape"``, ...).
         split: ``"train"``, ``"val"`` or ``"test"``.
-        unseen: True for ``*-unseen-colors`` variants (EVAL colours on val/test), False for ``*-seen-colors``.
-
-    Returns:
-        A tuple of colour names.
+        variant: ``"seen"`` (training values everywhere), ``"unseen"`` (evaluation values on val/test) or
+            ``"full"`` (the union of both, in order, everywhere).
 
     Raises:
-        ValueError: for an unknown split.
+        ValueError: for an unknown kind, split or variant (the message lists the valid ones).
     """
     check_split(split)
-    return EVAL_COLORS if unseen and split != "train" else TRAIN_COLORS
+    if kind not in SPLIT_VALUES:
+        raise ValueError(f"unknown attribute kind {kind!r}; known kinds: {', '.join(SPLIT_VALUES)}")
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; valid variants: {', '.join(VARIANTS)}")
+    train, evaluation = SPLIT_VALUES[kind]
+    if variant == "full":
+        return tuple(dict.fromkeys(train + evaluation))
+    return evaluation if variant == "unseen" and split != "train" else train
+
+
+def colors_for(split: str, variant: str) -> tuple[str, ...]:
+    """Colour names a task variant may use as goal colours (``values_for("color", split, variant)``).
+
+    Raises:
+        ValueError: for an unknown split or variant.
+    """
+    return values_for("color", split, variant)
 
 
 def color_rgb(name: str) -> tuple[float, float, float]:

@@ -18,12 +18,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vlarm.sim import Scene, pixel_to_xyz
+from vlarm.sim import PrimitiveResult, Scene, pick_place, pixel_to_xyz
 from vlarm.sim.scene import Observation
 from vlarm.sim.transforms import Pose, invert, multiply, quat_to_yaw, yaw_to_quat
 
 #: An episode counts as a success when its total reward exceeds this (CLIPort/Ravens: demos kept, ``done``).
 SUCCESS_THRESHOLD = 0.99
+#: Goal metrics (Ravens): a pose within tolerance of a target, or the share of an object's points inside a zone.
+METRICS: tuple[str, ...] = ("pose", "zone")
 
 
 @dataclass
@@ -37,8 +39,11 @@ class Goal:
         targets: target poses.
         replace: if True several objects may share a target.
         rotations: if True the place pose carries the target yaw.
-        metric: ``"pose"`` (position within ``pos_eps`` and yaw within ``rot_eps``) or ``"zone"``.
+        metric: ``"pose"`` (position within ``pos_eps`` and yaw within ``rot_eps``) or ``"zone"`` (the share of
+            the objects' points, :attr:`Task.object_points`, inside any of ``zones``; Ravens ``Task.reward``).
         max_reward: reward for completing this goal.
+        zones: for the ``"zone"`` metric, ``(zone pose, (x, y, z) size in metres)`` of each zone; ``targets`` then
+            hold the oracle's place poses inside them.
     """
 
     objects: list[int]
@@ -49,6 +54,13 @@ class Goal:
     rotations: bool = True
     metric: str = "pose"
     max_reward: float = 1.0
+    zones: list[tuple[Pose, tuple[float, float, float]]] = field(default_factory=list)
+
+    def __post_init__(self):
+        if self.metric not in METRICS:
+            raise ValueError(f"unknown metric {self.metric!r}; valid metrics: {', '.join(METRICS)}")
+        if self.metric == "zone" and not self.zones:
+            raise ValueError("a 'zone' goal needs at least one zone (pose, size)")
 
 
 @dataclass
@@ -85,8 +97,14 @@ class Task:
     _rewards: float = 0.0
     scene: Scene | None = None
     split: str = "train"
+    #: attribute variant (``vlarm.tasks.attributes.VARIANTS``): ``"seen"``, ``"unseen"`` or ``"full"``.
+    variant: str = "seen"
+    #: the family this task variant belongs to, e.g. ``"put-block-in-bowl"`` (instruction routing groups by it).
+    family: str = ""
     #: role -> (attribute kind, value) of the current goal, e.g. {"pick": ("color", "red")}; set by build_scene.
     goal_attributes: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: body id -> ``(N, 3)`` float32 points in the body frame (metres) that the ``"zone"`` metric counts.
+    object_points: dict[int, np.ndarray] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ episode
     def reset(self, scene: Scene, rng: np.random.Generator, split: str, goal: dict | None = None) -> str:
@@ -104,6 +122,7 @@ class Task:
         scene.reset()
         self.scene, self.split = scene, split
         self.goals, self.progress, self._rewards, self.goal_attributes = [], 0.0, 0.0, {}
+        self.object_points = {}
         self.lang_goal = self.build_scene(scene, rng, split, goal or {})
         scene.settle()
         return self.lang_goal
@@ -131,10 +150,30 @@ class Task:
             diff = min(diff, symmetry - diff)
         return dist < self.pos_eps and diff < self.rot_eps
 
+    def zone_fraction(self, body: int, zones: list[tuple[Pose, tuple[float, float, float]]]) -> float:
+        """Share in [0, 1] of ``body``'s :attr:`object_points` inside any of ``zones`` (footprint in xy, any z).
+
+        Raises:
+            KeyError: when the task recorded no points for ``body``.
+        """
+        if body not in self.object_points:
+            raise KeyError(f"no object points recorded for body {body}; a task with 'zone' goals fills "
+                           "Task.object_points in build_scene")
+        pts = self.object_points[body]
+        obj_pose = self.scene.pose(body)
+        inside = np.zeros(len(pts), dtype=bool)
+        for zone_pose, size in zones:
+            rel = multiply(invert(zone_pose), obj_pose)
+            rot = _quat_matrix(rel[1])
+            local = pts @ rot.T + rel[0]
+            inside |= (np.abs(local[:, 0]) < size[0] / 2) & (np.abs(local[:, 1]) < size[1] / 2)
+        return float(inside.mean())
+
     def _goal_reward(self, goal: Goal) -> float:
         reward = 0.0
-        if goal.metric != "pose":
-            raise NotImplementedError(f"metric {goal.metric!r} is not implemented yet")
+        if goal.metric == "zone":
+            fractions = [self.zone_fraction(b, goal.zones) for b in goal.objects]
+            return goal.max_reward * float(np.mean(fractions)) if fractions else 0.0
         for i, body in enumerate(goal.objects):
             pose = self.scene.pose(body)
             for j in np.flatnonzero(goal.matches[i]):
@@ -178,6 +217,21 @@ class Task:
         total, first_unmet = self.progress_now()
         return first_unmet == len(self.goals) or total > SUCCESS_THRESHOLD
 
+    def execute(self, scene: Scene, pick_pose: Pose, place_pose: Pose) -> PrimitiveResult:
+        """Run the task's motion primitive for one action (default: suction pick-and-place).
+
+        Tasks with another primitive (e.g. pushing piles) override this; the two poses then mean what that
+        primitive documents (e.g. push start and end).
+        """
+        return pick_place(scene, pick_pose, place_pose)
+
+    def object_done(self, goal: Goal, i: int) -> bool:
+        """Whether object ``i`` of ``goal`` already satisfies the goal on its own (the oracle skips it)."""
+        if goal.metric == "zone":
+            return self.zone_fraction(goal.objects[i], goal.zones) > SUCCESS_THRESHOLD
+        pose = self.scene.pose(goal.objects[i])
+        return any(self.is_match(pose, goal.targets[j], goal.symmetries[i]) for j in np.flatnonzero(goal.matches[i]))
+
     # ------------------------------------------------------------------ oracle
     def oracle(self, obs: Observation, rng: np.random.Generator) -> Action:
         """Expert pick-and-place for the current state (Ravens oracle, Transporter Sec. 4).
@@ -199,13 +253,18 @@ class Task:
         goal = self.goals[first_unmet]
         matches = goal.matches.copy()
         poses = [self.scene.pose(b) for b in goal.objects]
-        if not goal.replace:
-            for i in range(len(goal.objects)):
-                for j in np.flatnonzero(matches[i]):
-                    if self.is_match(poses[i], goal.targets[j], goal.symmetries[i]):
-                        matches[i, :] = False
-                        matches[:, j] = False
-                        break
+        for i in range(len(goal.objects)):
+            if goal.metric == "zone":
+                if self.object_done(goal, i):
+                    matches[i, :] = False
+                continue
+            if goal.replace:
+                continue
+            for j in np.flatnonzero(matches[i]):
+                if self.is_match(poses[i], goal.targets[j], goal.symmetries[i]):
+                    matches[i, :] = False
+                    matches[:, j] = False
+                    break
         nn_dist, nn_target = [], []
         for i in range(len(goal.objects)):
             js = np.flatnonzero(matches[i])
@@ -250,3 +309,11 @@ class Task:
                 placed.append((xy, radius))
                 return np.array([xy[0], xy[1], 0.0]), yaw_to_quat(rng.uniform(0, 2 * np.pi))
         return None
+
+
+def _quat_matrix(quat) -> np.ndarray:
+    """3x3 rotation matrix of a quaternion xyzw."""
+    x, y, z, w = (float(v) for v in quat)
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])

@@ -1,0 +1,161 @@
+"""Instruction grammars: ground a free-form instruction to a task's goal attributes, or say what was not understood.
+
+Every task family describes its instructions as a :class:`Grammar`: a sequence of :class:`Slot` s, each a
+vocabulary of (possibly multi-word) phrases with the meaning each phrase grounds to. :meth:`Grammar.parse` reads
+the words left to right, skipping determiners where a slot allows them, and either returns ``role -> meaning`` or
+raises a ``ValueError`` of one fixed shape, shared by every task and by the instruction router
+(``vlarm.tasks.routing``)::
+
+    cannot ground the instruction. Understood: <role 'meaning', ...>. Not understood: <problem>; <problem>.
+
+Each problem names the word (echoed short) and the words the slot knows, so a user can fix the sentence. The
+grammar is CLIPort's language templates (Shridhar et al., CoRL 2021, Appendix A) with the usual paraphrases: an
+optional 'please', several verbs and prepositions, articles or none, singular or plural nouns, any case, extra
+whitespace and trailing punctuation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+PUNCTUATION = ".,;:!?\"'`()"
+DETERMINERS: tuple[str, ...] = ("the", "a", "an", "all", "of")
+ECHO = 100   # at most this many characters of the user's text are echoed in an error
+
+
+def echo(text: str, limit: int = ECHO) -> str:
+    """``text`` quoted, cut to ``limit`` characters with an ellipsis."""
+    return repr(text if len(text) <= limit else text[: limit - 1] + "\u2026")
+
+
+def words_of(instruction: str) -> list[str]:
+    """Lower-case words with surrounding punctuation removed and a leading/trailing 'please' dropped."""
+    words = [w.strip(PUNCTUATION) for w in instruction.lower().split()]
+    words = [w for w in words if w]
+    if words and words[0] == "please":
+        words = words[1:]
+    if words and words[-1] == "please":
+        words = words[:-1]
+    return words
+
+
+def phrases(*items: str, meaning: str | None = None) -> dict[str, str]:
+    """A vocabulary in which every phrase means ``meaning`` (default: the phrase itself)."""
+    return {item: (item if meaning is None else meaning) for item in items}
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One position of a grammar.
+
+    Attributes:
+        role: what the slot fills, e.g. ``"pick colour"``; the key of :meth:`Grammar.parse`'s result.
+        vocabulary: phrase (one or more words, lower case) -> meaning. A meaning of ``""`` marks a structural word
+            (a verb, a preposition) that is checked but not reported.
+        hint: what to tell a user who typed something else, e.g. ``"known colours: red, green"``.
+        determiners: skip determiners ('the', 'a', 'all', ...) before this slot.
+        optional: the slot may be left out (nothing is reported when it is).
+        structural: a wrong word here means the sentence has the wrong form (verbs, prepositions), so the error
+            also shows the expected form.
+    """
+
+    role: str
+    vocabulary: Mapping[str, str]
+    hint: str
+    determiners: bool = False
+    optional: bool = False
+    structural: bool = False
+
+    def match(self, words: list[str], i: int) -> tuple[str, int] | None:
+        """Longest phrase of the vocabulary at ``words[i:]``: ``(meaning, words used)``, or None."""
+        best = None
+        for phrase, meaning in self.vocabulary.items():
+            n = phrase.count(" ") + 1
+            if words[i:i + n] == phrase.split(" ") and (best is None or n > best[1]):
+                best = (meaning, n)
+        return best
+
+
+@dataclass(frozen=True)
+class Grammar:
+    """A task family's instruction grammar (see the module docstring).
+
+    Attributes:
+        form: the canonical sentence shown in errors, e.g. ``"'put the <colour> blocks in a <colour> bowl'"``.
+        slots: the slots, in sentence order.
+        report_order: roles listed first under "Understood" (the rest follow in slot order).
+        distinct: pairs of roles whose meanings must differ (e.g. pick and place colour).
+        determiners: the words :class:`Slot` ``determiners=True`` skips.
+    """
+
+    form: str
+    slots: tuple[Slot, ...]
+    report_order: tuple[str, ...] = ()
+    distinct: tuple[tuple[str, str], ...] = ()
+    determiners: tuple[str, ...] = field(default=DETERMINERS)
+
+    def _first_words(self) -> set[str]:
+        words = set(self.determiners)
+        for slot in self.slots:
+            words |= {phrase.split(" ")[0] for phrase in slot.vocabulary}
+        return words
+
+    def parse(self, instruction: str) -> dict[str, str]:
+        """Ground ``instruction``: ``role -> meaning`` for every slot with a non-structural meaning.
+
+        Raises:
+            ValueError: ``"cannot ground the instruction. Understood: ... Not understood: ..."`` naming each word
+                that was not understood and what the slot knows (echoing at most ~100 characters of the input).
+        """
+        words = words_of(instruction)
+        if not words:
+            raise ValueError(f"cannot ground the instruction. Understood: nothing. Not understood: an empty "
+                             f"instruction (expected the form {self.form}).")
+        known = self._first_words()
+        found: dict[str, str] = {}
+        problems: list[str] = []
+        structural = False   # a missing, misplaced or extra word (not just an unknown attribute or noun)
+        i = 0
+        for slot in self.slots:
+            if slot.determiners:
+                while i < len(words) and words[i] in self.determiners and slot.match(words, i) is None:
+                    i += 1
+            hit = slot.match(words, i) if i < len(words) else None
+            if hit is not None:
+                found[slot.role] = hit[0]
+                i += hit[1]
+                continue
+            word = words[i] if i < len(words) else None
+            if slot.optional:
+                continue
+            later_hit = i + 1 < len(words) and slot.match(words, i + 1)
+            if word is None or word in known:   # the word belongs to another slot: this one was left out
+                problems.append(f"no {slot.role} ({slot.hint})")
+                structural = True
+            elif later_hit:   # an unknown word before a known one
+                problems.append(f"{echo(word, 40)} before '{words[i + 1]}' (not a word this task knows)")
+                structural = True
+                found[slot.role] = later_hit[0]
+                i += 1 + later_hit[1]
+            else:
+                problems.append(f"{slot.role} {echo(word, 40)} ({slot.hint})")
+                structural |= slot.structural
+                i += 1
+        if i < len(words):
+            problems.append(f"extra words {echo(' '.join(words[i:]), 60)} after the {self.slots[-1].role}")
+            structural = True
+        for a, b in self.distinct:
+            if found.get(a) and found.get(a) == found.get(b):
+                problems.append(f"{a} and {b} are both '{found[a]}' (they must differ)")
+        if problems:
+            order = [r for r in self.report_order] + [s.role for s in self.slots if s.role not in self.report_order]
+            understood = [f"{role} '{found[role]}'" for role in order if found.get(role)]
+            if not understood:
+                problems = [f"{echo(instruction.strip())} (expected the form {self.form})"]
+            elif structural:
+                problems.append(f"expected the form {self.form}")
+            raise ValueError("cannot ground the instruction. Understood: " + (", ".join(understood) or "nothing")
+                             + ". Not understood: " + "; ".join(problems) + ".")
+        return {role: meaning for role, meaning in found.items() if meaning}
+
