@@ -191,8 +191,8 @@ class TabletopEnv(gym.Env):
 
     @property
     def instruction(self) -> str:
-        """The current language goal."""
-        return self.task.lang_goal
+        """The current language goal (in sequential tasks, the current step's instruction)."""
+        return self.task.instruction_now()
 
     def _blank_observation(self) -> Observation:
         """All-zero images and maps, empty segmentation (the unrendered terminal observation)."""
@@ -207,7 +207,7 @@ class TabletopEnv(gym.Env):
     def _observation(self) -> dict:
         o = self._sim_obs
         return {"rgb": dict(o.rgb), "depth": dict(o.depth), "heightmap": o.heightmap, "colormap": o.colormap,
-                "instruction": self.task.lang_goal}
+                "instruction": self.task.instruction_now()}
 
 
 __all__ = ["TabletopEnv", "TaskError"]

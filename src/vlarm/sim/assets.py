@@ -105,6 +105,31 @@ def create_compound(client: int, position, orientation, parts, mass: float = 0.0
     return body
 
 
+def create_container(client: int, position, orientation, size, color, wall: float = 0.005,
+                     wall_height: float = 0.02) -> int:
+    """Add a fixed open-top box (Ravens' brown packing box): a thin floor and four low walls.
+
+    Args:
+        client: PyBullet client id.
+        position: xyz of the floor centre on the table, metres.
+        orientation: quaternion xyzw.
+        size: ``(x, y)`` inner footprint in metres (objects packed inside must fit it).
+        color: RGB in [0, 1].
+        wall: wall thickness in metres.
+        wall_height: wall height in metres (low, so the suction tool reaches inside).
+
+    Returns:
+        The PyBullet body id (fixed: mass 0).
+    """
+    sx, sy = float(size[0]), float(size[1])
+    floor = 0.002
+    parts = [((0, 0, floor / 2), (sx + 2 * wall, sy + 2 * wall, floor), 0.0, color)]
+    for sign in (-1, 1):
+        parts.append(((sign * (sx + wall) / 2, 0, wall_height / 2), (wall, sy + 2 * wall, wall_height), 0.0, color))
+        parts.append(((0, sign * (sy + wall) / 2, wall_height / 2), (sx, wall, wall_height), 0.0, color))
+    return create_compound(client, position, orientation, parts, mass=0.0)
+
+
 def box_points(size, spacing: float = 0.005) -> np.ndarray:
     """Points on a regular grid filling a box centred on the origin (the 'zone' metric's object points).
 

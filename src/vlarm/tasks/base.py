@@ -44,6 +44,8 @@ class Goal:
         max_reward: reward for completing this goal.
         zones: for the ``"zone"`` metric, ``(zone pose, (x, y, z) size in metres)`` of each zone; ``targets`` then
             hold the oracle's place poses inside them.
+        instruction: this goal's own instruction in sequential tasks (CLIPort's ``-seq`` tasks give one per step);
+            ``""`` when the task's one instruction covers every goal.
     """
 
     objects: list[int]
@@ -55,6 +57,7 @@ class Goal:
     metric: str = "pose"
     max_reward: float = 1.0
     zones: list[tuple[Pose, tuple[float, float, float]]] = field(default_factory=list)
+    instruction: str = ""
 
     def __post_init__(self):
         if self.metric not in METRICS:
@@ -211,6 +214,14 @@ class Task:
         self.progress = total
         delta, self._rewards = total - self._rewards, total
         return delta, {"total_reward": total, "goals_left": len(self.goals) - first_unmet}
+
+    def instruction_now(self) -> str:
+        """The instruction for the current state: the first unmet goal's own :attr:`Goal.instruction` when it has
+        one (sequential tasks: the policy is told one step at a time, as in CLIPort), else :attr:`lang_goal`."""
+        _, first_unmet = self.progress_now() if self.scene is not None else (0.0, len(self.goals))
+        if first_unmet < len(self.goals) and self.goals[first_unmet].instruction:
+            return self.goals[first_unmet].instruction
+        return self.lang_goal
 
     def done(self) -> bool:
         """True when every goal is met in the current state (or its progress exceeds 0.99)."""
