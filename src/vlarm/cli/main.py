@@ -30,6 +30,8 @@ err_console = Console(stderr=True, width=160) if not Console(stderr=True).is_ter
 
 #: The small CLIPort checkpoint shipped with the repository (see README: how it was trained).
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[3] / "checkpoints" / "cliport-vlm-put-block-in-bowl"
+#: Task family -> the policy `vlarm run` uses for it when neither --checkpoint nor --policy is given.
+DEFAULT_CHECKPOINTS: dict[str, Path] = {"put-block-in-bowl": DEFAULT_CHECKPOINT}
 
 
 def _check_seed(seed: int) -> int:
@@ -373,7 +375,8 @@ def run(
     instruction: Annotated[str, typer.Argument(help='e.g. "put the red blocks in a green bowl"')],
     checkpoint: Annotated[Path | None, typer.Option(help="policy checkpoint (default: the shipped CLIPort)")] = None,
     policy: Annotated[str | None, typer.Option(help="`oracle` to run the scripted oracle instead")] = None,
-    task: Annotated[str, typer.Option(help="task that grounds the instruction")] = "put-block-in-bowl-seen-colors",
+    task: Annotated[str | None, typer.Option(
+        help="task that grounds the instruction (default: the task whose grammar grounds it)")] = None,
     seed: Annotated[int, typer.Option(help="episode index into the test split (never a training layout)")] = 0,
     video: Annotated[Path | None, typer.Option(help="write a video (.mp4 or .gif)")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="also write the episode record as JSON")] = None,
@@ -386,8 +389,20 @@ def run(
     from vlarm.eval import rollout
     from vlarm.tasks import make_task
     from vlarm.tasks.attributes import split_seed
+    from vlarm.tasks.routing import route
 
-    make_task(task).parse_instruction(instruction)  # fail fast, before loading anything heavy
+    if task is None:   # fail fast, before loading anything heavy
+        routed = route(instruction)
+        task = routed.task
+    else:
+        make_task(task).parse_instruction(instruction)
+    family = make_task(task).family
+    if policy is None and checkpoint is None:
+        if family not in DEFAULT_CHECKPOINTS:
+            raise ValueError(f"no policy for {family!r} ships with vlarm (shipped: {', '.join(DEFAULT_CHECKPOINTS)}); "
+                             f"pass --policy oracle to watch the scripted expert, or --checkpoint with a policy "
+                             f"trained on {task} (`vlarm train`)")
+        checkpoint = DEFAULT_CHECKPOINTS[family]
     _check_seed(seed)
     _check_video(video)
     check_output(json_out, "--json")
@@ -398,8 +413,8 @@ def run(
     if hasattr(agent, "to"):
         agent.to(_check_device(device))
     episode_seed = split_seed("test", seed)   # --seed indexes the test split, so the default is no training layout
-    console.print(f"[bold]instruction:[/] {escape(instruction)}   [dim](policy: {escape(label)}, test episode {seed}, "
-                  f"seed {episode_seed})[/]", soft_wrap=True)
+    console.print(f"[bold]instruction:[/] {escape(instruction)}   [dim](task: {task}, policy: {escape(label)}, test "
+                  f"episode {seed}, seed {episode_seed})[/]", soft_wrap=True)
 
     def on_step(i, step, info):
         if step.primitive_failure is not None:
