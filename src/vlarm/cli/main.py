@@ -371,6 +371,31 @@ def select(
 
 @app.command()
 @_user_errors
+def benchmark(
+    grid: Annotated[Path, typer.Argument(help="grid file (JSON), e.g. benchmarks/grids/table1-cpu.json")],
+    out: Annotated[Path, typer.Option(help="output directory (rerun to resume; finished cells are kept)")]
+    = Path("runs/table1"),
+    report_only: Annotated[bool, typer.Option(help="only rewrite the report from the cells already finished")]
+    = False,
+) -> None:
+    """Collect, train, select on val, test once and write a CLIPort Table-1 style report for a grid of cells."""
+    from vlarm.eval.benchmark import Grid, grid_markdown, run_grid, write_report
+
+    spec = Grid.from_json(grid)
+    _check_dir(out, "--out")
+    if report_only:
+        records = [json.loads(p.read_text()) for c in spec.cells if (p := out / c.name / "cell.json").is_file()]
+        if not records:
+            raise FileNotFoundError(f"no finished cells under {out}; run without --report-only first")
+        write_report(records, out, spec.description)
+    else:
+        records = run_grid(spec, out)
+    console.print(grid_markdown(records), soft_wrap=True)
+    console.print(f"report: {out / 'table1.md'} (plots: {out / 'plots'})")
+
+
+@app.command()
+@_user_errors
 def run(
     instruction: Annotated[str, typer.Argument(help='e.g. "put the red blocks in a green bowl"')],
     checkpoint: Annotated[Path | None, typer.Option(help="policy checkpoint (default: the shipped CLIPort)")] = None,
