@@ -131,15 +131,10 @@ def _train(cell: Cell, grid: Grid, run_dir: Path, progress: bool) -> None:
     from vlarm.policies.training import TrainConfig, train
 
     data_dirs = [Path(grid.data_root) / f"{task}-train" for task in cell.tasks]
-    if cell.multi_task:
-        config = TrainConfig(policy=cell.policy, tasks=list(cell.tasks), data_dirs=data_dirs, demos=cell.demos,
-                             steps=cell.steps, out_dir=run_dir, save_every=grid.save_every, progress=progress,
-                             **cell.train_options)
-    else:
-        config = TrainConfig(policy=cell.policy, task=cell.tasks[0], data_dir=data_dirs[0], demos=cell.demos,
-                             steps=cell.steps, out_dir=run_dir, save_every=grid.save_every, progress=progress,
-                             **cell.train_options)
-    train(config)
+    which = {"tasks": list(cell.tasks), "data_dir": data_dirs} if cell.multi_task else \
+        {"task": cell.tasks[0], "data_dir": data_dirs[0]}
+    train(TrainConfig(policy=cell.policy, demos=cell.demos, steps=cell.steps, out_dir=run_dir,
+                      save_every=grid.save_every, progress=progress, **which, **cell.train_options))
 
 
 def run_cell(cell: Cell, grid: Grid, out_dir: str | Path, progress: bool = True) -> dict:
