@@ -84,16 +84,21 @@ def _user_errors(fn):
 @app.command()
 @_user_errors
 def tasks() -> None:
-    """List the registered tasks and their gymnasium ids."""
+    """List the task families, their variants, gymnasium ids and an example instruction of each family."""
     from vlarm.envs import env_id
-    from vlarm.tasks import list_tasks, make_task
+    from vlarm.tasks import family_example, list_families, make_task
 
-    table = Table(title="vlarm tasks")
-    table.add_column("task", no_wrap=True, min_width=max(map(len, list_tasks())))
+    names = [n for variants in list_families().values() for n in variants]
+    table = Table(title="vlarm tasks (vlarm run routes an instruction to its family)")
+    table.add_column("family / example instruction", overflow="fold")
+    table.add_column("task", no_wrap=True, min_width=max(map(len, names)))
     table.add_column("gymnasium id", overflow="fold")
-    table.add_column("instruction template")
-    for name in list_tasks():
-        table.add_row(name, env_id(name), make_task(name).lang_template)
+    table.add_column("instruction template", overflow="fold")
+    for family, variants in list_families().items():
+        for i, name in enumerate(variants):
+            first = f"[bold]{family}[/]\n\"{escape(family_example(family))}\"" if i == 0 else ""
+            table.add_row(first, name, env_id(name), escape(make_task(name).lang_template))
+        table.add_section()
     console.print(table)
 
 
@@ -129,13 +134,19 @@ def collect(
 @_user_errors
 def train(
     policy: Annotated[str, typer.Option(help="transporter or cliport")],
-    task: Annotated[str, typer.Option(help="task name")],
-    data: Annotated[Path, typer.Option(help="dataset directory from `vlarm collect`")],
-    demos: Annotated[int, typer.Option(help="number of demonstrations to train on")] = 100,
+    task: Annotated[list[str], typer.Option(
+        help="task name; repeat it to train one multi-task policy on several tasks (the instruction tells them "
+             "apart), or pass 'multi' to train on the tasks the --data datasets record")],
+    data: Annotated[list[Path], typer.Option(
+        help="dataset directory from `vlarm collect`; multi-task: one per --task (same order), or one folder "
+             "holding a dataset folder per task")],
+    demos: Annotated[int, typer.Option(help="number of demonstrations to train on (multi-task: per task)")] = 100,
     steps: Annotated[int | None, typer.Option(help="optimisation steps (default: the config's)")] = None,
     batch_size: Annotated[int | None, typer.Option(help="frames per step")] = None,
     lr: Annotated[float | None, typer.Option(help="learning rate")] = None,
-    out: Annotated[Path | None, typer.Option(help="output directory (default runs/<policy>-<task>-<demos>)")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="output directory (default runs/<policy>-<task>-<demos>; multi-task runs/<policy>-multi-<demos>)")]
+    = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     save_every: Annotated[int | None, typer.Option(help="checkpoint period in steps")] = None,
     threads: Annotated[int | None, typer.Option(help="torch threads (0: automatic)")] = None,
@@ -160,13 +171,25 @@ def train(
     = True,
     device: Annotated[str, typer.Option(help="auto (CUDA when available, else the CPU), cpu or cuda")] = "auto",
 ) -> None:
-    """Train a policy by imitation; resumes from OUT/checkpoints/last if present."""
+    """Train a policy by imitation on one task or several (multi-task); resumes from OUT/checkpoints/last if present.
+
+    Multi-task (CLIPort's protocol): --demos demonstrations of every task, each step's frames drawn task-first
+    (uniformly over tasks), normalisation statistics pooled with equal weight per task; the policy records its tasks.
+    """
     from vlarm.policies import available_policies
-    from vlarm.policies.training import TrainConfig
+    from vlarm.policies.training import MULTI_TASK, TrainConfig
     from vlarm.policies.training import train as run_train
     from vlarm.tasks import make_task
 
-    make_task(task)
+    multi = len(task) > 1 or task == [MULTI_TASK]
+    if MULTI_TASK in task and len(task) > 1:
+        raise ValueError(f"--task {MULTI_TASK} takes the tasks from the datasets: pass it alone, or name every task")
+    if not multi and len(data) > 1:
+        raise ValueError(f"{len(data)} --data directories for one --task: repeat --task once per dataset (multi-task), "
+                         f"or pass --task {MULTI_TASK}")
+    for name in task:
+        if name != MULTI_TASK:
+            make_task(name)
     if policy not in available_policies():
         raise ValueError(f"unknown policy {policy!r}; valid policies: {', '.join(available_policies())}")
     _check_positive(demos=demos, steps=steps, batch_size=batch_size, lr=lr, save_every=save_every)
@@ -191,20 +214,30 @@ def train(
         overrides["policy_overrides"] = {"grounding_model": semantic_vlm, "text_encoder": "vlm",
                                          "grounding_fusion": grounding_fusion or "semantic"}
         overrides["policy_overrides"].update(_grounding_settings(semantic_vlm, grounding_score, grounding_calibration))
-    from vlarm.data import EpisodeDataset
+    if multi:
+        from vlarm.data.multitask import MultiTaskDataset, recorded_tasks
 
-    recorded = EpisodeDataset(data).dataset_info.benchmark_task
-    if recorded != task:
-        raise ValueError(f"{data} holds demonstrations of {recorded!r}, not {task!r}; pass --task {recorded} "
-                         "or a dataset collected for this task")
-    out = out or Path("runs") / f"{policy}-{task}-{demos}"
+        tasks, data = recorded_tasks(data) if task == [MULTI_TASK] else (task, data)
+        for name in tasks:
+            make_task(name)
+        MultiTaskDataset.open(tasks, data)  # recorded tasks and shared observation settings, before any work
+        data_dir, single = list(data), None
+    else:
+        from vlarm.data import EpisodeDataset
+
+        tasks, data_dir, single = [], data[0], task[0]
+        recorded = EpisodeDataset(data_dir).dataset_info.benchmark_task
+        if recorded != single:
+            raise ValueError(f"{data_dir} holds demonstrations of {recorded!r}, not {single!r}; pass --task {recorded} "
+                             "or a dataset collected for this task")
+    out = out or Path("runs") / f"{policy}-{single or MULTI_TASK}-{demos}"
     if normalization not in ("dataset", "ravens"):
         raise ValueError(f"--normalization must be 'dataset' or 'ravens', got {normalization!r}")
     if not 0.0 <= color_permutation <= 1.0:
         raise ValueError(f"--color-permutation is a probability in [0, 1], got {color_permutation}")
     _check_device(device)
-    config = TrainConfig(policy=policy, task=task, data_dir=data, demos=demos, out_dir=out, seed=seed,
-                         device=device, normalization=normalization, color_permutation=color_permutation,
+    config = TrainConfig(policy=policy, task=single, tasks=tasks, data_dir=data_dir, demos=demos, out_dir=out,
+                         seed=seed, device=device, normalization=normalization, color_permutation=color_permutation,
                          cache_features=cache_features, **overrides)
     final = run_train(config)
     console.print(f"[green]done[/]: checkpoint {final}")
