@@ -494,7 +494,7 @@ def run(
     if json_out:
         try:
             json_out.parent.mkdir(parents=True, exist_ok=True)
-            json_out.write_text(json.dumps(asdict(record), indent=2))
+            json_out.write_text(json.dumps({"task": task, **asdict(record)}, indent=2))
             console.print(f"episode record: {escape(str(json_out))}", soft_wrap=True)
         except OSError as err:
             write_errors.append(f"--json {json_out}: could not write it ({err.strerror or err})")
