@@ -9,7 +9,9 @@ mixes in seen colours. Seeds are the split's seeds (``split_seed``).
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +28,8 @@ from vlarm.eval.video import VideoRecorder, VideoWriteError
 from vlarm.policies.base import resolve_device
 from vlarm.tasks import SUCCESS_THRESHOLD, TaskError
 from vlarm.tasks.attributes import NOVELTY_CLASSES, check_episode_count, split_seed
+
+logger = logging.getLogger(__name__)
 
 
 class Agent(Protocol):
@@ -196,6 +200,9 @@ def evaluate(agent_factory, task: str, split: str = "test", episodes: int = 100,
     agent = agent_factory(env)
     if isinstance(agent, torch.nn.Module):
         agent.to(resolve_device(device))
+    trained = tuple(getattr(getattr(agent, "config", None), "tasks", ()) or ())
+    if trained and task not in trained:
+        _warn_untrained_task(trained, task)
     records: list[EpisodeRecord] = []
     out = Path(out_dir) if out_dir is not None else None
     bar = tqdm(range(episodes), desc=f"eval {label or 'agent'} on {task} [{split}]", unit="ep", disable=not progress)
@@ -219,6 +226,17 @@ def evaluate(agent_factory, task: str, split: str = "test", episodes: int = 100,
     if out is not None:
         write_results(results, out)
     return results
+
+
+@functools.cache
+def _warn_untrained_task(trained: tuple[str, ...], task: str) -> None:
+    """Log once per process that a policy trained on ``trained`` is evaluated on another ``task``.
+
+    Not refused: a language-conditioned policy may be asked to generalise (e.g. from the seen-colours to the
+    full-colours variant, or to a family it never saw); the result then measures that, not the trained skill.
+    """
+    logger.warning("the policy was trained on %s, not on %s: this evaluation measures generalisation to a task "
+                   "outside its training tasks", ", ".join(trained), task)
 
 
 def write_results(results: dict, out_dir: str | Path) -> None:

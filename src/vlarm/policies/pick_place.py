@@ -56,6 +56,9 @@ class PickPlaceConfig:
             existed were trained with); ``vlarm train`` sets the training dataset's own ``meta/stats.json``
             values (:func:`vlarm.policies.processing.normalization_from_stats`).
         depth_mean / depth_std: mean / std of heightmap values in metres (same provenance).
+        tasks: the benchmark tasks the policy was trained on (``vlarm train`` records them: one, or several for
+            multi-task training); empty when not recorded (checkpoints written before this field existed).
+            Evaluating on another task is allowed (a generalisation test) and warned about.
     """
 
     image_shape: tuple[int, int] = (320, 160)
@@ -68,6 +71,7 @@ class PickPlaceConfig:
     color_std: tuple[float, float, float] = (COLOR_STD,) * 3
     depth_mean: float = DEPTH_MEAN
     depth_std: float = DEPTH_STD
+    tasks: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         """Validate shapes and normalisation statistics.
@@ -86,6 +90,7 @@ class PickPlaceConfig:
                              f"color_mean={self.color_mean}, color_std={self.color_std}, "
                              f"depth_mean={self.depth_mean}, depth_std={self.depth_std}")
         self.widths = tuple(int(v) for v in self.widths)
+        self.tasks = tuple(str(t) for t in self.tasks)
         if any(v % 32 for v in self.image_shape):
             raise ValueError(f"image_shape {self.image_shape} must be divisible by 32")
         if self.n_rotations < 1 or self.crop_size < 2 or self.transport_dim < 1:

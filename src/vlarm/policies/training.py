@@ -1,6 +1,9 @@
 """Training loop for the pick-and-place policies (Transporter Sec. 4, CLIPort Sec. 4 training protocol).
 
-``train(TrainConfig(...))`` reads demonstration frames through the ``vlarm.data.EpisodeDataset`` interface,
+``train(TrainConfig(...))`` reads demonstration frames through the ``vlarm.data.EpisodeDataset`` interface (of one
+task, or of several at once: ``TrainConfig(tasks=[...])`` trains one policy on a
+:class:`vlarm.data.multitask.MultiTaskDataset` with CLIPort's multi-task protocol: the same number of demos per
+task, a task drawn uniformly for every sample, pooled normalisation statistics),
 turns their world poses into pixel labels, applies Ravens' SE(2) rotation augmentation, and optimises pick +
 place
 cross-entropy with AdamW. Frozen parts are computed once: instruction embeddings per string, and the frozen
@@ -56,6 +59,8 @@ LOG_NAME = "train_log.csv"
 STATE_JSON = "training_state.json"
 STATE_TENSORS = "training_state.safetensors"
 CHECKPOINT_FILES = (CONFIG_NAME, WEIGHTS_NAME, STATE_TENSORS, STATE_JSON)
+#: ``TrainConfig.task`` (and the run name) of a multi-task run.
+MULTI_TASK = "multi"
 LOG_HEADER = ("step", "loss", "pick_loss", "place_loss", "seconds", "process_cpu_seconds")
 # Directories under checkpoints/ that may hold a checkpoint: last, step_NNNNNN and their .tmp/.old swap copies.
 _CHECKPOINT_DIR = re.compile(r"^(last|step_\d+)(\.tmp|\.old)?$")
@@ -67,9 +72,15 @@ class TrainConfig:
 
     Attributes:
         policy: registered policy name (``"cliport"`` or ``"transporter"``).
-        data_dir: dataset root; if ``data_dir / task`` exists it is used instead.
-        task: task name (selects the sub-folder; recorded in the training state).
-        demos: number of demonstration episodes to train on (the first ``demos`` episodes).
+        data_dir: dataset root; if ``data_dir / task`` exists it is used instead. Multi-task: one root per task
+            (a list, in the order of ``tasks``) or one root holding a folder per task
+            (:func:`vlarm.data.multitask.resolve_task_dirs`).
+        task: task name (selects the sub-folder; recorded in the training state and, as ``tasks``, in the
+            policy's config). ``"multi"`` for a multi-task run (set from ``tasks``).
+        tasks: multi-task training (CLIPort, Shridhar et al. CoRL 2021, Sec. 4): two or more task names, one dataset
+            each; empty for single-task training. Recorded in the policy's config.
+        demos: number of demonstration episodes to train on (the first ``demos`` episodes; per task when
+            multi-task, CLIPort's protocol).
         steps: total optimisation steps (a resumed run stops at the same total).
         batch_size: frames per step.
         lr: AdamW learning rate.
@@ -98,8 +109,9 @@ class TrainConfig:
     """
 
     policy: str = "cliport"
-    data_dir: str | Path = "data"
+    data_dir: str | Path | list[str | Path] = "data"
     task: str | None = None
+    tasks: list[str] = field(default_factory=list)
     demos: int = 100
     steps: int = 10000
     batch_size: int = 4
@@ -125,8 +137,22 @@ class TrainConfig:
         """Validate numbers.
 
         Raises:
-            ValueError: naming the first field that is out of range.
+            ValueError: naming the first field that is out of range; ``tasks`` with fewer than two or repeated
+                names, or alongside another ``task`` than ``"multi"``; ``task="multi"`` without ``tasks``; several
+                ``data_dir`` without ``tasks``.
         """
+        self.tasks = [str(t) for t in self.tasks]
+        if self.tasks:
+            if len(self.tasks) < 2 or len(set(self.tasks)) != len(self.tasks):
+                raise ValueError(f"multi-task training needs two or more different tasks, got {self.tasks}; train "
+                                 "one task with task=<name>")
+            if self.task not in (None, MULTI_TASK):
+                raise ValueError(f"pass either task={self.task!r} (single-task) or tasks={self.tasks} (multi-task)")
+            self.task = MULTI_TASK
+        elif self.task == MULTI_TASK:
+            raise ValueError(f"task={MULTI_TASK!r} needs the list of tasks (tasks=[...])")
+        elif isinstance(self.data_dir, list | tuple):
+            raise ValueError(f"several data directories ({len(self.data_dir)}) need tasks=[...], one task each")
         for name in ("demos", "steps", "batch_size", "save_every", "log_every"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -406,9 +432,9 @@ def save_checkpoint(
         "process_cpu_seconds": process_cpu_seconds,
         "numpy_rng_state": rng.bit_generator.state,
         "param_groups": groups,
-        "train_config": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()},
+        "train_config": dataclasses.asdict(config),
     }
-    (tmp / STATE_JSON).write_text(json.dumps(state, indent=2) + "\n")
+    (tmp / STATE_JSON).write_text(json.dumps(state, indent=2, default=str) + "\n")
     return replace_dir(tmp, directory)
 
 
@@ -495,6 +521,34 @@ def _resolve_data_dir(config: TrainConfig) -> Path:
     return root
 
 
+def _open_dataset(config: TrainConfig) -> Any:
+    """The training data ``config`` names: an ``EpisodeDataset``, or a ``MultiTaskDataset`` when ``config.tasks``.
+
+    Raises:
+        ValueError, vlarm.data.DatasetError: see :meth:`vlarm.data.multitask.MultiTaskDataset.open`.
+    """
+    if config.tasks:
+        from vlarm.data.multitask import MultiTaskDataset
+
+        dirs = config.data_dir if isinstance(config.data_dir, list | tuple) else [config.data_dir]
+        return MultiTaskDataset.open(config.tasks, dirs)
+    from vlarm.data import EpisodeDataset
+
+    return EpisodeDataset(_resolve_data_dir(config))
+
+
+def trained_tasks(config: TrainConfig, dataset: Any) -> tuple[str, ...]:
+    """The tasks a new policy is trained on, recorded in its config (``PickPlaceConfig.tasks``): ``config.tasks``
+    (multi-task), else ``config.task``, else the task the dataset records, else none (``()``, e.g. a synthetic
+    dataset)."""
+    if config.tasks:
+        return tuple(config.tasks)
+    if config.task:
+        return (config.task,)
+    recorded = getattr(getattr(dataset, "dataset_info", None), "benchmark_task", None)
+    return (recorded,) if recorded else ()
+
+
 def _check_same_run(last_dir: Path, config: TrainConfig) -> None:
     """Refuse to resume a run whose stored settings differ from ``config`` in what defines the model and data.
 
@@ -505,7 +559,7 @@ def _check_same_run(last_dir: Path, config: TrainConfig) -> None:
         stored = json.loads((last_dir / STATE_JSON).read_text()).get("train_config", {})
     except (OSError, json.JSONDecodeError):
         return  # unreadable state is reported by load_training_state
-    keys = ("policy", "task", "demos", "batch_size", "lr", "seed", "policy_overrides", "normalization",
+    keys = ("policy", "task", "tasks", "demos", "batch_size", "lr", "seed", "policy_overrides", "normalization",
             "color_permutation", "cache_features")
     requested = json.loads(json.dumps({k: getattr(config, k) for k in keys}, default=str))
     diffs = [f"{k}: {stored[k]!r} in the run, {requested[k]!r} now" for k in keys
@@ -535,7 +589,10 @@ def train(config: TrainConfig, dataset: Any | None = None) -> Path:
     Args:
         config: :class:`TrainConfig`.
         dataset: optional object with the ``EpisodeDataset`` interface (``select_episodes``, ``len``,
-            ``[i]``); by default ``vlarm.data.EpisodeDataset`` over ``config.data_dir`` (``/ config.task`` if present).
+            ``[i]``); by default ``vlarm.data.EpisodeDataset`` over ``config.data_dir`` (``/ config.task`` if present),
+            or with ``config.tasks`` a :class:`vlarm.data.multitask.MultiTaskDataset` of one dataset per task. A
+            dataset with ``sample_frames(rng, n)`` chooses each step's frames (multi-task: a task uniformly, then a
+            frame); otherwise frames are drawn uniformly. ``episodes_per_task``, when present, bounds ``demos``.
 
     With ``config.resume`` the run continues from the newest complete checkpoint (:func:`find_resume_checkpoint`),
     restores it as ``checkpoints/last`` if a kill left that missing or older, and cuts ``train_log.csv`` back to
@@ -544,8 +601,11 @@ def train(config: TrainConfig, dataset: Any | None = None) -> Path:
     Returns:
         ``Path`` of the last checkpoint directory, loadable with ``vlarm.policies.load_policy``.
 
+    The new policy's config records the tasks it learns (:func:`trained_tasks`).
+
     Raises:
-        ValueError: empty dataset or image size mismatch; a val/test-split dataset; non-finite settings; a loss
+        ValueError: empty dataset or image size mismatch; a val/test-split dataset; non-finite settings; task
+            datasets that record other tasks or other observation settings (multi-task); a loss
             that turns NaN/inf (training diverged, the message names the step); a run with other settings in
             ``out_dir``; a complete checkpoint in ``out_dir`` with ``resume=False``.
         CheckpointError: unreadable resume checkpoint; ``checkpoints/`` holds only incomplete checkpoints.
@@ -558,18 +618,19 @@ def train(config: TrainConfig, dataset: Any | None = None) -> Path:
     ckpt_dir = out_dir / "checkpoints"
     last_dir = ckpt_dir / "last"
     if dataset is None:
-        from vlarm.data import EpisodeDataset
-
-        dataset = EpisodeDataset(_resolve_data_dir(config))
-    split = getattr(getattr(dataset, "dataset_info", None), "split", "train")
+        dataset = _open_dataset(config)
+    split = getattr(dataset, "split", None) or getattr(getattr(dataset, "dataset_info", None), "split", "train")
     if split != "train":
         raise ValueError(f"the dataset holds {split}-split episodes; policies learn from train-split demonstrations "
                          f"only (val chooses checkpoints, test is read once): collect with --split train")
     if hasattr(dataset, "select_episodes"):
-        if int(config.demos) > int(dataset.num_episodes):
-            logger.warning("asked for %d demos, the dataset has %d: using all", config.demos, dataset.num_episodes)
-            config = dataclasses.replace(config, demos=int(dataset.num_episodes))  # record what was used
+        available = int(getattr(dataset, "episodes_per_task", dataset.num_episodes))
+        if int(config.demos) > available:
+            logger.warning("asked for %d demos%s, the dataset has %d: using %d", config.demos,
+                           " per task" if config.tasks else "", available, available)
+            config = dataclasses.replace(config, demos=available)  # record what was used
         dataset = dataset.select_episodes(int(config.demos))
+    sample_frames = getattr(dataset, "sample_frames", None)  # multi-task: balanced across tasks
 
     rng = np.random.default_rng(config.seed)
     resume_dir, incomplete = find_resume_checkpoint(ckpt_dir)
@@ -590,7 +651,7 @@ def train(config: TrainConfig, dataset: Any | None = None) -> Path:
         policy = Policy.from_pretrained(last_dir)
     else:
         policy = make_policy(config.policy, **_normalization_overrides(config, dataset),
-                             **config.policy_overrides)
+                             **{"tasks": trained_tasks(config, dataset), **config.policy_overrides})
     device = resolve_device(config.device)
     policy.to(device).train()
     params = [p for p in policy.parameters() if p.requires_grad]
@@ -627,7 +688,10 @@ def train(config: TrainConfig, dataset: Any | None = None) -> Path:
     try:
         while step < config.steps:
             start = time.perf_counter()
-            indices = rng.integers(0, len(store), size=config.batch_size)
+            if sample_frames is not None:
+                indices = sample_frames(rng, config.batch_size)
+            else:
+                indices = rng.integers(0, len(store), size=config.batch_size)
             batch = store.batch(indices, rng if config.augment else None, config.theta_sigma, config.translation_sigma,
                                 config.color_permutation)
             if device.type != "cpu":
