@@ -34,10 +34,10 @@ _import_pybullet_quietly()
 
 from vlarm.sim.cameras import DEFAULT_CAMERAS, CameraConfig, default_cameras  # noqa: E402
 from vlarm.sim.heightmap import PIXEL_SIZE, WORKSPACE_BOUNDS, heightmap_shape, pixel_to_xyz, xyz_to_pixel  # noqa: E402
-from vlarm.sim.primitives import PrimitiveResult, pick_place  # noqa: E402
+from vlarm.sim.primitives import PrimitiveResult, pick_place, push  # noqa: E402
 from vlarm.sim.scene import Observation, Scene, SceneObject  # noqa: E402
 
 __all__ = [
     "CameraConfig", "DEFAULT_CAMERAS", "default_cameras", "PIXEL_SIZE", "WORKSPACE_BOUNDS", "heightmap_shape",
-    "pixel_to_xyz", "xyz_to_pixel", "PrimitiveResult", "pick_place", "Observation", "Scene", "SceneObject",
+    "pixel_to_xyz", "xyz_to_pixel", "PrimitiveResult", "pick_place", "push", "Observation", "Scene", "SceneObject",
 ]

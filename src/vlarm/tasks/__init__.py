@@ -11,13 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import ModuleType
 
-from vlarm.tasks import put_block_in_bowl
+from vlarm.tasks import assembling_kits, packing_shapes, put_block_in_bowl, separating_piles
 from vlarm.tasks.base import SUCCESS_THRESHOLD, Action, Goal, Task, TaskError
 from vlarm.tasks.put_block_in_bowl import PutBlockInBowl
 
 #: The family modules, in CLIPort's Table-1 order where it exists. A new family adds its module here.
 FAMILY_MODULES: tuple[ModuleType, ...] = (
+    assembling_kits,
+    packing_shapes,
     put_block_in_bowl,
+    separating_piles,
 )
 
 _REGISTRY: dict[str, Callable[[], Task]] = {}
