@@ -4,6 +4,11 @@ Seeds follow the split convention (train even, val odd, test odd + 10000; ``vlar
 only episodes whose total reward exceeds 0.99 are kept. Collection is resumable: episodes are written atomically
 and seeds already written or rejected are skipped, so a killed run, rerun, ends with exactly N distinct seeds.
 
+Parallel collection (``workers > 1`` or a Ray ``address``, :mod:`vlarm.parallel`): Ray actors roll out episodes,
+each with its own simulator; this process writes them in seed order, so any number of workers writes the same
+dataset as one (byte for byte: the first ``episodes`` successful seeds, same frames), and resuming is unchanged (a
+killed run loses only the episodes in flight).
+
 Everything that fixes what an observation looks like (task, split, colour map size, camera scale, renderer and
 every camera's parameters; ``vlarm.data.info.OBSERVATION_SETTINGS``) is recorded in ``meta/info.json``, and a
 resume that asks for other values is refused naming both, so a dataset never mixes observations of two kinds.
@@ -11,10 +16,9 @@ resume that asks for other values is refused naming both, so a dataset never mix
 
 from __future__ import annotations
 
-import multiprocessing
+import contextlib
+import functools
 import time
-from collections import deque
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,7 @@ from tqdm.auto import tqdm
 
 from vlarm.data.writer import EpisodeWriter
 from vlarm.envs import make_env
+from vlarm.parallel import check_workers, map_episodes
 from vlarm.tasks import SUCCESS_THRESHOLD, TaskError
 from vlarm.tasks.attributes import MAX_VAL_EPISODES, check_episode_count, split_seed
 
@@ -101,17 +106,9 @@ def run_oracle_episode(env, seed: int, split: str) -> tuple[list[dict], float]:
     return frames, total
 
 
-#: The environment of a collection worker process (built once per process by :func:`_init_worker`).
-_WORKER_ENV = None
-
-
-def _init_worker(task: str, split: str, camera_scale: float, renderer: str) -> None:
-    global _WORKER_ENV
-    _WORKER_ENV = make_env(task, split=split, camera_scale=camera_scale, renderer=renderer, render_terminal=False)
-
-
-def _worker_episode(seed: int, split: str) -> tuple[list[dict], float]:
-    return run_oracle_episode(_WORKER_ENV, seed, split)
+def _oracle_episode(env, state, seed: int, split: str) -> tuple[list[dict], float]:
+    """:func:`run_oracle_episode` as a :func:`vlarm.parallel.map_episodes` episode (``state`` unused)."""
+    return run_oracle_episode(env, seed, split)
 
 
 def _seeds(split: str, done: set[int]):
@@ -125,7 +122,7 @@ def _seeds(split: str, done: set[int]):
 
 
 def collect(task: str, split: str, episodes: int, out: str | Path, camera_scale: float = 1.0, renderer: str = "tiny",
-            progress: bool = True, workers: int = 1) -> CollectReport:
+            progress: bool = True, workers: int = 1, address: str | None = None) -> CollectReport:
     """Collect ``episodes`` successful oracle demonstrations into a LeRobot-style dataset at ``out``.
 
     Args:
@@ -136,70 +133,52 @@ def collect(task: str, split: str, episodes: int, out: str | Path, camera_scale:
         camera_scale: camera resolution relative to CLIPort's 480x640 (recorded in ``meta/info.json``).
         renderer: ``"tiny"``, ``"egl"`` or ``"auto"`` (:class:`vlarm.sim.Scene`); the one used is recorded.
         progress: show a tqdm progress bar.
-        workers: processes that roll out episodes (each with its own simulator); this process writes them, in seed
-            order, so the dataset is the same as with one worker (the first ``episodes`` successful seeds).
+        workers: Ray actors rolling out episodes, each with its own simulator (1: in this process, Ray not
+            imported). This process writes the episodes in seed order, so the dataset is the same for any number.
+        address: a Ray cluster to run the workers on (``"auto"``, ``"HOST:6379"``, ``"ray://HOST:10001"``;
+            :mod:`vlarm.parallel`); None: a local Ray when ``workers > 1``.
 
     Returns:
         A :class:`CollectReport`.
 
     Raises:
-        ValueError: bad task/split/episodes/camera_scale/workers.
+        ValueError: bad task/split/episodes/camera_scale/workers, or an unreachable ``address``.
         vlarm.data.DatasetError: ``out`` holds a different or corrupt dataset, one collected with other observation
             settings (camera scale, renderer, cameras, image size, task, split; see
             :func:`vlarm.data.info.check_observation_settings`), or one whose settings cannot be verified.
     """
     if episodes <= 0:
         raise ValueError(f"--episodes must be positive, got {episodes}")
-    if workers < 1:
-        raise ValueError(f"--workers must be >= 1, got {workers}")
+    check_workers(workers)
     check_episode_count(split, episodes)
     env = make_env(task, split=split, camera_scale=camera_scale, renderer=renderer, render_terminal=False)
     start = time.perf_counter()
     new = rejected = 0
     try:
         settings = observation_settings(env, split, camera_scale)
-        writer = EpisodeWriter(out, settings["benchmark_task"], split, image_shape=tuple(settings["image_shape"]),
-                               observation=settings)
-    except BaseException:
-        env.close()
-        raise
-    pool = None
-    if workers > 1:
-        env.close()   # the workers have their own
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_init_worker, initargs=(task, split, camera_scale, renderer))
-    try:
-        with writer:
+        with EpisodeWriter(out, settings["benchmark_task"], split, image_shape=tuple(settings["image_shape"]),
+                           observation=settings) as writer:
             seeds = _seeds(split, writer.completed_seeds() | writer.rejected_seeds())
+            results = map_episodes(env, functools.partial(_oracle_episode, split=split), seeds, workers=workers,
+                                   address=address)
             bar = tqdm(total=episodes, initial=min(writer.num_episodes, episodes), desc=f"collect {task} [{split}]",
                        unit="ep", disable=not progress)
-            pending: deque = deque()
-            while writer.num_episodes < episodes:
-                if pool is None:
-                    seed = next(seeds, None)
-                    if seed is None:
+            with contextlib.closing(results):   # closing drops the workers' episodes still in flight, unrecorded
+                while writer.num_episodes < episodes:
+                    item = next(results, None)
+                    if item is None:
                         raise ValueError(f"the {split} split ran out of seeds before {episodes} successful episodes")
-                    frames, total = run_oracle_episode(env, seed, split)
-                else:   # keep every worker busy; results are taken in seed order
-                    while len(pending) < 2 * workers and (seed := next(seeds, None)) is not None:
-                        pending.append((seed, pool.submit(_worker_episode, seed, split)))
-                    if not pending:
-                        raise ValueError(f"the {split} split ran out of seeds before {episodes} successful episodes")
-                    seed, future = pending.popleft()
-                    frames, total = future.result()
-                if total > SUCCESS_THRESHOLD and frames:
-                    writer.add_episode(frames, seed=seed, total_reward=total)
-                    new += 1
-                    bar.update(1)
-                else:
-                    writer.reject(seed)
-                    rejected += 1
-                bar.set_postfix(rejected=rejected)
+                    seed, (frames, total) = item
+                    if total > SUCCESS_THRESHOLD and frames:
+                        writer.add_episode(frames, seed=seed, total_reward=total)
+                        new += 1
+                        bar.update(1)
+                    else:
+                        writer.reject(seed)
+                        rejected += 1
+                    bar.set_postfix(rejected=rejected)
             bar.close()
             n = writer.num_episodes
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)   # episodes still in flight are not recorded
-        else:
-            env.close()
+        env.close()
     return CollectReport(n, new, rejected, time.perf_counter() - start, Path(out))

@@ -11,6 +11,18 @@ Rewards follow the task: partial credit judged on the current state of every goa
 progress (at most 1) and a step that undoes earlier progress earns a negative reward (``vlarm.tasks.base``).
 ``terminated`` when every goal is met, ``truncated`` after the task's step budget (CLIPort: one mistake allowed).
 As gymnasium requires, an episode that has ended must be ``reset()`` before the next ``step()``.
+
+Seeds: ``reset(seed=s)`` builds the scene of seed ``s``. A ``reset()`` without a seed continues the sequence:
+``previous seed + AUTORESET_SEED_STRIDE`` (2**32), or a seed drawn from ``np_random`` if the env was never seeded.
+Vector envs rely on this: ``gym.make_vec(id, num_envs=n)`` reset with seed ``s`` seeds slot ``i`` with ``s + i``,
+and gymnasium's autoreset (``AutoresetMode.NEXT_STEP``: the ``step()`` after an episode ends resets that slot,
+ignores its action and returns the new scene's first observation) calls ``reset()`` without a seed, so slot ``i``
+plays seeds ``s + i + k * 2**32``, k = 0, 1, 2, ...: no scene repeats within a slot or across slots (fewer than 2**32
+slots), none is skipped, every one is reproducible from the ``seed`` its reset ``info`` reports, and autoreset never
+lands on a split seed (all below 2**32), i.e. never on a demonstration, validation or test layout.
+
+Pickling: a pickled env carries its constructor arguments only (never a PyBullet client id); unpickling builds a new
+env with its own clients in the receiving process. Call ``reset()`` before using the copy.
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from vlarm.envs.spaces import InstructionText
 from vlarm.sim import Scene, default_cameras, heightmap_shape
 from vlarm.sim.cameras import RENDERER
 from vlarm.sim.heightmap import WORKSPACE_BOUNDS
@@ -31,6 +44,10 @@ from vlarm.tasks import SUCCESS_THRESHOLD, TaskError, make_task
 from vlarm.tasks.attributes import check_split, is_novel, novelty
 
 INSTRUCTION_CHARSET = string.ascii_letters + string.digits + " .,'-!?:;()"
+
+#: What an unseeded ``reset()`` adds to the previous episode's seed (module docstring): larger than any split seed and
+#: than any plausible number of vector env slots, so autoreset sequences of different slots never meet.
+AUTORESET_SEED_STRIDE = 2**32
 
 
 def _normalise_pose(arr) -> tuple[np.ndarray, np.ndarray]:
@@ -56,6 +73,9 @@ class TabletopEnv(gym.Env):
             an observation's cost and demonstration collection and evaluation never look at that observation, so
             they pass False: the terminal observation then has all-zero images and maps (and an empty
             segmentation), which is documented and still inside the observation space.
+
+    Pickling keeps these arguments (with the renderer in use, ``"auto"`` resolved) and rebuilds the env, with new
+    PyBullet clients, where it is unpickled; the copy must be ``reset()`` before use (the scene is not carried).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 2}
@@ -63,6 +83,7 @@ class TabletopEnv(gym.Env):
     def __init__(self, task: str, split: str = "train", camera_scale: float = 1.0, render_mode: str | None = None,
                  renderer: str = RENDERER, render_terminal: bool = True):
         self.task_name = task
+        self.camera_scale = float(camera_scale)
         self.task = make_task(task)
         self.split = check_split(split)
         if render_mode not in (None, "rgb_array"):
@@ -79,7 +100,7 @@ class TabletopEnv(gym.Env):
                                   for c in self.cameras}),
             "heightmap": spaces.Box(0.0, z_max, hm_shape, np.float32),
             "colormap": spaces.Box(0, 255, (*hm_shape, 3), np.uint8),
-            "instruction": spaces.Text(max_length=256, charset=INSTRUCTION_CHARSET),
+            "instruction": InstructionText(max_length=256, charset=INSTRUCTION_CHARSET),
         })
         b = WORKSPACE_BOUNDS
         low = np.array([b[0, 0], b[1, 0], b[2, 0], -1, -1, -1, -1], np.float32)
@@ -93,12 +114,25 @@ class TabletopEnv(gym.Env):
         self.seed_value: int | None = None
         self._ended = False
 
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self) -> dict:
+        """The constructor arguments (no PyBullet client id, no scene contents, no RNG state)."""
+        return {"task": self.task_name, "split": self.split, "camera_scale": self.camera_scale,
+                "render_mode": self.render_mode, "renderer": self.scene.renderer,
+                "render_terminal": self.render_terminal}
+
+    def __setstate__(self, state: dict) -> None:
+        """Build the env anew in this process (its own PyBullet clients); ``reset()`` it before use."""
+        self.__init__(**state)
+
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         """Start an episode.
 
         Args:
-            seed: episode seed; the same seed (and split/options) gives the same scene and oracle episode.
+            seed: episode seed; the same seed (and split/options) gives the same scene and oracle episode. None:
+                the previous seed + :data:`AUTORESET_SEED_STRIDE` (a fresh random seed if never seeded); the
+                split is then the ``options`` split or the constructor's, as for any reset.
             options: ``{"split": ..., "instruction": "put the red blocks in a green bowl"}``; an instruction is
                 grounded by the task (ValueError if it cannot be) and the scene is built to match it.
 
@@ -114,7 +148,8 @@ class TabletopEnv(gym.Env):
         if options.get("instruction"):
             goal = self.task.parse_instruction(options["instruction"])
         if seed is None:
-            seed = int(self.np_random.integers(0, 2**31 - 1))
+            seed = (int(self.np_random.integers(0, 2**31 - 1)) if self.seed_value is None
+                    else self.seed_value + AUTORESET_SEED_STRIDE)
         self.seed_value = int(seed)
         scene_rng = np.random.default_rng([self.seed_value, 0])
         self._oracle_rng = np.random.default_rng([self.seed_value, 1])
@@ -210,4 +245,4 @@ class TabletopEnv(gym.Env):
                 "instruction": self.task.instruction_now()}
 
 
-__all__ = ["TabletopEnv", "TaskError"]
+__all__ = ["AUTORESET_SEED_STRIDE", "TabletopEnv", "TaskError"]

@@ -5,13 +5,20 @@ with total reward > 0.99 in the final state, in percent. Each comes with its 95%
 (:mod:`vlarm.eval.metrics`), pooled and split by how many of an episode's goal attributes are novel (outside the
 training vocabulary: all / some / none), so that an "unseen" score is not read as a novel-attribute score when it
 mixes in seen colours. Seeds are the split's seeds (``split_seed``).
+
+Episodes can run on Ray workers (``evaluate(..., workers=N, address=...)``, :mod:`vlarm.parallel`): each worker
+builds its own env and its own agent (from a picklable factory such as :class:`OracleAgent` or
+:class:`CheckpointAgentFactory`), and results are gathered in seed order, so the per-episode results are those of
+one worker.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +32,7 @@ from vlarm.envs import make_env
 from vlarm.envs.tabletop import TabletopEnv
 from vlarm.eval.metrics import format_ci, score_summary
 from vlarm.eval.video import VideoRecorder, VideoWriteError
+from vlarm.parallel import check_workers, init_ray, map_episodes, uses_ray
 from vlarm.policies.base import resolve_device
 from vlarm.tasks import SUCCESS_THRESHOLD, TaskError
 from vlarm.tasks.attributes import NOVELTY_CLASSES, check_episode_count, split_seed
@@ -50,6 +58,50 @@ class OracleAgent:
     def select_action(self, observation: dict, instruction: str | None = None) -> dict:
         """The oracle action for the env's current state."""
         return self.env.oracle_action()
+
+
+@dataclass(frozen=True)
+class CheckpointAgentFactory:
+    """A picklable agent factory: ``factory(env)`` loads the policy checkpoint at ``path`` (in eval mode).
+
+    Evaluation workers call it in their own process (:func:`evaluate` with ``workers > 1``), so each builds its own
+    copy from the path instead of receiving the weights through Ray.
+
+    Raises (when called):
+        vlarm.policies.base.CheckpointError: missing or corrupt checkpoint.
+    """
+
+    path: str
+
+    def __call__(self, env):
+        from vlarm.policies import load_policy
+
+        agent = load_policy(self.path)
+        agent.eval()
+        return agent
+
+
+@dataclass(frozen=True)
+class _AgentSetup:
+    """Build the agent for an env where the episodes run: a torch policy goes to ``device``, and a policy trained on
+    other tasks than ``task`` is logged once (:func:`_warn_untrained_task`)."""
+
+    factory: object
+    device: str
+    task: str
+
+    def __call__(self, env):
+        agent = self.factory(env)
+        if isinstance(agent, torch.nn.Module):
+            agent.to(resolve_device(self.device))
+        _check_trained_tasks(agent, self.task)
+        return agent
+
+
+def _check_trained_tasks(agent, task: str) -> None:
+    trained = tuple(getattr(getattr(agent, "config", None), "tasks", ()) or ())
+    if trained and task not in trained:
+        _warn_untrained_task(trained, task)
 
 
 @dataclass
@@ -170,13 +222,57 @@ def _running(records: list[EpisodeRecord]) -> tuple[float, float]:
     return 100 * float(np.mean(rewards)), 100 * float(np.mean([r.success for r in records]))
 
 
+def _evaluation_episode(env: TabletopEnv, agent, seed: int, split: str, video_dir: str | None,
+                        video_seeds: frozenset[int], ship_video: bool) -> tuple[EpisodeRecord, bytes | None]:
+    """One :func:`evaluate` episode (a :func:`vlarm.parallel.map_episodes` episode function).
+
+    Returns:
+        ``(record, video bytes)``. A worker (``ship_video``) may run on another machine, so it writes its video to a
+        temporary file and returns the bytes for the caller to write; in-process the video goes straight to
+        ``video_dir`` and the bytes are None.
+    """
+    if video_dir is None or seed not in video_seeds:
+        return rollout(env, agent, seed, split), None
+    name = f"episode_{seed}.mp4"
+    if not ship_video:
+        return rollout(env, agent, seed, split, video_path=Path(video_dir) / name), None
+    with tempfile.TemporaryDirectory(prefix="vlarm-video-") as tmp:
+        record = rollout(env, agent, seed, split, video_path=Path(tmp) / name)
+        data = Path(record.video).read_bytes() if record.video else None
+    record.video = None
+    return record, data
+
+
+def _save_video(record: EpisodeRecord, data: bytes, path: Path) -> None:
+    """Write a worker's video bytes to ``path``; a failed write is the record's ``video_error``, as in-process."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        record.video = str(path)
+    except OSError as err:
+        record.video_error = f"could not write the video {path}: {err.strerror or err}"
+
+
+def _gpus_per_worker(device: str, workers: int, address: str | None) -> float:
+    """GPUs each Ray worker reserves: a share of the cluster's GPUs unless ``device`` is cpu (Ray hides GPUs from
+    workers that reserve none). ValueError for ``device="cuda"`` on a cluster without GPUs."""
+    if device == "cpu":
+        return 0.0
+    total = init_ray(workers, address).cluster_resources().get("GPU", 0.0)
+    if not total and device == "cuda":
+        raise ValueError("--device cuda: the Ray cluster has no GPU; use --device auto or cpu")
+    return min(1.0, total / workers)
+
+
 def evaluate(agent_factory, task: str, split: str = "test", episodes: int = 100, out_dir: str | Path | None = None,
              videos: int = 0, camera_scale: float = 1.0, progress: bool = True, label: str = "",
-             device: str = "auto") -> dict:
+             device: str = "auto", workers: int = 1, address: str | None = None) -> dict:
     """Evaluate an agent on ``episodes`` seeded episodes of a task (CLIPort protocol).
 
     Args:
-        agent_factory: ``callable(env) -> agent`` (lets the oracle bind to the env).
+        agent_factory: ``callable(env) -> agent`` (lets the oracle bind to the env). With workers it is called in
+            each worker and must be picklable: :class:`OracleAgent`, :class:`CheckpointAgentFactory`, or any
+            function Ray's cloudpickle can ship (a closure over a loaded policy ships its weights).
         task: task name.
         split: ``"val"`` or ``"test"`` normally.
         episodes: number of episodes (seeds ``split_seed(split, 0..episodes-1)``).
@@ -185,35 +281,53 @@ def evaluate(agent_factory, task: str, split: str = "test", episodes: int = 100,
         camera_scale: camera resolution relative to 480x640.
         progress: tqdm progress bar.
         label: name of the agent for reports.
-        device: where a torch policy runs (``vlarm.policies.resolve_device``: auto, cpu, cuda).
+        device: where a torch policy runs (``vlarm.policies.resolve_device``: auto, cpu, cuda); Ray workers
+            reserve a share of the cluster's GPUs unless it is cpu.
+        workers: Ray workers running episodes, each with its own env and agent (1: in this process, no Ray).
+            Results are gathered in seed order, so the per-episode rows are those of one worker (timings aside; a
+            torch policy also needs the same device and thread count, ``OMP_NUM_THREADS``, for bitwise-equal
+            actions).
+        address: a Ray cluster for the workers (:mod:`vlarm.parallel`); None: local Ray when ``workers > 1``.
 
     Returns:
         The results dict: summary metrics plus ``episodes`` rows.
 
     Raises:
-        ValueError: unknown task/split, ``episodes <= 0``, or more val episodes than the split has (5000).
+        ValueError: unknown task/split, ``episodes <= 0``, more val episodes than the split has (5000), bad
+            ``workers``, or an unreachable ``address``.
     """
     if episodes <= 0:
         raise ValueError(f"--episodes must be positive, got {episodes}")
+    check_workers(workers)
     check_episode_count(split, episodes)
     env = make_env(task, split=split, camera_scale=camera_scale, render_terminal=False)  # nothing looks at it
-    agent = agent_factory(env)
-    if isinstance(agent, torch.nn.Module):
-        agent.to(resolve_device(device))
-    trained = tuple(getattr(getattr(agent, "config", None), "tasks", ()) or ())
-    if trained and task not in trained:
-        _warn_untrained_task(trained, task)
-    records: list[EpisodeRecord] = []
     out = Path(out_dir) if out_dir is not None else None
-    bar = tqdm(range(episodes), desc=f"eval {label or 'agent'} on {task} [{split}]", unit="ep", disable=not progress)
+    seeds = [split_seed(split, i) for i in range(episodes)]
+    ship = uses_ray(workers, address)
+    episode = functools.partial(_evaluation_episode, split=split, video_dir=str(out / "videos") if out else None,
+                                video_seeds=frozenset(seeds[:videos]), ship_video=ship)
+    records: list[EpisodeRecord] = []
     start = time.perf_counter()
-    for i in bar:
-        seed = split_seed(split, i)
-        video = out / "videos" / f"episode_{seed}.mp4" if (out is not None and i < videos) else None
-        records.append(rollout(env, agent, seed, split, video_path=video))
-        score, success = _running(records)
-        bar.set_postfix(score=f"{score:.1f}", success=f"{success:.0f}%")
-    env.close()
+    try:
+        gpus = 0.0
+        if ship:   # workers log nowhere: check the agent here (a bad factory also fails before Ray starts)
+            _check_trained_tasks(agent_factory(env), task)
+            gpus = _gpus_per_worker(device, workers, address)
+        results = map_episodes(env, episode, seeds, setup=_AgentSetup(agent_factory, device, task), workers=workers,
+                               address=address, gpus_per_worker=gpus)
+        bar = tqdm(total=episodes, desc=f"eval {label or 'agent'} on {task} [{split}]", unit="ep",
+                   disable=not progress)
+        with contextlib.closing(results):
+            for seed, (record, video) in results:
+                if video is not None:
+                    _save_video(record, video, out / "videos" / f"episode_{seed}.mp4")
+                records.append(record)
+                score, success = _running(records)
+                bar.update(1)
+                bar.set_postfix(score=f"{score:.1f}", success=f"{success:.0f}%")
+        bar.close()
+    finally:
+        env.close()
     results = {"agent": label, "task": task, "split": split, "camera_scale": camera_scale, **summarize(records),
                "seconds": time.perf_counter() - start,
                "units": {"score": "mean total reward x 100 (final state)",

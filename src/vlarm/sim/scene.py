@@ -128,6 +128,26 @@ class Scene:
         self.frame_callback = None
         self.frame_every = 24
 
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self) -> dict:
+        """What a pickled scene carries: its constructor arguments, never a PyBullet client id.
+
+        A client id names a connection inside one process, so a scene sent to another process (a Ray worker,
+        ``multiprocessing``) rebuilds its own clients from these arguments in :meth:`__setstate__`. The renderer is
+        the one in use (``"auto"`` resolved), so the copy renders exactly like the original or fails loudly where
+        that renderer does not load. Bodies, the arm and ``frame_callback`` are not carried: call :meth:`reset`
+        (through a task or env reset) before using the copy.
+        """
+        return {"cameras": self.cameras, "bounds": self.bounds, "pixel_size": self.pixel_size,
+                "renderer": self.renderer, "frame_every": self.frame_every}
+
+    def __setstate__(self, state: dict) -> None:
+        """Rebuild the scene in this process: new PyBullet clients, empty until :meth:`reset`."""
+        state = dict(state)
+        frame_every = state.pop("frame_every", 24)
+        self.__init__(**state)
+        self.frame_every = frame_every
+
     def reset(self) -> None:
         """Clear everything and rebuild the table and the arm at its home pose."""
         c = self.client

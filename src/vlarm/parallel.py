@@ -1,0 +1,230 @@
+"""Per-episode work on Ray actors: parallel oracle collection and evaluation (issue 8, part 3).
+
+One worker = one Ray actor = one process holding one environment. The env reaches the actor pickled, and a pickled
+:class:`vlarm.envs.TabletopEnv` carries only its constructor arguments, so each actor builds its own PyBullet client
+in its own process, once, and reuses it for every episode it runs (the scene is rebuilt from the seed at every
+reset). An optional ``setup(env)`` (e.g. building an agent from a checkpoint path) also runs in the actor.
+
+Determinism: an episode is a function of its seed alone (scene and oracle RNGs come from the seed; Ravens-style
+reset-by-rebuild, Zeng et al. 2020), seeds are handed out in the caller's order to whichever actor is free, and
+results are yielded in that same order, buffered at most ``lookahead`` seeds ahead of the oldest unfinished one. So
+any number of workers yields the same ``(seed, result)`` sequence as one worker, and a consumer that stops early
+(collection reached its count) sees exactly the prefix one worker would have produced; episodes still in flight
+are dropped with their actors.
+
+Ray is imported only when it is used (``workers > 1`` or an ``address``). Without an address it is started in this
+process's machine on first use, with ``workers`` CPUs, no dashboard, a small object store and its logs kept off the
+terminal; it stays up for the rest of the process (``shutdown`` ends it). With an address, the actors run on that
+cluster: ``"auto"`` (a cluster started on this machine with ``ray start --head``), ``"HOST:6379"`` from a cluster
+node, or ``"ray://HOST:10001"`` from outside it (Ray Client, needs ``pip install "ray[client]"``); every node needs
+vlarm installed in the same Python environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+#: Object store of a locally started Ray (bytes): results are at most a few MB per episode, and Ray's default
+#: (30% of RAM) would reserve far more than a shared 2-core machine should give it.
+LOCAL_OBJECT_STORE_BYTES = 256 * 2**20
+
+_local_cpus: int | None = None   # CPUs of the local Ray instance this module started (None: none started here)
+_actor_class = None
+
+
+def check_workers(workers: int) -> int:
+    """``workers`` if it is an integer >= 1, else ValueError naming ``--workers``."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"--workers must be an integer >= 1, got {workers!r}")
+    return workers
+
+
+def uses_ray(workers: int, address: str | None) -> bool:
+    """Whether episodes go to Ray actors: more than one worker, or a cluster address."""
+    return check_workers(workers) > 1 or address is not None
+
+
+def init_ray(workers: int, address: str | None = None):
+    """Connect to Ray (starting a local instance if needed) and return the ``ray`` module.
+
+    Args:
+        workers: actors about to be created; a local instance gets this many CPUs (one per actor), and one this
+            module started earlier with fewer CPUs is restarted with more.
+        address: None for a local instance, else a cluster address (module docstring: ``"auto"``,
+            ``"HOST:6379"``, ``"ray://HOST:10001"``).
+
+    Raises:
+        ValueError: the address cannot be reached or is malformed (Ray's reason included).
+    """
+    global _local_cpus
+    import ray
+
+    if ray.is_initialized():
+        if not (address is None and _local_cpus is not None and _local_cpus < workers):
+            return ray
+        ray.shutdown()
+    quiet = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False}
+    try:
+        if address is None:
+            ray.init(num_cpus=workers, object_store_memory=LOCAL_OBJECT_STORE_BYTES, **quiet)
+            _local_cpus = workers
+        else:
+            ray.init(address=address, **quiet)
+            _local_cpus = None
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        raise ValueError(f"--address {address}: cannot connect to a Ray cluster there ({err}); start one with "
+                         "`ray start --head` and pass 'auto' on that machine or 'ray://HOST:10001' elsewhere") from None
+    return ray
+
+
+def shutdown() -> None:
+    """Stop Ray in this process if it is running (tests and one-shot scripts call this when done)."""
+    global _local_cpus
+    import sys
+
+    if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+        sys.modules["ray"].shutdown()
+    _local_cpus = None
+
+
+class EpisodeWorker:
+    """What each actor holds: one env (built in the actor's process), the ``setup(env)`` state and the episode
+    function. Runs in-process too (``workers=1``), so both paths execute the same code."""
+
+    def __init__(self):
+        self.env = self.episode = self.state = None
+
+    def start(self, env, episode: Callable[[Any, Any, int], Any], setup: Callable[[Any], Any] | None = None) -> bool:
+        """Take the env, the episode function and run ``setup(env)``.
+
+        Args:
+            env: the env, or its ``pickle`` bytes (what an actor receives: unpickled here, it builds its own
+                simulator in this process).
+            episode: ``callable(env, state, seed) -> result``.
+            setup: optional ``callable(env) -> state``.
+
+        A method rather than the constructor, and the env unpickled here rather than by Ray, so that an env or
+        setup failing in a Ray worker comes back to the caller as its own exception, not as a dead actor.
+        """
+        if isinstance(env, bytes):
+            env = pickle.loads(env)
+        self.env, self.episode = env, episode
+        self.state = setup(env) if setup is not None else None
+        return True
+
+    def run(self, seed: int) -> Any:
+        """``episode(env, state, seed)``."""
+        return self.episode(self.env, self.state, seed)
+
+    def close(self) -> None:
+        """Release the env's PyBullet clients."""
+        self.env.close()
+
+
+def _remote_worker_class():
+    global _actor_class
+    if _actor_class is None:
+        import ray
+
+        _actor_class = ray.remote(EpisodeWorker)
+    return _actor_class
+
+
+def map_episodes(env, episode: Callable[[Any, Any, int], Any], seeds: Iterable[int], *,
+                 setup: Callable[[Any], Any] | None = None, workers: int = 1, address: str | None = None,
+                 gpus_per_worker: float = 0.0, lookahead: int | None = None) -> Iterator[tuple[int, Any]]:
+    """Run ``episode(env, state, seed)`` for every seed and yield ``(seed, result)`` in seed order.
+
+    Args:
+        env: a picklable environment (e.g. :class:`vlarm.envs.TabletopEnv`). With one worker and no address it is
+            used here as is; otherwise each actor receives a pickled copy, which builds its own simulator there.
+        episode: ``callable(env, state, seed) -> result``, picklable (a module-level function or a
+            ``functools.partial`` of one); ``state`` is what ``setup`` returned (None without setup).
+        seeds: episode seeds, consumed lazily (an endless generator is fine: at most ``lookahead`` are taken
+            ahead of the result being waited for).
+        setup: optional picklable ``callable(env) -> state``, run once per worker, in the worker (e.g. build an
+            agent from a checkpoint path).
+        workers: number of actors (1 with no address: run here, sequentially, without importing Ray).
+        address: Ray cluster address (see :func:`init_ray`); None starts Ray locally when ``workers > 1``.
+        gpus_per_worker: GPUs (a fraction allowed) each actor reserves; Ray hides the GPUs from actors that
+            reserve none.
+        lookahead: most seeds in flight or finished but not yet yielded (default ``4 * workers``).
+
+    Returns:
+        An iterator; close it (or exhaust it) to release the actors. Closing early drops episodes in flight.
+
+    Raises:
+        ValueError: bad ``workers``/``lookahead``, or an unreachable ``address``.
+        Exception: whatever ``setup`` or ``episode`` raised in a worker, re-raised here as the same type.
+    """
+    if not uses_ray(workers, address):
+        return _map_here(env, episode, seeds, setup)
+    lookahead = 4 * workers if lookahead is None else lookahead
+    if lookahead < 1:
+        raise ValueError(f"lookahead must be >= 1, got {lookahead}")
+    return _map_on_ray(env, episode, seeds, setup, workers, address, gpus_per_worker, lookahead)
+
+
+def _map_here(env, episode, seeds, setup) -> Iterator[tuple[int, Any]]:
+    worker = EpisodeWorker()
+    worker.start(env, episode, setup)
+    for seed in seeds:
+        yield seed, worker.run(seed)
+
+
+def _get(ray, ref):
+    """``ray.get`` that re-raises a worker's exception as its own type (the remote traceback chained)."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as err:
+        if isinstance(err.cause, Exception):
+            raise err.cause from err
+        raise
+
+
+def _map_on_ray(env, episode, seeds, setup, workers, address, gpus_per_worker, lookahead):
+    ray = init_ray(workers, address)
+    actor_class = _remote_worker_class().options(num_cpus=1, num_gpus=gpus_per_worker)
+    actors = [actor_class.remote() for _ in range(workers)]
+    try:
+        env_ref = ray.put(pickle.dumps(env))   # constructor arguments only; every actor builds its own copy
+        errors = []
+        for ref in [a.start.remote(env_ref, episode, setup) for a in actors]:
+            try:   # an env or setup that fails in a worker fails here, with its own error
+                _get(ray, ref)
+            except Exception as err:   # noqa: BLE001 - collect every actor's outcome, raise the first failure
+                errors.append(err)
+        if errors:
+            raise errors[0]
+        free = list(reversed(actors))
+        numbered = enumerate(seeds)
+        order: deque[tuple[int, int]] = deque()   # (index, seed) handed out and not yet yielded, in order
+        running: dict[Any, tuple[int, Any]] = {}   # object ref -> (index, actor)
+        finished: dict[int, Any] = {}   # index -> result
+        end = object()
+        while True:
+            while free and len(order) < lookahead and (item := next(numbered, end)) is not end:
+                actor = free.pop()
+                running[actor.run.remote(item[1])] = (item[0], actor)
+                order.append(item)
+            if not order:
+                return
+            if order[0][0] in finished:
+                index, seed = order.popleft()
+                yield seed, finished.pop(index)
+                continue
+            done, _ = ray.wait(list(running), num_returns=1)
+            for ref in done:
+                index, actor = running.pop(ref)
+                finished[index] = _get(ray, ref)
+                free.append(actor)
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+
+
+__all__ = ["EpisodeWorker", "check_workers", "init_ray", "map_episodes", "shutdown", "uses_ray"]
