@@ -11,14 +11,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import ModuleType
 
-from vlarm.tasks import assembling_kits, packing_shapes, put_block_in_bowl, separating_piles
+from vlarm.tasks import (
+    assembling_kits,
+    packing_boxes_pairs,
+    packing_objects_group,
+    packing_objects_seq,
+    packing_shapes,
+    put_block_in_bowl,
+    separating_piles,
+)
 from vlarm.tasks.base import SUCCESS_THRESHOLD, Action, Goal, Task, TaskError
 from vlarm.tasks.put_block_in_bowl import PutBlockInBowl
 
 #: The family modules, in CLIPort's Table-1 order where it exists. A new family adds its module here.
 FAMILY_MODULES: tuple[ModuleType, ...] = (
     assembling_kits,
+    packing_boxes_pairs,
     packing_shapes,
+    packing_objects_seq,
+    packing_objects_group,
     put_block_in_bowl,
     separating_piles,
 )

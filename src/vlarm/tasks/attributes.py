@@ -35,14 +35,29 @@ KIT_SHAPES: tuple[str, ...] = (
 TRAIN_SHAPES: tuple[str, ...] = KIT_SHAPES[:14]
 EVAL_SHAPES: tuple[str, ...] = KIT_SHAPES[14:]
 
+#: Named objects of the packing-{seen,unseen}-objects tasks (``vlarm.sim.objects``, a stand-in for CLIPort's 56
+#: Google scanned objects): 37 training names and 19 evaluation names, disjoint. The ``seen`` variants use all 56 on
+#: every split (``values_for("object", split, "full")``), the ``unseen`` ones these lists (CLIPort Appendix A).
+TRAIN_OBJECTS: tuple[str, ...] = (
+    "mug", "paper cup", "soda can", "bottle", "plate", "frying pan", "spatula", "fork", "cutting board", "sponge",
+    "wrench", "pliers", "tape measure", "silver tape", "flashlight", "padlock", "battery", "rubber duck",
+    "teddy bear", "dice", "toy car", "toy school bus", "frisbee", "tennis ball", "donut", "traffic cone", "book",
+    "tablet", "remote control", "computer mouse", "calculator", "eraser", "alarm clock", "sunglasses", "sneaker",
+    "apple", "chocolate bar")
+EVAL_OBJECTS: tuple[str, ...] = (
+    "hammer", "screwdriver", "spoon", "butter knife", "paint brush", "magnifying glass", "scissors", "key",
+    "toy bunny", "puzzle cube", "toy train", "toy airplane", "yo-yo", "starfish", "smartphone", "pencil", "stapler",
+    "lemon", "banana")
+
 #: Attribute variants of a task (CLIPort): ``seen`` uses the training values on every split, ``unseen`` the
 #: evaluation values on val/test, ``full`` the union everywhere (multi-attribute training).
 VARIANTS: tuple[str, ...] = ("seen", "unseen", "full")
 
-#: Attribute kind -> (training values, evaluation values). Named objects join when their set lands.
+#: Attribute kind -> (training values, evaluation values).
 SPLIT_VALUES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "color": (TRAIN_COLORS, EVAL_COLORS),
     "shape": (TRAIN_SHAPES, EVAL_SHAPES),
+    "object": (TRAIN_OBJECTS, EVAL_OBJECTS),
 }
 
 #: Attribute kind -> the values policies may see in training (train split of every variant). A goal attribute
