@@ -1,52 +1,106 @@
-"""Demo collection speed and peak memory on one core (issue 2's >= 35 episodes/minute target).
+"""Oracle demonstration collection speed with 1, 2, ... Ray workers per task (issue 8: episodes/minute and speed-up).
 
 Usage:
-    taskset -c 0 python benchmarks/bench_collect.py --episodes 20 [--camera-scale 1.0] [--renderer egl]
-    python benchmarks/bench_collect.py --episodes 40 --workers 2      # both cores
+    python benchmarks/bench_collect.py --tasks put-block-in-bowl-seen-colors --episodes 30 --out bench.json
+    python benchmarks/bench_collect.py --tasks stack-block-pyramid-seq packing-shapes --workers 1 2 4 --out b.json
 
-Collects ``--episodes`` oracle demonstrations of put-block-in-bowl-seen-colors into a temporary dataset and
-prints episodes/minute (wall and CPU, workers included), seconds per episode and the peak resident memory of the
-process and of its largest worker. For the EGL renderer on a machine without a GPU, ``LP_NUM_THREADS=1`` keeps
-Mesa's llvmpipe on one thread (a per-core figure).
+``--tasks`` takes task names or family names (a family means its first variant, e.g. ``packing-shapes``). For
+every task and worker count, ``vlarm.data.collect.collect`` gathers ``--episodes`` successful demonstrations into a
+fresh temporary dataset. Reported per run: episodes per minute of wall time (kept and rejected episodes, the work
+done), seconds per episode, the seeds rejected, and the speed-up over the first worker count. Ray is started once
+before any timing (its start, a few seconds, is reported separately as ``ray_start_seconds``), so a run's time
+includes building its workers (each imports vlarm and builds its simulator) but not Ray's own daemons. Every run of
+a task must write the same dataset (the first N successful seeds, same frames): ``identical_datasets`` compares
+every file byte for byte.
+
+On a machine shared with other jobs, figures move with the load; the JSON records the CPU count and load average.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import resource
 import tempfile
 import time
+from pathlib import Path
 
+from vlarm import parallel
 from vlarm.data.collect import collect
+from vlarm.tasks import list_families, list_tasks
+
+
+def resolve_task(name: str) -> str:
+    """A task name, or a family name meaning its first variant; ValueError lists both kinds."""
+    if name in list_tasks():
+        return name
+    families = list_families()
+    if name in families:
+        return families[name][0]
+    raise ValueError(f"unknown task or family {name!r}; families: {', '.join(families)}")
+
+
+def dataset_digest(root: Path) -> str:
+    """SHA-256 over every file's relative path and bytes (two datasets are identical iff the digests match)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def bench_task(task: str, episodes: int, workers: list[int], camera_scale: float, renderer: str) -> dict:
+    """Collect ``episodes`` demonstrations of ``task`` with each worker count; returns the task's JSON entry."""
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="bench-collect-") as tmp:
+        for n in workers:
+            root = Path(tmp) / f"workers-{n}"
+            start = time.perf_counter()
+            report = collect(task, "train", episodes, root, camera_scale=camera_scale, renderer=renderer,
+                             progress=False, workers=n)
+            wall = time.perf_counter() - start
+            done = report.new_episodes + report.rejected
+            runs.append({"workers": n, "kept": report.new_episodes, "rejected": report.rejected,
+                         "seconds": round(wall, 2), "episodes_per_minute": round(60 * done / wall, 1),
+                         "seconds_per_episode": round(wall / done, 3), "digest": dataset_digest(root)})
+    base = runs[0]["episodes_per_minute"]
+    for run in runs:
+        run["speedup"] = round(run["episodes_per_minute"] / base, 2)
+    return {"task": task, "runs": runs, "identical_datasets": len({r.pop("digest") for r in runs}) == 1}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--episodes", type=int, default=20)
-    parser.add_argument("--task", default="put-block-in-bowl-seen-colors")
+    parser.add_argument("--tasks", nargs="+", default=["put-block-in-bowl-seen-colors"],
+                        help="task or family names")
+    parser.add_argument("--episodes", type=int, default=30, help="successful episodes per run")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts to compare")
     parser.add_argument("--camera-scale", type=float, default=1.0)
     parser.add_argument("--renderer", default="tiny", help="tiny, egl or auto")
-    parser.add_argument("--workers", type=int, default=1, help="rollout processes (vlarm collect --workers)")
+    parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        cpu0, wall0 = time.process_time(), time.perf_counter()
-        report = collect(args.task, "train", args.episodes, tmp, camera_scale=args.camera_scale,
-                         renderer=args.renderer, progress=False, workers=args.workers)
-        wall = time.perf_counter() - wall0
-        children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = time.process_time() - cpu0 + children.ru_utime + children.ru_stime
-    n = report.new_episodes + report.rejected
-    result = {
-        "task": args.task, "camera_scale": args.camera_scale, "renderer": args.renderer, "workers": args.workers,
-        "episodes": n,
-        "kept": report.new_episodes,
-        "episodes_per_minute_wall": round(60 * n / wall, 1), "episodes_per_minute_cpu": round(60 * n / cpu, 1),
-        "seconds_per_episode_wall": round(wall / n, 3),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "peak_rss_mib_largest_worker": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
-    }
-    print(json.dumps(result, indent=2))
+    tasks = [resolve_task(t) for t in args.tasks]
+    for n in args.workers:
+        parallel.check_workers(n)
+
+    ray_start = 0.0
+    if max(args.workers) > 1:
+        start = time.perf_counter()
+        parallel.init_ray(max(args.workers))
+        ray_start = time.perf_counter() - start
+    try:
+        results = [bench_task(t, args.episodes, args.workers, args.camera_scale, args.renderer) for t in tasks]
+    finally:
+        parallel.shutdown()
+    out = {"episodes": args.episodes, "camera_scale": args.camera_scale, "renderer": args.renderer,
+           "cpus": os.cpu_count(), "load_average_1min_at_end": round(os.getloadavg()[0], 2),
+           "ray_start_seconds": round(ray_start, 2),
+           "peak_rss_mib_driver": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+           "tasks": results}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    print(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import socket
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -32,7 +33,8 @@ from typing import Any
 #: (30% of RAM) would reserve far more than a shared 2-core machine should give it.
 LOCAL_OBJECT_STORE_BYTES = 256 * 2**20
 
-_local_cpus: int | None = None   # CPUs of the local Ray instance this module started (None: none started here)
+#: ``(address, CPUs)`` of the Ray connection this module made (None: none, or Ray was initialised by someone else).
+_connection: tuple[str | None, int] | None = None
 _actor_class = None
 
 
@@ -52,43 +54,64 @@ def init_ray(workers: int, address: str | None = None):
     """Connect to Ray (starting a local instance if needed) and return the ``ray`` module.
 
     Args:
-        workers: actors about to be created; a local instance gets this many CPUs (one per actor), and one this
-            module started earlier with fewer CPUs is restarted with more.
+        workers: actors about to be created; a local instance gets this many CPUs (one per actor).
         address: None for a local instance, else a cluster address (module docstring: ``"auto"``,
             ``"HOST:6379"``, ``"ray://HOST:10001"``).
+
+    A connection this module made earlier is reused when it fits (same address; a local instance with enough CPUs)
+    and replaced otherwise; a Ray the caller initialised itself is always used as it is.
 
     Raises:
         ValueError: the address cannot be reached or is malformed (Ray's reason included).
     """
-    global _local_cpus
+    global _connection
     import ray
 
+    if ray.is_initialized() and (_connection is None or (
+            _connection[0] == address and (address is not None or _connection[1] >= workers))):
+        return ray
+    if address is not None:
+        _probe(address)   # before giving up a working connection
     if ray.is_initialized():
-        if not (address is None and _local_cpus is not None and _local_cpus < workers):
-            return ray
         ray.shutdown()
+        _connection = None
     quiet = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False}
+    if address is None:
+        # "local": a new instance even where `ray start` left one running (which would refuse num_cpus)
+        ray.init(address="local", num_cpus=workers, object_store_memory=LOCAL_OBJECT_STORE_BYTES, **quiet)
+        _connection = (None, workers)
+        return ray
     try:
-        if address is None:
-            ray.init(num_cpus=workers, object_store_memory=LOCAL_OBJECT_STORE_BYTES, **quiet)
-            _local_cpus = workers
-        else:
-            ray.init(address=address, **quiet)
-            _local_cpus = None
+        ray.init(address=address, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as err:
         raise ValueError(f"--address {address}: cannot connect to a Ray cluster there ({err}); start one with "
-                         "`ray start --head` and pass 'auto' on that machine or 'ray://HOST:10001' elsewhere") from None
+                         "`ray start --head` and pass 'auto' on that machine, or HOST:6379 / ray://HOST:10001 "
+                         "elsewhere with the cluster's token in RAY_AUTH_TOKEN if it uses token authentication "
+                         "(`ray get-auth-token` on the head prints it)") from None
+    _connection = (address, 0)
     return ray
+
+
+def _probe(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast on a ``HOST:PORT`` (or ``ray://HOST:PORT``) nobody listens on: Ray itself retries for minutes."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return   # "auto", or a form Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as err:
+        raise ValueError(f"--address {address}: nothing answers at {host}:{port} ({err.strerror or err}); start a "
+                         "cluster with `ray start --head` on that machine (it prints the address to use)") from None
 
 
 def shutdown() -> None:
     """Stop Ray in this process if it is running (tests and one-shot scripts call this when done)."""
-    global _local_cpus
+    global _connection
     import sys
 
     if "ray" in sys.modules and sys.modules["ray"].is_initialized():
         sys.modules["ray"].shutdown()
-    _local_cpus = None
+    _connection = None
 
 
 class EpisodeWorker:

@@ -113,10 +113,13 @@ def collect(
     renderer: Annotated[str, typer.Option(
         help="tiny (PyBullet's TinyRenderer), egl (its EGL plugin) or auto (EGL where it loads); recorded in the "
              "dataset")] = "tiny",
-    workers: Annotated[int, typer.Option(help="processes rolling out episodes (the dataset is the same for any "
-                                              "number)")] = 1,
+    workers: Annotated[int, typer.Option(help="Ray workers rolling out episodes, each with its own simulator (the "
+                                              "dataset is byte-identical for any number; 1: no Ray)")] = 1,
+    address: Annotated[str | None, typer.Option(
+        help="Ray cluster for the workers: auto (started here with `ray start --head`), HOST:6379, or "
+             "ray://HOST:10001; default: a local Ray when --workers > 1")] = None,
 ) -> None:
-    """Collect oracle demonstrations (keeps reward > 0.99; resumable)."""
+    """Collect oracle demonstrations (keeps reward > 0.99; resumable, also with --workers)."""
     from vlarm.data.collect import collect as run_collect
     from vlarm.sim.cameras import RENDERERS
 
@@ -125,7 +128,8 @@ def collect(
         raise ValueError(f"--renderer must be one of {', '.join(RENDERERS)}, auto; got {renderer!r}")
     _check_dir(out, "--out")
 
-    report = run_collect(task, split, episodes, out, camera_scale=camera_scale, renderer=renderer, workers=workers)
+    report = run_collect(task, split, episodes, out, camera_scale=camera_scale, renderer=renderer, workers=workers,
+                         address=address)
     console.print(f"[green]{report.episodes} episodes[/] in {out} ({report.new_episodes} new, "
                   f"{report.rejected} rejected, {report.episodes_per_minute:.1f} episodes/min)")
 
@@ -328,24 +332,32 @@ def evaluate(
     videos: Annotated[int, typer.Option(help="record the first N episodes")] = 0,
     camera_scale: Annotated[float, typer.Option(help="camera resolution relative to 480x640")] = 1.0,
     device: Annotated[str, typer.Option(help="auto (CUDA when available, else the CPU), cpu or cuda")] = "auto",
+    workers: Annotated[int, typer.Option(help="Ray workers running episodes, each with its own simulator and agent "
+                                              "(same per-episode results for any number; 1: no Ray)")] = 1,
+    address: Annotated[str | None, typer.Option(
+        help="Ray cluster for the workers: auto (started here with `ray start --head`), HOST:6379, or "
+             "ray://HOST:10001; default: a local Ray when --workers > 1")] = None,
 ) -> None:
     """Evaluate a checkpoint (or the oracle) with CLIPort's protocol: score (0-100) and success rate."""
     from vlarm.eval import evaluate as run_eval
+    from vlarm.eval.rollout import CheckpointAgentFactory
     from vlarm.tasks import make_task
     from vlarm.tasks.attributes import check_split
 
     make_task(task)
     if check_split(split) == "train":
         raise ValueError("--split must be val or test: train seeds are the ones demonstrations are collected on")
-    _check_positive(episodes=episodes, camera_scale=camera_scale)
+    _check_positive(episodes=episodes, camera_scale=camera_scale, workers=workers)
     if videos < 0:
         raise ValueError(f"--videos must be >= 0, got {videos}")
     _check_dir(out or Path("runs") / "eval", "--out")   # the default goes under runs/eval/
     _check_device(device)
-    label, factory = _agent_factory(policy, checkpoint)
+    label, factory = _agent_factory(policy, checkpoint)   # loads (and so checks) a checkpoint here, before Ray
+    if (workers > 1 or address is not None) and label != "oracle":
+        factory = CheckpointAgentFactory(label)   # each worker loads its own copy from the path
     out = out or Path("runs") / "eval" / f"{Path(label).name}-{task}-{split}"
     results = run_eval(factory, task, split, episodes, out, videos=videos, camera_scale=camera_scale, label=label,
-                       device=device)
+                       device=device, workers=workers, address=address)
     console.print(f"policy: {label}", soft_wrap=True)
     console.print(_results_table(results, f"{task}, {split} split"))
     console.print(f"results: {out / 'results.json'} and results.md", soft_wrap=True)

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from vlarm.data.writer import EpisodeWriter
 from vlarm.envs import make_env
-from vlarm.parallel import check_workers, map_episodes
+from vlarm.parallel import init_ray, map_episodes, uses_ray
 from vlarm.tasks import SUCCESS_THRESHOLD, TaskError
 from vlarm.tasks.attributes import MAX_VAL_EPISODES, check_episode_count, split_seed
 
@@ -149,8 +149,9 @@ def collect(task: str, split: str, episodes: int, out: str | Path, camera_scale:
     """
     if episodes <= 0:
         raise ValueError(f"--episodes must be positive, got {episodes}")
-    check_workers(workers)
     check_episode_count(split, episodes)
+    if uses_ray(workers, address):
+        init_ray(workers, address)   # an unreachable cluster fails before the dataset directory is touched
     env = make_env(task, split=split, camera_scale=camera_scale, renderer=renderer, render_terminal=False)
     start = time.perf_counter()
     new = rejected = 0
