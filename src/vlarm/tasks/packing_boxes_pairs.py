@@ -59,7 +59,7 @@ GRAMMAR = Grammar(
         Slot("object", _BLOCKS, "this task knows: blocks"),
         *pack_slots(),
     ),
-    report_order=("object", "first colour", "second colour"),
+    report_order=("object", "first colour", "second colour", "target"),
     distinct=(("first colour", "second colour"),),
 )
 

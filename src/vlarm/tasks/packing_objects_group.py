@@ -36,7 +36,7 @@ GRAMMAR = Grammar(
         Slot("noun", phrases("objects", "object", "items", "things", meaning=""), "", optional=True),
         *pack_slots(),
     ),
-    report_order=("object",),
+    report_order=("object", "target"),
     determiners=("the",),
 )
 

@@ -33,7 +33,7 @@ GRAMMAR = Grammar(
         Slot("object", {name: name for name in OBJECT_NAMES}, OBJECT_HINT, determiners=True),
         *pack_slots(),
     ),
-    report_order=("object",),
+    report_order=("object", "target"),
     determiners=("the", "a", "an"),
 )
 
