@@ -87,27 +87,15 @@ def test_results_come_back_in_seed_order_from_every_worker():
     pids = {r[1] for _, r in results}
     assert len(pids) == 2 and os.getpid() not in pids   # two worker processes, each with its own simulator
     env.close()
+    # the next call reuses the two processes, each with a new env built from the new arguments
+    other = make_env(TASK, split="val", camera_scale=0.3)
+    again = list(parallel.map_episodes(other, _describe_env, [5, 6, 7], workers=2))
+    assert {r[0] for _, r in again} == pids and {r[1:] for _, r in again} == {("val", 0.3)}
+    other.close()
 
 
-def _fail_on_seed_3(env, state, seed):
-    if seed == 3:
-        raise ValueError("seed 3 is cursed")
-    return seed
-
-
-def _setup_without_checkpoint(env):
-    raise FileNotFoundError("no checkpoint at /nowhere")
-
-
-def test_worker_errors_come_back_as_their_own_type():
-    env = make_env(TASK, camera_scale=SCALE)
-    with pytest.raises(ValueError, match="seed 3 is cursed"):
-        list(parallel.map_episodes(env, _fail_on_seed_3, [1, 2, 3, 4], workers=2))
-    with pytest.raises(FileNotFoundError, match="no checkpoint"):
-        list(parallel.map_episodes(env, _fail_on_seed_3, [1], workers=2, setup=_setup_without_checkpoint))
-    with pytest.raises(ValueError, match="--workers must be an integer >= 1"):
-        parallel.map_episodes(env, _fail_on_seed_3, [1], workers=0)
-    env.close()
+def _describe_env(env, state, seed):
+    return os.getpid(), env.split, env.camera_scale
 
 
 # ---------------------------------------------------------------------------------------------------- collection
@@ -187,3 +175,26 @@ def test_an_agent_factory_from_a_checkpoint_path_pickles_as_the_path():
     factory = CheckpointAgentFactory("checkpoints/some-policy")
     blob = pickle.dumps(factory)
     assert len(blob) < 200 and pickle.loads(blob) == factory   # no weights travel: each worker loads the path
+
+
+# ---------------------------------------------------------------------------------------------------- errors
+def _fail_on_seed_3(env, state, seed):
+    if seed == 3:
+        raise ValueError("seed 3 is cursed")
+    return seed
+
+
+def _setup_without_checkpoint(env):
+    raise FileNotFoundError("no checkpoint at /nowhere")
+
+
+def test_worker_errors_come_back_as_their_own_type():
+    """(Last in the module: a failure kills the workers, so the tests above reuse theirs.)"""
+    env = make_env(TASK, camera_scale=SCALE)
+    with pytest.raises(ValueError, match="seed 3 is cursed"):
+        list(parallel.map_episodes(env, _fail_on_seed_3, [1, 2, 3, 4], workers=2))
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        list(parallel.map_episodes(env, _fail_on_seed_3, [1], workers=2, setup=_setup_without_checkpoint))
+    with pytest.raises(ValueError, match="--workers must be an integer >= 1"):
+        parallel.map_episodes(env, _fail_on_seed_3, [1], workers=0)
+    env.close()

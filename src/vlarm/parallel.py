@@ -36,6 +36,9 @@ LOCAL_OBJECT_STORE_BYTES = 256 * 2**20
 #: ``(address, CPUs)`` of the Ray connection this module made (None: none, or Ray was initialised by someone else).
 _connection: tuple[str | None, int] | None = None
 _actor_class = None
+#: Started actors waiting for the next :func:`map_episodes` call, and the GPUs each reserves (Ray fixes an actor's
+#: resources at creation): reusing them saves a process start and the imports of vlarm (and torch) per call.
+_idle: tuple[float, list] = (0.0, [])
 
 
 def check_workers(workers: int) -> int:
@@ -64,7 +67,7 @@ def init_ray(workers: int, address: str | None = None):
     Raises:
         ValueError: the address cannot be reached or is malformed (Ray's reason included).
     """
-    global _connection
+    global _connection, _idle
     import ray
 
     if ray.is_initialized() and (_connection is None or (
@@ -74,7 +77,7 @@ def init_ray(workers: int, address: str | None = None):
         _probe(address)   # before giving up a working connection
     if ray.is_initialized():
         ray.shutdown()
-        _connection = None
+        _connection, _idle = None, (0.0, [])
     quiet = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False}
     if address is None:
         # "local": a new instance even where `ray start` left one running (which would refuse num_cpus)
@@ -106,12 +109,12 @@ def _probe(address: str, timeout_s: float = 5.0) -> None:
 
 def shutdown() -> None:
     """Stop Ray in this process if it is running (tests and one-shot scripts call this when done)."""
-    global _connection
+    global _connection, _idle
     import sys
 
     if "ray" in sys.modules and sys.modules["ray"].is_initialized():
         sys.modules["ray"].shutdown()
-    _connection = None
+    _connection, _idle = None, (0.0, [])
 
 
 class EpisodeWorker:
@@ -143,9 +146,11 @@ class EpisodeWorker:
         """``episode(env, state, seed)``."""
         return self.episode(self.env, self.state, seed)
 
-    def close(self) -> None:
-        """Release the env's PyBullet clients."""
-        self.env.close()
+    def stop(self) -> None:
+        """Release the env's PyBullet clients and the ``setup`` state (the worker waits for its next ``start``)."""
+        if self.env is not None:
+            self.env.close()
+        self.env = self.episode = self.state = None
 
 
 def _remote_worker_class():
@@ -178,7 +183,10 @@ def map_episodes(env, episode: Callable[[Any, Any, int], Any], seeds: Iterable[i
         lookahead: most seeds in flight or finished but not yet yielded (default ``4 * workers``).
 
     Returns:
-        An iterator; close it (or exhaust it) to release the actors. Closing early drops episodes in flight.
+        An iterator; close it (or exhaust it) to release the actors. Closing it early waits for the episodes in
+        flight (at most one per worker) and drops their results; the actors then wait, idle and without their env,
+        for the next call (a local Ray keeps them until :func:`shutdown` or the end of the process). An exception
+        (Ctrl-C included) kills them instead, dropping what was in flight at once.
 
     Raises:
         ValueError: bad ``workers``/``lookahead``, or an unreachable ``address``.
@@ -209,10 +217,46 @@ def _get(ray, ref):
         raise
 
 
+def _take_actors(n: int, gpus: float) -> list:
+    """``n`` actors reserving ``gpus`` GPUs each: idle ones first (idle ones of another kind are killed, since
+    they hold CPUs the new ones may need), then new ones."""
+    global _idle
+    import ray
+
+    kind, idle = _idle
+    if kind != gpus:
+        for actor in idle:
+            ray.kill(actor)
+        idle = []
+    actors, rest = idle[:n], idle[n:]
+    _idle = (gpus, rest)
+    actor_class = _remote_worker_class().options(num_cpus=1, num_gpus=gpus)
+    return actors + [actor_class.remote() for _ in range(n - len(actors))]
+
+
+def _release_actors(ray, actors: list, running: dict, gpus: float, reuse: bool) -> None:
+    """Kill the actors, or (``reuse``) let the episodes in flight finish, drop them, and park the actors idle."""
+    global _idle
+    if not reuse:
+        for actor in actors:
+            ray.kill(actor)
+        return
+    for ref in running:
+        try:
+            ray.get(ref)
+        except Exception:   # noqa: BLE001, S110 - a dropped episode's failure is of no interest
+            pass
+    for actor in actors:
+        actor.stop.remote()
+    kind, idle = _idle
+    _idle = (gpus, (idle if kind == gpus else []) + actors)
+
+
 def _map_on_ray(env, episode, seeds, setup, workers, address, gpus_per_worker, lookahead):
     ray = init_ray(workers, address)
-    actor_class = _remote_worker_class().options(num_cpus=1, num_gpus=gpus_per_worker)
-    actors = [actor_class.remote() for _ in range(workers)]
+    actors = _take_actors(workers, gpus_per_worker)
+    running: dict[Any, tuple[int, Any]] = {}   # object ref -> (index, actor)
+    reuse = False
     try:
         env_ref = ray.put(pickle.dumps(env))   # constructor arguments only; every actor builds its own copy
         errors = []
@@ -226,7 +270,6 @@ def _map_on_ray(env, episode, seeds, setup, workers, address, gpus_per_worker, l
         free = list(reversed(actors))
         numbered = enumerate(seeds)
         order: deque[tuple[int, int]] = deque()   # (index, seed) handed out and not yet yielded, in order
-        running: dict[Any, tuple[int, Any]] = {}   # object ref -> (index, actor)
         finished: dict[int, Any] = {}   # index -> result
         end = object()
         while True:
@@ -235,6 +278,7 @@ def _map_on_ray(env, episode, seeds, setup, workers, address, gpus_per_worker, l
                 running[actor.run.remote(item[1])] = (item[0], actor)
                 order.append(item)
             if not order:
+                reuse = True
                 return
             if order[0][0] in finished:
                 index, seed = order.popleft()
@@ -245,9 +289,11 @@ def _map_on_ray(env, episode, seeds, setup, workers, address, gpus_per_worker, l
                 index, actor = running.pop(ref)
                 finished[index] = _get(ray, ref)
                 free.append(actor)
+    except GeneratorExit:   # the consumer closed the iterator early: a normal end
+        reuse = True
+        raise
     finally:
-        for actor in actors:
-            ray.kill(actor)
+        _release_actors(ray, actors, running, gpus_per_worker, reuse)
 
 
 __all__ = ["EpisodeWorker", "check_workers", "init_ray", "map_episodes", "shutdown", "uses_ray"]

@@ -59,7 +59,7 @@ class SharedTexts(Sequence):
         return tuple(self)
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, Sequence) and tuple(self) == tuple(other)
+        return isinstance(other, (tuple, list, SharedTexts)) and tuple(self) == tuple(other)
 
     __hash__ = None
 
