@@ -8,9 +8,11 @@ fits a 12 x 12 cm footprint, has a top the suction tool can touch, and carries p
 The seen/unseen split of the names (37 train, 19 val/test) lives in :mod:`vlarm.tasks.attributes` (a test checks
 that it covers exactly these names).
 
-Body frame of every object: origin at the centre of its footprint on the table (z = 0 at its bottom), x along its
-longest side. The centre of mass is the body frame's origin (a weighted toy), so objects right themselves and round ones
-do not roll away; PyBullet reports a body's pose at its centre of mass, so the reported pose is this frame.
+Body frame of every object: origin at the centre of its footprint on the table (z = 0 at its bottom), x mostly
+along its longest side. The centre of mass is the body frame's origin (a weighted toy), so objects right themselves
+and round ones do not roll away; PyBullet reports a body's pose at its centre of mass, so the reported pose is this
+frame. Objects are at most 9 cm tall, so wherever the suction tool touches the top it stays within the pick-and-place
+primitive's 10 cm check that the object is still held.
 """
 
 from __future__ import annotations
