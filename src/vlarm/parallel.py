@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import pickle
 import socket
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -146,6 +147,10 @@ class EpisodeWorker:
         """``episode(env, state, seed)``."""
         return self.episode(self.env, self.state, seed)
 
+    def cpu_seconds(self) -> float:
+        """CPU time this worker's process has used so far (user + system, seconds)."""
+        return time.process_time()
+
     def stop(self) -> None:
         """Release the env's PyBullet clients and the ``setup`` state (the worker waits for its next ``start``)."""
         if self.env is not None:
@@ -215,6 +220,16 @@ def _get(ray, ref):
         if isinstance(err.cause, Exception):
             raise err.cause from err
         raise
+
+
+def idle_worker_cpu_seconds() -> list[float]:
+    """CPU seconds used so far by each idle Ray worker process (for benchmarks: the difference before and after a
+    :func:`map_episodes` call that reused them is the CPU the call took outside this process); [] without Ray."""
+    import sys
+
+    if "ray" not in sys.modules or not sys.modules["ray"].is_initialized():
+        return []
+    return sys.modules["ray"].get([a.cpu_seconds.remote() for a in _idle[1]])
 
 
 def _take_actors(n: int, gpus: float) -> list:
@@ -296,4 +311,5 @@ def _map_on_ray(env, episode, seeds, setup, workers, address, gpus_per_worker, l
         _release_actors(ray, actors, running, gpus_per_worker, reuse)
 
 
-__all__ = ["EpisodeWorker", "check_workers", "init_ray", "map_episodes", "shutdown", "uses_ray"]
+__all__ = ["EpisodeWorker", "check_workers", "idle_worker_cpu_seconds", "init_ray", "map_episodes", "shutdown",
+           "uses_ray"]
