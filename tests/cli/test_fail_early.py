@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from vlarm.checks import FEWSHOT_METHODS, VLM_EVAL_DATASETS, check_output
 from vlarm.cli.main import app
+from vlarm.tasks import family_example, list_families
 
 runner = CliRunner()
 TASK = "put-block-in-bowl-seen-colors"
@@ -206,7 +207,9 @@ def test_run_grounds_the_instruction_before_any_work(no_heavy_work, instruction,
         assert isinstance(result.exception, HeavyWork), result.output
     else:
         out = _one_line_error(result, "cannot ground the instruction", fragment)
-        assert len(out) < 600
+        families = sum(len(f) + len(family_example(f)) + 8 for f in list_families())   # each family's example
+        assert len(out) < 600 + families
+        assert len(instruction) <= 100 or instruction[:101] not in out   # a long input is echoed cut short
 
 
 # ------------------------------------------------------------------------------------------- vlarm vlm ...
