@@ -75,3 +75,26 @@ def test_bad_suffix_and_no_frames_are_value_errors(tmp_path):
         _recorder().write(tmp_path / "v.avi")
     with pytest.raises(ValueError, match="no frames"):
         _recorder(0).write(tmp_path / "v.mp4")
+
+
+def test_each_frame_keeps_the_caption_it_was_filmed_under(tmp_path, monkeypatch):
+    import vlarm.eval.video as video
+
+    frames = iter(np.zeros((5, 48, 64, 3), np.uint8))
+    monkeypatch.setattr(video, "render", lambda client, camera, renderer: (next(frames), None, None))
+    burned = []
+    caption = video._caption
+    monkeypatch.setattr(video, "_caption", lambda frame, text: burned.append(text) or caption(frame, text))
+    scene = type("S", (), {"client": 0, "renderer": "tiny"})()
+    rec = VideoRecorder(_Camera(), caption="")
+    rec(scene)                                    # no caption: the frame is left as filmed
+    rec.caption = "put the red block on the lightest brown block"
+    rec(scene)
+    rec(scene)
+    rec.caption = "put the blue block on the middle brown block"   # a sequential task's next step
+    rec(scene)
+    rec.write(tmp_path / "v.gif")
+    assert burned == ["", rec.captions[1], rec.captions[1], "put the blue block on the middle brown block"]
+    assert rec.captions[1] == "put the red block on the lightest brown block"
+    assert caption(np.zeros((48, 64, 3), np.uint8), "x")[:14].any() and not caption(np.zeros((48, 64, 3), np.uint8),
+                                                                                    "").any()

@@ -52,3 +52,18 @@ def test_unreachable_pose_reports_ik_failure(scene):
     _block_scene(scene)
     result = pick_place(scene, (np.array([3.0, 0.0, 0.0]), IDENTITY), (np.array([0.6, 0.0, 0.0]), IDENTITY))
     assert not result.success and result.failure == "ik_failure"
+
+
+def test_compound_bodies_refuse_more_parts_than_pybullet_survives():
+    import pybullet as p
+
+    from vlarm.sim.assets import MAX_COMPOUND_PARTS, create_compound
+
+    client = p.connect(p.DIRECT)
+    try:
+        part = ((0, 0, 0.01), (0.01, 0.01, 0.01), 0.0, (1, 0, 0))
+        assert create_compound(client, (0.5, 0, 0), (0, 0, 0, 1), [part] * MAX_COMPOUND_PARTS) >= 0
+        with pytest.raises(ValueError, match="at most 16 parts"):
+            create_compound(client, (0.5, 0, 0), (0, 0, 0, 1), [part] * (MAX_COMPOUND_PARTS + 1))
+    finally:
+        p.disconnect(client)

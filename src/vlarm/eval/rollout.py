@@ -174,6 +174,8 @@ def rollout(env: TabletopEnv, agent, seed: int, split: str, instruction: str | N
                 break
             dt = time.perf_counter() - t0
             obs, reward, terminated, truncated, step_info = env.step(action)
+            if recorder is not None:
+                recorder.caption = env.instruction   # a sequential task's next step
             done = terminated or truncated
             step = StepRecord(np.asarray(action["pick_pose"], float).round(4).tolist(),
                               np.asarray(action["place_pose"], float).round(4).tolist(), float(reward),

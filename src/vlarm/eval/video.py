@@ -15,18 +15,21 @@ class VideoRecorder:
     Args:
         camera: the camera to film with (its resolution is scaled by ``scale``).
         scale: resolution factor (0.5 of 480x640 renders in ~30 ms with TinyRenderer).
-        caption: optional text burned into the top of every frame (e.g. the instruction).
+        caption: text burned into the top of the frames captured from now on (e.g. the instruction; sequential
+            tasks change it at every step, so each frame shows the instruction it was filmed under).
     """
 
     def __init__(self, camera: CameraConfig, scale: float = 0.5, caption: str = ""):
         self.camera = camera.scaled(scale)
         self.frames: list[np.ndarray] = []
+        self.captions: list[str] = []
         self.caption = caption
 
     def __call__(self, scene) -> None:
         """Capture one frame of ``scene`` (usable as ``Scene.frame_callback``)."""
         rgb, _, _ = render(scene.client, self.camera, scene.renderer)
         self.frames.append(rgb)
+        self.captions.append(self.caption)
 
     def write(self, path: str | Path, fps: int = 10) -> Path:
         """Write the frames to ``path`` (``.mp4`` or ``.gif``); returns the path.
@@ -43,7 +46,8 @@ class VideoRecorder:
             raise ValueError("no frames were recorded")
         if path.suffix.lower() not in (".mp4", ".gif"):
             raise ValueError(f"video path must end in .mp4 or .gif, got {path.name}")
-        frames = [_caption(f, self.caption) for f in self.frames]
+        captions = self.captions[: len(self.frames)] + [self.caption] * (len(self.frames) - len(self.captions))
+        frames = [_caption(f, c) for f, c in zip(self.frames, captions, strict=True)]
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # Open the file ourselves first: an unwritable path is a clean OSError here rather than an ffmpeg log

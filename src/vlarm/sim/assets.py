@@ -16,6 +16,8 @@ BOWL_RADIUS = 0.06         # outer radius, metres
 BOWL_HEIGHT = 0.03         # wall height, metres
 BOWL_WALL = 0.006          # wall thickness, metres
 BOWL_SEGMENTS = 12
+#: PyBullet's ``createVisualShapeArray`` crashes the process (segfault) with more than 16 shapes in one body.
+MAX_COMPOUND_PARTS = 16
 
 
 def _rgba(color: tuple[float, float, float]) -> list[float]:
@@ -85,10 +87,13 @@ def create_compound(client: int, position, orientation, parts, mass: float = 0.0
         The PyBullet body id.
 
     Raises:
-        ValueError: for an empty ``parts``.
+        ValueError: for an empty ``parts`` or more than :data:`MAX_COMPOUND_PARTS` of them.
     """
     if not parts:
         raise ValueError("a compound body needs at least one part")
+    if len(parts) > MAX_COMPOUND_PARTS:
+        raise ValueError(f"a compound body has at most {MAX_COMPOUND_PARTS} parts (PyBullet's visual shape arrays "
+                         f"crash beyond that), got {len(parts)}; merge parts or build several bodies")
     half = [[float(v) / 2 for v in size] for _, size, _, _ in parts]
     pos = [[float(v) for v in centre] for centre, _, _, _ in parts]
     orn = [list(p.getQuaternionFromEuler((0, 0, float(yaw)))) for _, _, yaw, _ in parts]

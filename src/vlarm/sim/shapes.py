@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vlarm.sim.assets import create_compound
+from vlarm.sim.assets import MAX_COMPOUND_PARTS, create_compound
 
 #: Number of kit shapes (Ravens ``kitting/00.obj`` .. ``19.obj``).
 N_SHAPES = 20
@@ -47,7 +47,7 @@ SYMMETRY: tuple[float, ...] = (
     2 * np.pi / 5, 0.0, 2 * np.pi, 2 * np.pi, 2 * np.pi, 2 * np.pi, 0.0, 2 * np.pi / 6, 2 * np.pi, 2 * np.pi)
 
 #: At most this many boxes per shape: PyBullet (3.2.x) crashes in ``createVisualShapeArray`` on more than 16.
-MAX_PARTS = 16
+MAX_PARTS = MAX_COMPOUND_PARTS
 
 #: A part in the unit frame: ``(cx, cy, length along yaw, width across, yaw radians)``.
 Part = tuple[float, float, float, float, float]

@@ -311,8 +311,14 @@ class Task:
 
         Positions are uniform inside the workspace shrunk by ``radius``; yaw is uniform. ``placed`` holds
         ``(xy, radius)`` of objects already on the table and is extended on success.
+
+        Raises:
+            ValueError: when the footprint is wider than the workspace.
         """
         b = self.scene.bounds
+        if 2 * radius >= min(b[0, 1] - b[0, 0], b[1, 1] - b[1, 0]):
+            raise ValueError(f"an object of footprint radius {radius:.3f} m does not fit the workspace "
+                             f"({b[0, 1] - b[0, 0]:.2f} x {b[1, 1] - b[1, 0]:.2f} m)")
         for _ in range(attempts):
             xy = np.array([rng.uniform(b[0, 0] + radius, b[0, 1] - radius),
                            rng.uniform(b[1, 0] + radius, b[1, 1] - radius)])
