@@ -19,6 +19,8 @@ from vlarm.tasks import (
     packing_shapes,
     put_block_in_bowl,
     separating_piles,
+    stack_block_pyramid,
+    towers_of_hanoi,
 )
 from vlarm.tasks.base import SUCCESS_THRESHOLD, Action, Goal, Task, TaskError
 from vlarm.tasks.put_block_in_bowl import PutBlockInBowl
@@ -31,7 +33,9 @@ FAMILY_MODULES: tuple[ModuleType, ...] = (
     packing_objects_seq,
     packing_objects_group,
     put_block_in_bowl,
+    stack_block_pyramid,
     separating_piles,
+    towers_of_hanoi,
 )
 
 _REGISTRY: dict[str, Callable[[], Task]] = {}
