@@ -8,9 +8,12 @@ Zeng et al. CoRL 2020, Shridhar et al. CoRL 2021, Appendix A); vlarm builds them
   middle brown in the centre, darkest brown at +y (fixed);
 * Hanoi stand: three 12 x 12 cm tiles, 1 cm thick, lighter brown at -y, middle brown, darker brown at +y, each
   with a peg in its centre, pegs 12 cm apart (fixed);
-* rings (Ravens' disks): 1 cm thick annuli with a 14 mm hole, outer radius 3.0 / 3.5 / 4.0 cm (smallest first).
-  The hole clears the peg by 8 mm, less than the task's 1 cm pose tolerance, so a ring that sits over a peg
-  always counts as on it; the 16 flat-topped segments give the suction tool a flat top surface to pick.
+* rings (Ravens' disks): 1 cm thick hexagonal rings (six flat-topped box segments) with a hexagonal hole of
+  13.5 mm inscribed radius, outer inscribed radius 3.0 / 3.5 / 4.0 cm (smallest first). The hole clears the peg
+  by 7.8-9.9 mm, less than the task's 1 cm pose tolerance, so a ring that sits over a peg always counts as on it;
+  the flat top gives the suction tool a surface to pick. Six segments, not more: rings of many overlapping
+  segments lock together when the tool presses one a few millimetres into another as it lets go (at 2 mm
+  overlap, 1 of 12 sixteen-segment stacks settled, against 24 of 24 six-segment ones).
 
 Every body frame sits on the table (z = 0 is the bottom face), except rings, whose frame is the ring's centre.
 """
@@ -42,8 +45,8 @@ PEG_RADIUS = PEG_WIDTH / math.sqrt(2.0)
 PEG_HEIGHT = 0.045           # peg height above the stand's top surface, metres
 RING_HEIGHT = 0.01           # ring thickness, metres
 RING_INNER_RADIUS = 0.0135   # inscribed radius of the ring's hexagonal hole, metres
-RING_OUTER_RADII: tuple[float, ...] = (0.030, 0.035, 0.040)   # smallest ring first, metres
-RING_SEGMENTS = 6
+RING_OUTER_RADII: tuple[float, ...] = (0.030, 0.035, 0.040)   # inscribed outer radii, smallest first, metres
+RING_SEGMENTS = 6            # hexagonal rings (see the module docstring)
 
 
 def create_pyramid_base(client: int, pose: Pose) -> int:
@@ -93,8 +96,9 @@ def ring_parts(outer_radius: float, color, inner_radius: float = RING_INNER_RADI
                segments: int = RING_SEGMENTS) -> list:
     """The boxes of a flat ring centred on the origin, for :func:`create_compound`.
 
-    Each segment spans the radii ``inner_radius``..``outer_radius``; segments overlap at their inner corners so
-    the top surface is closed. The hole's inscribed radius is ``inner_radius``.
+    Each segment spans the inscribed radii ``inner_radius``..``outer_radius`` of a regular ``segments``-gon;
+    segments overlap at their inner corners so the top surface is closed. The hole is the inner ``segments``-gon
+    (inscribed radius ``inner_radius``).
 
     Raises:
         ValueError: unless ``0 < inner_radius < outer_radius``, ``height > 0`` and ``segments >= 6``.
@@ -113,13 +117,14 @@ def ring_parts(outer_radius: float, color, inner_radius: float = RING_INNER_RADI
 
 
 def create_ring(client: int, position, orientation, outer_radius: float, color, mass: float = 0.05) -> int:
-    """Add a Hanoi ring (:func:`ring_parts`: :data:`RING_HEIGHT` thick, hole radius :data:`RING_INNER_RADIUS`).
+    """Add a Hanoi ring (:func:`ring_parts`: :data:`RING_SEGMENTS` segments, :data:`RING_HEIGHT` thick, hole of
+    inscribed radius :data:`RING_INNER_RADIUS`).
 
     Args:
         client: PyBullet client id.
         position: xyz of the ring's centre in metres (its bottom face is :data:`RING_HEIGHT` / 2 below).
         orientation: quaternion xyzw.
-        outer_radius: metres (:data:`RING_OUTER_RADII` holds the three Hanoi sizes).
+        outer_radius: inscribed outer radius in metres (:data:`RING_OUTER_RADII` holds the three Hanoi sizes).
         color: RGB in [0, 1].
         mass: kilograms.
 

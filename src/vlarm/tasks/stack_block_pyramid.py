@@ -179,9 +179,9 @@ class StackBlockPyramidSeq(Task):
                 came closest, naming each word that was not understood.
         """
         form, found = parse_any(GRAMMARS, instruction)
-        if form == 0:
+        if GRAMMARS[form] is STEP_ON_BASE:
             return {f"block{SHADES.index(found['base'])}": found["pick colour"]}
-        if form == 1:
+        if GRAMMARS[form] is STEP_ON_PAIR:
             a, b = SUPPORTS[3]
             return {"block3": found["pick colour"], f"block{a}": found["first support colour"],
                     f"block{b}": found["second support colour"]}

@@ -92,8 +92,10 @@ SOLVE = Grammar(
         Slot("puzzle noun", phrases("puzzle", "game", meaning=""), "", optional=True),
     ),
 )
-_TARGETS = {k: LOCATIONS[v] for k, v in _PLACES.items() if v != START_PEG}
-#: The whole task, by its goal: "move the rings to the darker brown side" (the rings start on the lighter side).
+_TARGET_HINT = (f"the rings start on the {LOCATIONS[START_PEG]}; they can go to the {LOCATIONS[1]} or the "
+                f"{LOCATIONS[2]}")
+#: The whole task, by its goal: "move the rings to the darker brown side" (the rings start on the lighter side:
+#: that target is refused by :meth:`TowersOfHanoiSeq.parse_instruction`).
 MOVE_ALL = Grammar(
     form="'move the rings to the darker brown side'",
     slots=(
@@ -102,8 +104,7 @@ MOVE_ALL = Grammar(
                                               "stack", "stack of rings")},
              "this task knows: rings", determiners=True),
         Slot("preposition", phrases(*_TO, meaning=""), f"known prepositions: {', '.join(_TO)}", structural=True),
-        Slot("target", _TARGETS, f"the rings start on the {LOCATIONS[START_PEG]}; they can go to the "
-             f"{LOCATIONS[1]} or the {LOCATIONS[2]}", determiners=True),
+        Slot("target", {k: LOCATIONS[v] for k, v in _PLACES.items()}, _TARGET_HINT, determiners=True),
     ),
     report_order=("object", "target"),
 )
@@ -170,7 +171,8 @@ class TowersOfHanoiSeq(Task):
           brown side', 'centre of the stand') -> ``{"ring0": "red"}``, plus ``"target"`` when the place is not the
           lighter brown side: the smallest ring is red, and the first move of the solution is this step;
         * the whole task by its goal, ``"move the rings to the darker brown side"`` (rings/disks/tower) ->
-          ``{"target": "darker brown side"}`` (or the middle of the stand);
+          ``{"target": "darker brown side"}`` (or the middle of the stand; not the lighter brown side, where the
+          rings start);
         * the whole task by its name, ``"solve the towers of hanoi"`` (tower of hanoi, hanoi, ... puzzle) -> ``{}``.
 
         Raises:
@@ -178,12 +180,15 @@ class TowersOfHanoiSeq(Task):
                 came closest, naming each word that was not understood.
         """
         form, found = parse_any(GRAMMARS, instruction)
-        if form == 0:
+        if GRAMMARS[form] is STEP:
             out = {"ring0": found["ring colour"]}
             if found["place"] != LOCATIONS[START_PEG]:
                 out["target"] = found["place"]
             return out
-        if form == 1:
+        if GRAMMARS[form] is MOVE_ALL:
+            if found["target"] == LOCATIONS[START_PEG]:
+                raise ValueError(f"cannot ground the instruction. Understood: object 'rings'. Not understood: target "
+                                 f"'{LOCATIONS[START_PEG]}' ({_TARGET_HINT}).")
             return {"target": found["target"]}
         return {}
 
