@@ -4,6 +4,7 @@ import numpy as np
 import pybullet as p
 import pytest
 
+from vlarm.envs import make_env
 from vlarm.sim import Scene, default_cameras, pick_place
 from vlarm.sim.assets import BLOCK_SIZE
 from vlarm.sim.stands import BROWN_SHADES, PYRAMID_BASE_HEIGHT
@@ -228,3 +229,16 @@ def test_a_full_table_is_a_clear_error_not_a_loop(scene, monkeypatch, free_calls
     with pytest.raises(TaskError, match="no free spot for (the pyramid base|block 3 of 6)"):
         task.reset(scene, np.random.default_rng(0), "test")
     assert calls["n"] == free_calls + 1
+
+
+def test_env_observation_tells_one_step_at_a_time():
+    env = make_env(_name("unseen"), split="test", camera_scale=0.25)
+    try:
+        obs, info = env.reset(seed=10001, options={"instruction": "put the orange block on the lightest brown block"})
+        steps = [g.instruction for g in env.task.goals]
+        assert info["instruction"] == "stack the blocks into a pyramid" and info["novelty"] in ("some", "all")
+        assert obs["instruction"] == steps[0] == "put the orange block on the lightest brown block"
+        obs, reward, terminated, _, _ = env.step(env.oracle_action())
+        assert reward == pytest.approx(1 / 6) and not terminated and obs["instruction"] == steps[1]
+    finally:
+        env.close()

@@ -77,6 +77,8 @@ def test_solution_is_optimal_and_legal(target):
         assert all(list(peg) == sorted(peg, reverse=True) for peg in state)   # never a larger ring on a smaller
     with pytest.raises(ValueError, match="two different pegs"):
         hanoi_moves(3, 1, 1)
+    with pytest.raises(ValueError, match="not on top of that peg"):
+        hanoi_states(3, [(1, 0, 1)], 0)
 
 
 def test_ring_parts_refuse_bad_sizes():

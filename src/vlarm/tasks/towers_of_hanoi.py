@@ -136,12 +136,27 @@ def hanoi_moves(n: int, source: int, target: int) -> list[tuple[int, int, int]]:
 
 
 def hanoi_states(n: int, moves: list[tuple[int, int, int]], source: int) -> list[tuple[tuple[int, ...], ...]]:
-    """The configuration (per peg, ring indices bottom to top) before the first move and after each move."""
+    """The puzzle's configurations along a solution.
+
+    Args:
+        n: number of rings, all on ``source`` at the start (largest at the bottom).
+        moves: ``(ring, from peg, to peg)`` moves, e.g. :func:`hanoi_moves`.
+        source: the starting peg (0-2).
+
+    Returns:
+        ``len(moves) + 1`` configurations, each a tuple of three pegs holding ring indices bottom to top: the
+        start, then the state after each move.
+
+    Raises:
+        ValueError: when a move takes a ring that is not on top of its 'from' peg.
+    """
     pegs = [[] for _ in range(3)]
     pegs[source] = list(range(n - 1, -1, -1))
     states = [tuple(tuple(p) for p in pegs)]
     for ring, src, dst in moves:
-        pegs[src].remove(ring)
+        if not pegs[src] or pegs[src][-1] != ring:
+            raise ValueError(f"move of ring {ring} from peg {src}: it is not on top of that peg ({pegs[src]})")
+        pegs[src].pop()
         pegs[dst].append(ring)
         states.append(tuple(tuple(p) for p in pegs))
     return states
