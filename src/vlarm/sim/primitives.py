@@ -23,6 +23,7 @@ DESCEND_DEPTH = 0.05        # how far below the target the descent may go before
 JOINT_SPEED = 0.03          # max joint change per physics step while moving, radians
 DESCEND_SPEED = 0.0015      # tip travel per physics step while descending, metres (0.36 m/s)
 MOVE_TIMEOUT_STEPS = 1200
+CARRY_SPEED = 0.001         # tool travel per physics step for a low straight carry (pick_place carry_height), metres
 
 
 @dataclass
@@ -100,13 +101,36 @@ def _descend_until_contact(scene: Scene, start, orientation, floor_z: float) -> 
     return arm.contact_body() is not None
 
 
-def pick_place(scene: Scene, pick_pose: Pose, place_pose: Pose) -> PrimitiveResult:
+def _nearest_touching(scene: Scene) -> set[int]:
+    """The graspable body whose contact with the tool lies nearest the tool's axis (empty set: none touches)."""
+    arm = scene.arm
+    axis = np.asarray(arm.tip_pose()[0][:2])
+    graspable = scene.graspable()
+    best, best_dist = None, np.inf
+    for c in p.getContactPoints(bodyA=arm.tool, physicsClientId=scene.client):
+        dist = float(np.linalg.norm(np.asarray(c[5][:2]) - axis))
+        if c[2] in graspable and dist < best_dist:
+            best, best_dist = c[2], dist
+    return set() if best is None else {best}
+
+
+def pick_place(scene: Scene, pick_pose: Pose, place_pose: Pose, carry_height: float | None = None,
+               carry_speed: float = CARRY_SPEED, grasp_nearest: bool = False) -> PrimitiveResult:
     """Run the suction pick-and-place primitive.
 
     Args:
         scene: a scene whose arm is at rest.
         pick_pose: where to touch the object: position (metres, z = top surface) + quaternion xyzw (yaw only).
         place_pose: where the grasp point should end up, with the yaw to apply relative to the pick yaw.
+        carry_height: None (the default): lift the object :data:`LIFT_HEIGHT` and carry it through the air
+            (Transporter's primitive). A height in metres: lift it only this far above the pick pose and slide it
+            in a straight line, at ``carry_speed`` metres per physics step, to this height above the place pose,
+            so that what hangs from it (the rest of a rope) is dragged along the table (Ravens' align-rope uses
+            ``PickPlace(height=0.02, speed=0.001)``).
+        carry_speed: tool travel per physics step while lifting and sliding with ``carry_height``, metres.
+        grasp_nearest: when the tool touches several objects, grasp the one touched nearest the tool's axis
+            (small neighbouring objects such as rope beads); False (the default) grasps any touched object
+            (:meth:`vlarm.sim.arm.SuctionArm.suction_on`, the lowest body id).
 
     Returns:
         A :class:`PrimitiveResult`; ``success`` is False with ``failure`` set when IK fails, the motion times
@@ -121,12 +145,19 @@ def pick_place(scene: Scene, pick_pose: Pose, place_pose: Pose) -> PrimitiveResu
         above_pick = pick_pos + [0, 0, APPROACH_HEIGHT]
         _move_tip(scene, above_pick, pick_rot)
         _descend_until_contact(scene, above_pick, pick_rot, pick_pos[2] - DESCEND_DEPTH)
-        grasped = arm.suction_on(scene.graspable())
-        _move_tip(scene, pick_pos + [0, 0, LIFT_HEIGHT], pick_rot)
+        grasped = arm.suction_on(_nearest_touching(scene) if grasp_nearest else scene.graspable())
+        if carry_height is None:
+            _move_tip(scene, pick_pos + [0, 0, LIFT_HEIGHT], pick_rot)
+        else:
+            _slide(scene, pick_pos + [0, 0, carry_height], pick_rot, carry_speed)
         if grasped is None:
             raise _Abort("nothing_grasped", f"no graspable object under the tool at {np.round(pick_pos, 3).tolist()}")
-        above_place = place_pos + [0, 0, APPROACH_HEIGHT]
-        _move_tip(scene, above_place, place_rot)
+        if carry_height is None:
+            above_place = place_pos + [0, 0, APPROACH_HEIGHT]
+            _move_tip(scene, above_place, place_rot)
+        else:
+            bias = _slide(scene, place_pos + [0, 0, carry_height], place_rot, carry_speed, start_orientation=pick_rot)
+            above_place, place_pos = place_pos + [0, 0, carry_height] - bias, place_pos - bias
         tip = arm.tip_pose()[0]
         obj = scene.pose(grasped)[0]
         if arm.grasped_body is None or np.linalg.norm(tip - obj) > 0.1:
@@ -156,8 +187,9 @@ MIN_PUSH_LENGTH = 0.01      # shorter pushes are refused, metres
 MOVED_EPS = 0.005           # an object displaced further than this (metres) counts as pushed
 
 
-def _move_line(scene: Scene, start, end, orientation, speed: float) -> None:
-    """Move the tip along the straight segment ``start`` -> ``end`` (metres) at ``speed`` metres per physics step.
+def _move_line(scene: Scene, start, end, orientation, speed: float, end_orientation=None) -> None:
+    """Move the tip along the straight segment ``start`` -> ``end`` (IK targets, metres) at ``speed`` metres per
+    physics step, turning from ``orientation`` to ``end_orientation`` (default: no turn) on the way.
 
     An IK solution is sent every 4 physics steps (waypoints ``4 * speed`` apart); the last waypoint is held until
     the joints arrive.
@@ -167,14 +199,26 @@ def _move_line(scene: Scene, start, end, orientation, speed: float) -> None:
     arm = scene.arm
     q = arm.joint_positions()
     for k in range(1, n + 1):
+        turn = orientation if end_orientation is None else p.getQuaternionSlerp(orientation, end_orientation, k / n)
         try:
-            q = arm.solve_ik((start + (end - start) * k / n, orientation))
+            q = arm.solve_ik((start + (end - start) * k / n, np.asarray(turn)))
         except IKFailure as err:
             raise _Abort("ik_failure", str(err)) from err
         p.setJointMotorControlArray(arm.body, arm.joints, p.POSITION_CONTROL, targetPositions=list(q),
                                     positionGains=[0.5] * len(arm.joints), physicsClientId=scene.client)
         scene.step(4)
     _move_joints(scene, q)
+
+
+def _slide(scene: Scene, target, orientation, speed: float, start_orientation=None, start=None) -> np.ndarray:
+    """Move the real tip in a straight line to ``target`` (metres) at ``speed`` metres per physics step, correcting
+    for :func:`_tip_bias`; the line starts at ``start`` (default: where the tip is). Returns the bias (metres)."""
+    bias = _tip_bias(scene)
+    modelled = (np.asarray(scene.arm.tip_pose()[0]) if start is None else np.asarray(start, dtype=np.float64)) - bias
+    first = orientation if start_orientation is None else start_orientation
+    _move_line(scene, modelled, np.asarray(target, dtype=np.float64) - bias, first, speed,
+               end_orientation=None if start_orientation is None else orientation)
+    return bias
 
 
 def _tip_bias(scene: Scene) -> np.ndarray:
@@ -252,11 +296,9 @@ def push(scene: Scene, start_pose: Pose, end_pose: Pose, blade_size=BLADE_SIZE) 
     try:
         _move_tip(scene, start + [0, 0, APPROACH_HEIGHT], orientation)
         blade, weld = _attach_blade(scene, yaw, blade_size)
-        bias = _tip_bias(scene)   # command IK targets so that the real tip (and blade) follow the line
-        high, low = np.array([0, 0, APPROACH_HEIGHT]) - bias, np.array([0, 0, tip_z]) - bias
-        _move_line(scene, start + high, start + low, orientation, DESCEND_SPEED * 4)
-        _move_line(scene, start + low, end + low, orientation, PUSH_SPEED)
-        _move_line(scene, end + low, end + high, orientation, DESCEND_SPEED * 4)
+        _slide(scene, start + [0, 0, tip_z], orientation, DESCEND_SPEED * 4)
+        _slide(scene, end + [0, 0, tip_z], orientation, PUSH_SPEED, start=start + [0, 0, tip_z])
+        _slide(scene, end + [0, 0, APPROACH_HEIGHT], orientation, DESCEND_SPEED * 4)
         moved = [b for b in movable if np.linalg.norm(scene.pose(b)[0][:2] - before[b][:2]) > MOVED_EPS]
         if moved:
             result = PrimitiveResult(True, None, None, f"pushed {len(moved)} object(s)")

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from types import ModuleType
 
 from vlarm.tasks import (
+    align_rope,
     assembling_kits,
     packing_boxes_pairs,
     packing_objects_group,
@@ -27,6 +28,7 @@ from vlarm.tasks.put_block_in_bowl import PutBlockInBowl
 
 #: The family modules, in CLIPort's Table-1 order where it exists. A new family adds its module here.
 FAMILY_MODULES: tuple[ModuleType, ...] = (
+    align_rope,
     assembling_kits,
     packing_boxes_pairs,
     packing_shapes,
