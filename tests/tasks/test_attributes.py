@@ -3,10 +3,12 @@ import pytest
 
 from vlarm.tasks.attributes import (
     EVAL_COLORS,
+    EVAL_OBJECTS,
     MAX_VAL_EPISODES,
     TRAIN_COLORS,
     color_rgb,
     colors_for,
+    is_novel,
     seed_index,
     seed_split,
     split_seed,
@@ -64,3 +66,24 @@ def test_split_seed_sets_are_disjoint():
         assert split_seed(seed_split(seed), seed_index(seed)) == seed
     with pytest.raises(ValueError):
         seed_split(-1)
+
+
+@pytest.mark.parametrize("kind,value,variant,novel", [
+    ("color", "orange", "unseen", True), ("color", "orange", "seen", True), ("color", "orange", "full", False),
+    ("color", "red", "unseen", False), ("shape", "heart", "seen", True), ("shape", "heart", "full", False),
+    ("object", EVAL_OBJECTS[0], "unseen", True), ("object", EVAL_OBJECTS[0], "full", False),
+])
+def test_novelty_is_judged_against_the_variants_training_values(kind, value, variant, novel):
+    assert is_novel(kind, value, variant) is novel
+
+
+def test_seen_object_tasks_report_nothing_novel_and_unseen_ones_do():
+    from vlarm.envs import make_env
+
+    for task, expected in (("packing-seen-objects-seq", {"none"}), ("packing-unseen-objects-seq", {"all", "some"})):
+        env = make_env(task, split="test", camera_scale=0.25)
+        try:
+            classes = {env.reset(seed=10001 + 2 * i)[1]["novelty"] for i in range(3)}
+        finally:
+            env.close()
+        assert classes and classes <= expected, (task, classes)

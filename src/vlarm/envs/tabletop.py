@@ -156,10 +156,12 @@ class TabletopEnv(gym.Env):
         instruction = self.task.reset(self.scene, scene_rng, split, goal)
         self.steps, self.total_reward, self._ended = 0, 0.0, False
         self._sim_obs = self.scene.observe()
-        attributes = {role: {"kind": kind, "value": value, "novel": is_novel(kind, value)}
+        variants = {kind: self.task.attribute_variant(kind) for kind, _ in self.task.goal_attributes.values()}
+        attributes = {role: {"kind": kind, "value": value, "novel": is_novel(kind, value, variants[kind])}
                       for role, (kind, value) in self.task.goal_attributes.items()}
         return self._observation(), {"seed": self.seed_value, "split": split, "instruction": instruction,
-                                     "goal_attributes": attributes, "novelty": novelty(self.task.goal_attributes)}
+                                     "goal_attributes": attributes,
+                                     "novelty": novelty(self.task.goal_attributes, variants)}
 
     def step(self, action: dict):
         """Execute one pick-and-place.

@@ -68,27 +68,35 @@ TRAIN_VOCABULARY: dict[str, tuple[str, ...]] = {kind: values[0] for kind, values
 NOVELTY_CLASSES: tuple[str, ...] = ("all", "some", "none")
 
 
-def is_novel(kind: str, value: str) -> bool:
-    """True when ``value`` of attribute ``kind`` (e.g. ``("color", "orange")``) never appears in training.
+def is_novel(kind: str, value: str, variant: str = "unseen") -> bool:
+    """True when ``value`` of attribute ``kind`` (e.g. ``("color", "orange")``) never appears in the training split of
+    a task ``variant``: the values a policy trained under the benchmark's protocol has seen.
+
+    ``unseen`` and ``seen`` variants train on the training values (:data:`TRAIN_VOCABULARY`), except where a ``seen``
+    variant trains on the union (the named objects: all 56 everywhere); ``full`` variants train on the union, so
+    nothing is novel there.
 
     Raises:
-        ValueError: for a kind without a training vocabulary (the message lists the known kinds).
+        ValueError: for an unknown kind or variant (the message lists the known ones).
     """
     if kind not in TRAIN_VOCABULARY:
         raise ValueError(f"unknown attribute kind {kind!r}; known kinds: {', '.join(TRAIN_VOCABULARY)}")
-    return value not in TRAIN_VOCABULARY[kind]
+    return value not in values_for(kind, "train", variant)
 
 
-def novelty(goal_attributes: dict[str, tuple[str, str]]) -> str:
+def novelty(goal_attributes: dict[str, tuple[str, str]], variant: str | dict[str, str] = "unseen") -> str:
     """Novelty class of an episode's goal: ``"all"``, ``"some"`` or ``"none"`` of its attributes novel.
 
     Args:
         goal_attributes: role -> ``(kind, value)``, e.g. ``{"pick": ("color", "orange"), "place": ("color", "red")}``.
+        variant: the task variant whose training split defines "seen" (:func:`is_novel`), or kind -> variant when
+            the kinds of one task follow different splits (``Task.attribute_variant``).
 
     Returns:
         One of :data:`NOVELTY_CLASSES` (``"none"`` for a goal without attributes).
     """
-    flags = [is_novel(kind, value) for kind, value in goal_attributes.values()]
+    flags = [is_novel(kind, value, variant if isinstance(variant, str) else variant.get(kind, "unseen"))
+             for kind, value in goal_attributes.values()]
     if flags and all(flags):
         return "all"
     return "some" if any(flags) else "none"

@@ -143,6 +143,14 @@ class Task:
         """
         raise ValueError(f"task {self.name} cannot ground free-form instructions")
 
+    def attribute_variant(self, kind: str) -> str:
+        """The split variant the values of attribute ``kind`` follow in this task (default: :attr:`variant`).
+
+        Novelty (``vlarm.tasks.attributes.is_novel``) is judged against the training values of this variant. A
+        task whose ``seen`` variant draws one kind from the union of values (the named objects) returns ``"full"``.
+        """
+        return self.variant
+
     # ------------------------------------------------------------------ reward
     def is_match(self, pose: Pose, target: Pose, symmetry: float) -> bool:
         """Pose metric: xy distance < ``pos_eps`` and yaw error (modulo ``symmetry``) < ``rot_eps``."""

@@ -60,14 +60,17 @@ OBJECT_HINT = f"known objects include: {', '.join(OBJECT_NAMES[:6])}, ... ({len(
 class PackingObjects(Task):
     """Base of the named-object packing tasks (module docstring); subclasses choose the names and set the goals."""
 
+    def attribute_variant(self, kind: str) -> str:
+        """``"full"`` for the objects of a ``seen`` variant (all 56 names on every split, so none is novel)."""
+        return "full" if kind == "object" and self.variant == "seen" else self.variant
+
     def object_pool(self, split: str) -> tuple[str, ...]:
         """Names this variant draws on ``split``: all 56 for ``seen``, the split's list for ``unseen``.
 
         Raises:
             ValueError: for an unknown split or variant.
         """
-        variant = "full" if self.variant == "seen" else self.variant
-        return values_for("object", split, variant)
+        return values_for("object", split, self.attribute_variant("object"))
 
     @staticmethod
     def check_name(name: str) -> str:
