@@ -101,6 +101,53 @@ def _descend_until_contact(scene: Scene, start, orientation, floor_z: float) -> 
     return arm.contact_body() is not None
 
 
+def _move_line(scene: Scene, start, end, orientation, speed: float, end_orientation=None) -> None:
+    """Move the tip along the straight segment ``start`` -> ``end`` (IK targets, metres) at ``speed`` metres per
+    physics step, turning from ``orientation`` to ``end_orientation`` (default: no turn) on the way.
+
+    An IK solution is sent every 4 physics steps (waypoints ``4 * speed`` apart); the last waypoint is held until
+    the joints arrive.
+    """
+    start, end = np.asarray(start, dtype=np.float64), np.asarray(end, dtype=np.float64)
+    n = max(1, int(np.ceil(np.linalg.norm(end - start) / (4 * speed))))
+    arm = scene.arm
+    q = arm.joint_positions()
+    for k in range(1, n + 1):
+        turn = orientation if end_orientation is None else p.getQuaternionSlerp(orientation, end_orientation, k / n)
+        try:
+            q = arm.solve_ik((start + (end - start) * k / n, np.asarray(turn)))
+        except IKFailure as err:
+            raise _Abort("ik_failure", str(err)) from err
+        p.setJointMotorControlArray(arm.body, arm.joints, p.POSITION_CONTROL, targetPositions=list(q),
+                                    positionGains=[0.5] * len(arm.joints), physicsClientId=scene.client)
+        scene.step(4)
+    _move_joints(scene, q)
+
+
+def _slide(scene: Scene, target, orientation, speed: float, start_orientation=None, start=None) -> np.ndarray:
+    """Move the real tip in a straight line to ``target`` (metres) at ``speed`` metres per physics step, correcting
+    for :func:`_tip_bias`; the line starts at ``start`` (default: where the tip is). Returns the bias (metres)."""
+    bias = _tip_bias(scene)
+    modelled = (np.asarray(scene.arm.tip_pose()[0]) if start is None else np.asarray(start, dtype=np.float64)) - bias
+    first = orientation if start_orientation is None else start_orientation
+    _move_line(scene, modelled, np.asarray(target, dtype=np.float64) - bias, first, speed,
+               end_orientation=None if start_orientation is None else orientation)
+    return bias
+
+
+def _tip_bias(scene: Scene) -> np.ndarray:
+    """World offset (metres) of the simulated tip from where the arm's IK model puts it (flange + tool length).
+
+    The tool is welded to the flange's centre-of-mass frame, which PyBullet's constraints use and the IK model
+    does not, so the real tip hangs a little below the IK target (2.4 cm on the scaled iiwa). Descents until
+    contact never notice; motions at a fixed height (a push, a low carry) correct for it.
+    """
+    arm = scene.arm
+    flange = p.getLinkState(arm.body, FLANGE_LINK, computeForwardKinematics=True, physicsClientId=scene.client)
+    modelled = multiply((flange[4], flange[5]), ((0, 0, TOOL_LENGTH), (0, 0, 0, 1)))[0]
+    return np.asarray(arm.tip_pose()[0]) - modelled
+
+
 def _nearest_touching(scene: Scene) -> set[int]:
     """The graspable body whose contact with the tool lies nearest the tool's axis (empty set: none touches)."""
     arm = scene.arm
@@ -185,53 +232,6 @@ BLADE_CLEARANCE = 0.003     # gap between the blade's bottom edge and the table 
 PUSH_SPEED = 0.001          # blade travel per physics step while pushing, metres (0.24 m/s)
 MIN_PUSH_LENGTH = 0.01      # shorter pushes are refused, metres
 MOVED_EPS = 0.005           # an object displaced further than this (metres) counts as pushed
-
-
-def _move_line(scene: Scene, start, end, orientation, speed: float, end_orientation=None) -> None:
-    """Move the tip along the straight segment ``start`` -> ``end`` (IK targets, metres) at ``speed`` metres per
-    physics step, turning from ``orientation`` to ``end_orientation`` (default: no turn) on the way.
-
-    An IK solution is sent every 4 physics steps (waypoints ``4 * speed`` apart); the last waypoint is held until
-    the joints arrive.
-    """
-    start, end = np.asarray(start, dtype=np.float64), np.asarray(end, dtype=np.float64)
-    n = max(1, int(np.ceil(np.linalg.norm(end - start) / (4 * speed))))
-    arm = scene.arm
-    q = arm.joint_positions()
-    for k in range(1, n + 1):
-        turn = orientation if end_orientation is None else p.getQuaternionSlerp(orientation, end_orientation, k / n)
-        try:
-            q = arm.solve_ik((start + (end - start) * k / n, np.asarray(turn)))
-        except IKFailure as err:
-            raise _Abort("ik_failure", str(err)) from err
-        p.setJointMotorControlArray(arm.body, arm.joints, p.POSITION_CONTROL, targetPositions=list(q),
-                                    positionGains=[0.5] * len(arm.joints), physicsClientId=scene.client)
-        scene.step(4)
-    _move_joints(scene, q)
-
-
-def _slide(scene: Scene, target, orientation, speed: float, start_orientation=None, start=None) -> np.ndarray:
-    """Move the real tip in a straight line to ``target`` (metres) at ``speed`` metres per physics step, correcting
-    for :func:`_tip_bias`; the line starts at ``start`` (default: where the tip is). Returns the bias (metres)."""
-    bias = _tip_bias(scene)
-    modelled = (np.asarray(scene.arm.tip_pose()[0]) if start is None else np.asarray(start, dtype=np.float64)) - bias
-    first = orientation if start_orientation is None else start_orientation
-    _move_line(scene, modelled, np.asarray(target, dtype=np.float64) - bias, first, speed,
-               end_orientation=None if start_orientation is None else orientation)
-    return bias
-
-
-def _tip_bias(scene: Scene) -> np.ndarray:
-    """World offset (metres) of the simulated tip from where the arm's IK model puts it (flange + tool length).
-
-    The tool is welded to the flange's centre-of-mass frame, which PyBullet's constraints use and the IK model
-    does not, so the real tip hangs a little below the IK target (2.4 cm on the scaled iiwa). Pick-and-place
-    descends until contact and never notices; a push at a fixed height must correct for it.
-    """
-    arm = scene.arm
-    flange = p.getLinkState(arm.body, FLANGE_LINK, computeForwardKinematics=True, physicsClientId=scene.client)
-    modelled = multiply((flange[4], flange[5]), ((0, 0, TOOL_LENGTH), (0, 0, 0, 1)))[0]
-    return np.asarray(arm.tip_pose()[0]) - modelled
 
 
 def _attach_blade(scene: Scene, yaw: float, size) -> tuple[int, int]:
