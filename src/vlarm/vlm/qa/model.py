@@ -1,0 +1,426 @@
+"""MIAVLM: yes/no attribute answers from several views, fused independently of their order, and its baselines.
+
+The MIAVLM paper ("Mitigating Hallucinations on Object Attributes using Multiview Images and Negative
+Instructions"; REFERENCE.md Sec. 5), at the scale of a CPU:
+
+* **Visual extractor** (paper: "Visual Extractor"): decoder blocks whose queries are learned soft prompts
+  ``P`` (``l x d``) cross-attending to the tokens ``e_i`` of each view *separately* (views batched, never chained),
+  ``o_i = Decoder(P, e_i)``. The paper stacks 6 blocks on a frozen image encoder; here a small CNN encodes each
+  view into an ``(S/8)^2`` token grid plus a [CLS] (the pooled grid) and 2 blocks are the default.
+* **Multihead sampler** (paper: "Multihead Sampler"): a 2-layer MLP decomposes each view's [CLS] into ``m = 4``
+  tokens; each token's attention scores against ``P``, softmax-normalised over the views and averaged over the prompt
+  tokens, give one weight per view and head; the heads are averaged: ``w`` (``n``), summing to 1.
+* **MAP fusion** (paper: "MAP"): ``sum_i w_i o_i``. Softmax over views, weighted sum: permuting the views permutes
+  ``w`` and ``o`` together and leaves the output unchanged, for any number of views.
+* **Answer head**: the paper feeds the fused tokens to a language model trained with the LM loss on "Yes"/"No"; here a
+  small transformer reads [answer token; fused visual tokens; question tokens] and gives one logit for "yes"
+  (binary cross-entropy is the LM loss restricted to the two answer words).
+
+Baselines (paper: "Benchmarks"), the same encoder, extractor and head with another fusion:
+
+* ``concat``: the per-view outputs, each plus a learned embedding of its position in the input, concatenated
+  into one token sequence: order-sensitive, as the interleaved multi-image input of OpenFlamingo;
+* ``tile`` ("9in1"): all views stitched into one grid image resized to one view's size, then a single view;
+* ``mean``: uniform weights (MAP without the sampler), an ablation;
+* single view: any model given one view (``views=(0,)``: the front camera, the paper's "original image").
+
+Question encoders: ``minilm`` (frozen all-MiniLM-L6-v2 token embeddings, :mod:`vlarm.text`, projected; knows words
+it was never trained on, e.g. unseen colours) or ``words`` (a learned embedding of a word vocabulary built from the
+training questions; unknown words share one vector).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: Fusion modes: MIAVLM's MAP, the order-sensitive concatenation, 9in1 tiling, uniform mean.
+FUSIONS: tuple[str, ...] = ("map", "concat", "tile", "mean")
+#: Question encoders.
+QUESTION_ENCODERS: tuple[str, ...] = ("minilm", "words")
+#: View sets by name: the original (front) view only, or it and the eight others (the paper's two input modes).
+VIEW_SETS: dict[str, tuple[int, ...]] = {"1": (0,), "1+8": tuple(range(9))}
+#: Per-channel normalisation of images scaled to [0, 1].
+PIXEL_MEAN, PIXEL_STD = 0.5, 0.25
+_WORD = re.compile(r"[a-z]+|\?")
+
+
+@dataclass
+class MIAVLMConfig:
+    """Hyper-parameters of a MIAVLM model or baseline (saved as ``config.json`` beside the weights).
+
+    Attributes:
+        fusion: one of :data:`FUSIONS` (``map`` is MIAVLM).
+        views: indices of the benchmark views the model reads, in order (``(0,)`` = the front camera only).
+        image_size: side of each view in pixels (a multiple of 8).
+        width: token width ``d``.
+        prompt_tokens: number ``l`` of learned prompt tokens (queries of the visual extractor).
+        extractor_blocks: decoder blocks of the visual extractor (paper: 6).
+        attention_heads: attention heads in every transformer block.
+        sampler_heads: heads ``m`` of the multihead sampler (paper: 4).
+        answer_layers: transformer layers of the answer head.
+        dropout: dropout in the transformer blocks.
+        question_encoder: one of :data:`QUESTION_ENCODERS`.
+        vocabulary: words of the ``words`` encoder (index 0 is padding, 1 unknown words, words from 2).
+        minilm_dim: width of the MiniLM token embeddings (384).
+        max_question_tokens: questions are cut to this many tokens.
+
+    Raises:
+        ValueError: an unknown fusion or question encoder, no views, or sizes out of range.
+    """
+
+    fusion: str = "map"
+    views: tuple[int, ...] = VIEW_SETS["1+8"]
+    image_size: int = 64
+    width: int = 64
+    prompt_tokens: int = 8
+    extractor_blocks: int = 2
+    attention_heads: int = 4
+    sampler_heads: int = 4
+    answer_layers: int = 2
+    dropout: float = 0.1
+    question_encoder: str = "minilm"
+    vocabulary: tuple[str, ...] = field(default_factory=tuple)
+    minilm_dim: int = 384
+    max_question_tokens: int = 24
+
+    def __post_init__(self) -> None:
+        """Validate (see the class docstring) and store ``views`` / ``vocabulary`` as tuples."""
+        self.views = tuple(int(v) for v in self.views)
+        self.vocabulary = tuple(self.vocabulary)
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"unknown fusion {self.fusion!r}; valid: {', '.join(FUSIONS)}")
+        if self.question_encoder not in QUESTION_ENCODERS:
+            raise ValueError(f"unknown question encoder {self.question_encoder!r}; valid: "
+                             f"{', '.join(QUESTION_ENCODERS)}")
+        if not self.views or min(self.views) < 0 or len(set(self.views)) != len(self.views):
+            raise ValueError(f"views must be distinct view indices >= 0, got {self.views}")
+        if self.image_size < 16 or self.image_size % 8:
+            raise ValueError(f"image_size must be a multiple of 8, >= 16, got {self.image_size}")
+        if self.width % 8 or self.width % self.attention_heads:
+            raise ValueError(f"width {self.width} must be divisible by 8 (group norm) and by attention_heads "
+                             f"{self.attention_heads}")
+        for name in ("prompt_tokens", "extractor_blocks", "sampler_heads", "answer_layers", "max_question_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (lists for tuples)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def view_set(name: str) -> tuple[int, ...]:
+    """View indices of a named view set (:data:`VIEW_SETS`: ``"1"``, ``"1+8"``).
+
+    Raises:
+        ValueError: an unknown name, listing the valid ones.
+    """
+    if name not in VIEW_SETS:
+        raise ValueError(f"unknown view set {name!r}; valid: {', '.join(VIEW_SETS)}")
+    return VIEW_SETS[name]
+
+
+# --------------------------------------------------------------------------------------------------- questions
+def words_of(text: str) -> list[str]:
+    """Lower-case words of a question, ``?`` kept as a token."""
+    return _WORD.findall(text.lower())
+
+
+def build_vocabulary(questions: list[str]) -> tuple[str, ...]:
+    """Sorted word vocabulary of some questions (the ``words`` encoder's ``vocabulary``)."""
+    return tuple(sorted({w for q in questions for w in words_of(q)}))
+
+
+class QuestionFeaturizer:
+    """Turns question strings into the input of the model's question encoder, caching every string.
+
+    ``minilm``: all-MiniLM-L6-v2 token embeddings (``vlarm.text.load_sentence_encoder``), ``(N, L, 384)`` float32;
+    ``words``: ``(N, L)`` int64 word ids of ``config.vocabulary``. Both come with an ``(N, L)`` bool mask, True on
+    real tokens.
+
+    Args:
+        config: the model's configuration.
+    """
+
+    def __init__(self, config: MIAVLMConfig):
+        self.config = config
+        self._cache: dict[str, torch.Tensor] = {}
+        self._index = {w: i + 2 for i, w in enumerate(config.vocabulary)}
+        self._encoder = None
+
+    def _encode_new(self, texts: list[str]) -> None:
+        if self.config.question_encoder == "words":
+            for t in texts:
+                ids = [self._index.get(w, 1) for w in words_of(t)][: self.config.max_question_tokens]
+                self._cache[t] = torch.tensor(ids or [1], dtype=torch.int64)
+            return
+        if self._encoder is None:
+            from vlarm.text import load_sentence_encoder
+
+            self._encoder = load_sentence_encoder()
+        embs = self._encoder.model.encode(texts, output_value="token_embeddings", batch_size=128,
+                                          show_progress_bar=False, convert_to_numpy=False)
+        for t, e in zip(texts, embs, strict=True):
+            self._cache[t] = e.detach().float().cpu()[: self.config.max_question_tokens]
+
+    def __call__(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Featurize questions.
+
+        Args:
+            texts: N question strings.
+
+        Returns:
+            ``(features, mask)``: ``(N, L, 384)`` float32 (``minilm``) or ``(N, L)`` int64 (``words``), and ``(N, L)``
+            bool, L the longest question's token count.
+
+        Raises:
+            ValueError: no questions.
+        """
+        if not texts:
+            raise ValueError("no questions to featurize")
+        new = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if new:
+            self._encode_new(new)
+        items = [self._cache[t] for t in texts]
+        length = max(len(x) for x in items)
+        mask = torch.zeros(len(items), length, dtype=torch.bool)
+        if self.config.question_encoder == "words":
+            feats = torch.zeros(len(items), length, dtype=torch.int64)
+        else:
+            feats = torch.zeros(len(items), length, items[0].shape[-1])
+        for i, x in enumerate(items):
+            feats[i, : len(x)] = x
+            mask[i, : len(x)] = True
+        return feats, mask
+
+
+# --------------------------------------------------------------------------------------------------- modules
+class ViewEncoder(nn.Module):
+    """Small CNN: one view -> an ``(S/8)^2`` grid of tokens with learned position embeddings, and a [CLS] token.
+
+    ``forward(images)``: ``(B, 3, S, S)`` float32 normalised images -> ``(tokens (B, (S/8)^2, d), cls (B, d))``.
+    """
+
+    def __init__(self, width: int, image_size: int):
+        super().__init__()
+
+        def block(cin: int, cout: int, stride: int) -> list[nn.Module]:
+            return [nn.Conv2d(cin, cout, 3, stride, 1), nn.GroupNorm(8, cout), nn.GELU()]
+
+        self.net = nn.Sequential(*block(3, 32, 2), *block(32, 64, 2), *block(64, width, 2), *block(width, width, 1))
+        self.pos = nn.Parameter(torch.zeros(1, (image_size // 8) ** 2, width))
+        nn.init.normal_(self.pos, std=0.02)
+        self.cls = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width))
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """See the class docstring."""
+        grid = self.net(images).flatten(2).transpose(1, 2)
+        return grid + self.pos, self.cls(grid.mean(1))
+
+
+class VisualExtractor(nn.Module):
+    """Learned prompts ``P`` (``l x d``) cross-attending to one view's tokens through decoder blocks (MIAVLM Sec.
+    "Visual Extractor": ``o_i = softmax((P W_Q)(e_i W_K)^T / sqrt(d)) e_i W_V``, stacked).
+
+    ``forward(tokens)``: ``(N, T, d)`` tokens of N views (any mix of scenes) -> ``(N, l, d)``, each view on its own.
+    """
+
+    def __init__(self, width: int, prompt_tokens: int, blocks: int, heads: int, dropout: float):
+        super().__init__()
+        self.prompts = nn.Parameter(torch.randn(prompt_tokens, width) * 0.02)
+        self.blocks = nn.ModuleList(
+            nn.TransformerDecoderLayer(width, heads, 2 * width, dropout, batch_first=True, norm_first=True)
+            for _ in range(blocks))
+        self.norm = nn.LayerNorm(width)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """See the class docstring."""
+        x = self.prompts.unsqueeze(0).expand(tokens.shape[0], -1, -1)
+        for block in self.blocks:
+            x = block(x, tokens)
+        return self.norm(x)
+
+
+class MultiheadSampler(nn.Module):
+    """One weight per view from its [CLS] token (MIAVLM Sec. "Multihead Sampler").
+
+    A 2-layer MLP decomposes each [CLS] into ``m`` tokens; head ``j``'s scaled dot-product scores against the prompt
+    tokens are softmax-normalised over the views and averaged over prompt tokens (``weights^j``, n values); the
+    result is the mean over heads, ``w = (1/m) sum_j weights^j``.
+
+    ``forward(cls, prompts)``: ``(B, n, d)`` [CLS] tokens and the ``(l, d)`` prompts -> ``(B, n)`` float32 weights, each
+    row summing to 1; permuting the views permutes the weights the same way.
+    """
+
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.decomposer = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, heads * width))
+        self.query = nn.Linear(width, width)
+        self.key = nn.Linear(width, width)
+
+    def forward(self, cls: torch.Tensor, prompts: torch.Tensor) -> torch.Tensor:
+        """See the class docstring."""
+        b, n, d = cls.shape
+        tokens = self.key(self.decomposer(cls).view(b, n, self.heads, d))         # (B, n, m, d)
+        scores = torch.einsum("bnmd,ld->bnml", tokens, self.query(prompts)) / math.sqrt(d)
+        return scores.softmax(dim=1).mean(dim=3).mean(dim=2)                       # softmax over views
+
+
+class AnswerHead(nn.Module):
+    """A small transformer over [answer token; visual tokens; question tokens] -> one "yes" logit.
+
+    ``forward(visual, question, mask)``: ``(Q, Lv, d)`` visual tokens, ``(Q, Lq, d)`` question tokens and their
+    ``(Q, Lq)`` bool mask (True = real token) -> ``(Q,)`` float32 logits.
+    """
+
+    def __init__(self, width: int, layers: int, heads: int, dropout: float):
+        super().__init__()
+        self.answer = nn.Parameter(torch.randn(1, 1, width) * 0.02)
+        self.kind = nn.Parameter(torch.randn(3, width) * 0.02)   # answer / visual / question token types
+        layer = nn.TransformerEncoderLayer(width, heads, 2 * width, dropout, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.out = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 1))
+
+    def forward(self, visual: torch.Tensor, question: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """See the class docstring."""
+        q = visual.shape[0]
+        x = torch.cat([self.answer.expand(q, -1, -1) + self.kind[0], visual + self.kind[1], question + self.kind[2]],
+                      dim=1)
+        pad = torch.cat([torch.zeros(q, 1 + visual.shape[1], dtype=torch.bool, device=mask.device), ~mask], dim=1)
+        return self.out(self.encoder(x, src_key_padding_mask=pad)[:, 0]).squeeze(-1)
+
+
+def tile_views(images: torch.Tensor) -> torch.Tensor:
+    """Stitch the views of each scene into one square grid image resized to one view's size ("9in1").
+
+    Args:
+        images: ``(B, n, 3, S, S)`` float32.
+
+    Returns:
+        ``(B, 1, 3, S, S)`` float32: views in row-major order on a ``ceil(sqrt(n))`` grid (empty cells zero), area-
+        downsampled to ``S x S``.
+    """
+    b, n, c, s, _ = images.shape
+    if n == 1:
+        return images
+    g = math.ceil(math.sqrt(n))
+    grid = images.new_zeros(b, g * g, c, s, s)
+    grid[:, :n] = images
+    grid = grid.view(b, g, g, c, s, s).permute(0, 3, 1, 4, 2, 5).reshape(b, c, g * s, g * s)
+    return F.interpolate(grid, size=(s, s), mode="area").unsqueeze(1)
+
+
+class MIAVLM(nn.Module):
+    """MIAVLM and its baselines (module docstring), chosen by ``config.fusion``.
+
+    Args:
+        config: the model's hyper-parameters.
+
+    Use :meth:`encode_views` once per scene and :meth:`answer_logits` per question (the visual side does not depend
+    on the question), or :meth:`forward` for both.
+    """
+
+    def __init__(self, config: MIAVLMConfig):
+        super().__init__()
+        self.config = config
+        d = config.width
+        self.view_encoder = ViewEncoder(d, config.image_size)
+        self.extractor = VisualExtractor(d, config.prompt_tokens, config.extractor_blocks, config.attention_heads,
+                                         config.dropout)
+        if config.fusion == "map":
+            self.sampler = MultiheadSampler(d, config.sampler_heads)
+        if config.fusion == "concat":
+            self.slots = nn.Parameter(torch.randn(len(config.views), 1, d) * 0.02)
+        if config.question_encoder == "words":
+            self.word_embedding = nn.Embedding(len(config.vocabulary) + 2, d, padding_idx=0)
+        else:
+            self.question_proj = nn.Sequential(nn.LayerNorm(config.minilm_dim), nn.Linear(config.minilm_dim, d))
+        self.question_pos = nn.Parameter(torch.randn(config.max_question_tokens, d) * 0.02)
+        self.head = AnswerHead(d, config.answer_layers, config.attention_heads, config.dropout)
+
+    def preprocess(self, images: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """``(B, n, S, S, 3)`` uint8 RGB views (numpy or torch) -> ``(B, n, 3, S, S)`` float32 normalised.
+
+        Raises:
+            ValueError: a shape other than ``(B, n, S, S, 3)`` with the model's ``image_size``, or a view count
+                other than ``len(config.views)``.
+        """
+        images = torch.as_tensor(images)
+        s = self.config.image_size
+        if images.ndim != 5 or images.shape[2:] != (s, s, 3):
+            raise ValueError(f"views must be (B, n, {s}, {s}, 3) uint8, got {tuple(images.shape)}")
+        if images.shape[1] != len(self.config.views):
+            raise ValueError(f"this model reads {len(self.config.views)} views (benchmark views {self.config.views}), "
+                             f"got {images.shape[1]}")
+        x = images.permute(0, 1, 4, 2, 3).float() / 255.0
+        return (x - PIXEL_MEAN) / PIXEL_STD
+
+    def encode_views(self, images: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The fused visual tokens of each scene.
+
+        Args:
+            images: ``(B, n, S, S, 3)`` uint8 views, in ``config.views`` order.
+
+        Returns:
+            ``(tokens, weights)``: ``(B, Lv, d)`` float32 (``Lv = l``, or ``n * l`` for ``concat``) and the ``(B, n)``
+            MAP view weights (None for other fusions).
+
+        Raises:
+            ValueError: see :meth:`preprocess`.
+        """
+        x = self.preprocess(images)
+        if self.config.fusion == "tile":
+            x = tile_views(x)
+        b, n = x.shape[:2]
+        tokens, cls = self.view_encoder(x.flatten(0, 1))
+        out = self.extractor(tokens).view(b, n, self.config.prompt_tokens, -1)    # o_i, each view on its own
+        if self.config.fusion == "map":
+            weights = self.sampler(cls.view(b, n, -1), self.extractor.prompts)
+            return torch.einsum("bn,bnld->bld", weights, out), weights
+        if self.config.fusion == "concat":
+            return (out + self.slots[:n]).flatten(1, 2), None
+        return out.mean(1), None
+
+    def encode_questions(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``(Q, L, 384)`` float MiniLM features or ``(Q, L)`` int64 word ids (:class:`QuestionFeaturizer`) ->
+        ``(Q, L, d)`` question tokens."""
+        if self.config.question_encoder == "words":
+            x = self.word_embedding(features)
+        else:
+            x = self.question_proj(features)
+        return x + self.question_pos[: x.shape[1]]
+
+    def answer_logits(self, visual: torch.Tensor, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``(Q, Lv, d)`` visual tokens of each question's scene and its featurized question -> ``(Q,)`` "yes"
+        logits."""
+        return self.head(visual, self.encode_questions(features, mask), mask)
+
+    def forward(self, images: torch.Tensor | np.ndarray, features: torch.Tensor, mask: torch.Tensor,
+                scene: torch.Tensor | None = None) -> torch.Tensor:
+        """"Yes" logits of questions about scenes.
+
+        Args:
+            images: ``(B, n, S, S, 3)`` uint8 views of B scenes.
+            features: featurized questions (:class:`QuestionFeaturizer`), Q of them.
+            mask: their ``(Q, L)`` bool token mask.
+            scene: ``(Q,)`` int64 index of each question's scene in ``images`` (default: question i is about scene i).
+
+        Returns:
+            ``(Q,)`` float32 logits; ``sigmoid`` gives the probability of "yes".
+        """
+        visual, _ = self.encode_views(images)
+        if scene is not None:
+            visual = visual[scene]
+        return self.answer_logits(visual, features, mask)
+
+
+def answer_text(probability: float, threshold: float = 0.5) -> str:
+    """``"Yes"`` when the probability of yes is at least ``threshold``, else ``"No"``."""
+    return "Yes" if probability >= threshold else "No"
