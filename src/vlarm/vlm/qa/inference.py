@@ -13,19 +13,60 @@ import torch
 
 from vlarm.vlm.qa.benchmark import QABenchmark, check_split
 from vlarm.vlm.qa.metrics import hooa_scores
-from vlarm.vlm.qa.model import MIAVLM, QuestionFeaturizer, answer_text
+from vlarm.vlm.qa.model import EFFNET_CHANNELS, EFFNET_INPUT, MIAVLM, QuestionFeaturizer, answer_text, effnet_tokens
 from vlarm.vlm.qa.questions import NEGATIVE_SETTINGS, QUESTION_TYPES
 
 
 @torch.no_grad()
-def predict(model: MIAVLM, featurizer: QuestionFeaturizer, images: np.ndarray, records: list[dict],
+def benchmark_view_inputs(model: MIAVLM, bench: QABenchmark, progress: bool = False) -> torch.Tensor:
+    """What ``model.encode_views(inputs=...)`` reads for every scene of a benchmark.
+
+    For a model on frozen EfficientNet features the features are computed once per benchmark and cached in
+    ``BENCH/cache/`` (:func:`vlarm.weights.save_weights`, float16): every view of every scene, or the tiled view for
+    ``tile`` models (one file per view set). For a ``cnn`` model, the normalised pixels.
+
+    Returns:
+        ``(n_scenes, n', T, 152)`` float16 features or ``(n_scenes, n', 3, S, S)`` float32 pixels, ``n'`` the
+        model's view count (1 for ``tile``).
+    """
+    from tqdm.auto import tqdm
+
+    from vlarm.weights import load_weights, save_weights
+
+    images = bench.images()
+    views = list(model.config.views)
+    if not model.reads_features:
+        return model.view_inputs(images[:, views])
+    tiled = model.config.fusion == "tile"
+    name = f"effnet{EFFNET_INPUT}-" + ("tile-" + "-".join(map(str, views)) if tiled else "views")
+    path = bench.path / "cache" / f"{name}.safetensors"
+    if path.is_file():
+        cached = load_weights(path)[0]["features"]
+    else:
+        chunks = []
+        for b in tqdm(range(0, len(images), 8), desc="view features", disable=not progress):
+            chunk = images[b:b + 8]
+            if tiled:
+                chunks.append(model.view_inputs(chunk[:, views]).half())
+            else:
+                x = torch.from_numpy(chunk).permute(0, 1, 4, 2, 3).float().flatten(0, 1) / 255.0
+                chunks.append(effnet_tokens(model.backbone(), x).view(len(chunk), images.shape[1], -1,
+                                                                      EFFNET_CHANNELS).half())
+        cached = torch.cat(chunks)
+        path.parent.mkdir(exist_ok=True)
+        save_weights({"features": cached}, path, metadata={"what": f"frozen EfficientNet-Lite0 tokens, {name}"})
+    return cached if tiled else cached[:, views]
+
+
+@torch.no_grad()
+def predict(model: MIAVLM, featurizer: QuestionFeaturizer, inputs: torch.Tensor, records: list[dict],
             batch_scenes: int = 32) -> np.ndarray:
     """Probability of "yes" for every question record.
 
     Args:
         model: the model (put in eval mode here).
         featurizer: its question featurizer.
-        images: ``(n_scenes, V, S, S, 3)`` uint8 views of every benchmark scene (all views; the model picks its own).
+        inputs: :func:`benchmark_view_inputs` of the model on the benchmark, indexed by scene.
         records: question records (``scene`` and ``question`` fields).
         batch_scenes: scenes encoded at once.
 
@@ -33,7 +74,6 @@ def predict(model: MIAVLM, featurizer: QuestionFeaturizer, images: np.ndarray, r
         ``(len(records),)`` float64 probabilities in [0, 1], in record order.
     """
     model.eval()
-    views = list(model.config.views)
     by_scene: dict[int, list[int]] = {}
     for i, r in enumerate(records):
         by_scene.setdefault(int(r["scene"]), []).append(i)
@@ -41,7 +81,7 @@ def predict(model: MIAVLM, featurizer: QuestionFeaturizer, images: np.ndarray, r
     out = np.zeros(len(records))
     for b in range(0, len(scenes), batch_scenes):
         chunk = scenes[b:b + batch_scenes]
-        visual, _ = model.encode_views(torch.from_numpy(images[chunk][:, views]))
+        visual, _ = model.encode_views(inputs=inputs[chunk])
         idx = [i for s in chunk for i in by_scene[s]]
         where = torch.tensor([chunk.index(int(records[i]["scene"])) for i in idx])
         feats, mask = featurizer([records[i]["question"] for i in idx])
@@ -80,7 +120,7 @@ def evaluate(model: MIAVLM, bench: QABenchmark, splits: tuple[str, ...] = ("test
         check_split(split)
     featurizer = QuestionFeaturizer(model.config)
     records = [r for r in bench.records if r["split"] in splits]
-    probs = predict(model, featurizer, bench.images(), records)
+    probs = predict(model, featurizer, benchmark_view_inputs(model, bench), records)
     answers = {r["id"]: answer_text(p) for r, p in zip(records, probs, strict=True)}
     result: dict = {"predictions": {r["id"]: float(p) for r, p in zip(records, probs, strict=True)}}
     for split in splits:

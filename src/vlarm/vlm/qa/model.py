@@ -5,8 +5,11 @@ Instructions"; REFERENCE.md Sec. 5), at the scale of a CPU:
 
 * **Visual extractor** (paper: "Visual Extractor"): decoder blocks whose queries are learned soft prompts
   ``P`` (``l x d``) cross-attending to the tokens ``e_i`` of each view *separately* (views batched, never chained),
-  ``o_i = Decoder(P, e_i)``. The paper stacks 6 blocks on a frozen image encoder; here a small CNN encodes each
-  view into an ``(S/8)^2`` token grid plus a [CLS] (the pooled grid) and 2 blocks are the default.
+  ``o_i = Decoder(P, e_i)``. The paper stacks 6 blocks on a frozen image encoder; here each view's tokens ``e_i`` are
+  the frozen ImageNet EfficientNet-Lite0 features of :mod:`vlarm.vision` (``effnet``: the view resized to 128 px,
+  stride-8 and stride-16 maps joined into an 8 x 8 grid of 152-channel tokens, projected to ``d``) or a small CNN
+  trained from scratch (``cnn``: an ``(S/8)^2`` grid), plus a [CLS] token (the projected mean of the grid); 2 blocks
+  are the default.
 * **Multihead sampler** (paper: "Multihead Sampler"): a 2-layer MLP decomposes each view's [CLS] into ``m = 4``
   tokens; each token's attention scores against ``P``, softmax-normalised over the views and averaged over the prompt
   tokens, give one weight per view and head; the heads are averaged: ``w`` (``n``), summing to 1.
@@ -44,6 +47,10 @@ from torch import nn
 FUSIONS: tuple[str, ...] = ("map", "concat", "tile", "mean")
 #: Question encoders.
 QUESTION_ENCODERS: tuple[str, ...] = ("minilm", "words")
+#: Per-view encoders: frozen EfficientNet-Lite0 features or a small CNN trained with the rest.
+VIEW_ENCODERS: tuple[str, ...] = ("effnet", "cnn")
+#: EfficientNet input side (pixels) and the channels of its stride-8 (40) and stride-16 (112) maps joined.
+EFFNET_INPUT, EFFNET_CHANNELS = 128, 40 + 112
 #: View sets by name: the original (front) view only, or it and the eight others (the paper's two input modes).
 VIEW_SETS: dict[str, tuple[int, ...]] = {"1": (0,), "1+8": tuple(range(9))}
 #: Per-channel normalisation of images scaled to [0, 1].
@@ -59,6 +66,7 @@ class MIAVLMConfig:
         fusion: one of :data:`FUSIONS` (``map`` is MIAVLM).
         views: indices of the benchmark views the model reads, in order (``(0,)`` = the front camera only).
         image_size: side of each view in pixels (a multiple of 8).
+        view_encoder: one of :data:`VIEW_ENCODERS`.
         width: token width ``d``.
         prompt_tokens: number ``l`` of learned prompt tokens (queries of the visual extractor).
         extractor_blocks: decoder blocks of the visual extractor (paper: 6).
@@ -72,12 +80,13 @@ class MIAVLMConfig:
         max_question_tokens: questions are cut to this many tokens.
 
     Raises:
-        ValueError: an unknown fusion or question encoder, no views, or sizes out of range.
+        ValueError: an unknown fusion, view encoder or question encoder, no views, or sizes out of range.
     """
 
     fusion: str = "map"
     views: tuple[int, ...] = VIEW_SETS["1+8"]
     image_size: int = 64
+    view_encoder: str = "effnet"
     width: int = 64
     prompt_tokens: int = 8
     extractor_blocks: int = 2
@@ -96,6 +105,8 @@ class MIAVLMConfig:
         self.vocabulary = tuple(self.vocabulary)
         if self.fusion not in FUSIONS:
             raise ValueError(f"unknown fusion {self.fusion!r}; valid: {', '.join(FUSIONS)}")
+        if self.view_encoder not in VIEW_ENCODERS:
+            raise ValueError(f"unknown view encoder {self.view_encoder!r}; valid: {', '.join(VIEW_ENCODERS)}")
         if self.question_encoder not in QUESTION_ENCODERS:
             raise ValueError(f"unknown question encoder {self.question_encoder!r}; valid: "
                              f"{', '.join(QUESTION_ENCODERS)}")
@@ -224,6 +235,42 @@ class ViewEncoder(nn.Module):
         return grid + self.pos, self.cls(grid.mean(1))
 
 
+class FeatureTokens(nn.Module):
+    """Frozen backbone features -> tokens: ``(B, T, C)`` float32 -> ``(tokens (B, T, d), cls (B, d))``, with learned
+    position embeddings and the [CLS] token the projected mean of the grid."""
+
+    def __init__(self, channels: int, width: int, n_tokens: int):
+        super().__init__()
+        self.proj = nn.Sequential(nn.LayerNorm(channels), nn.Linear(channels, width))
+        self.pos = nn.Parameter(torch.zeros(1, n_tokens, width))
+        nn.init.normal_(self.pos, std=0.02)
+        self.cls = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width))
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """See the class docstring."""
+        grid = self.proj(features)
+        return grid + self.pos, self.cls(grid.mean(1))
+
+
+@torch.no_grad()
+def effnet_tokens(backbone: nn.Module, pixels: torch.Tensor) -> torch.Tensor:
+    """Frozen EfficientNet-Lite0 tokens of some views.
+
+    Args:
+        backbone: :func:`vlarm.vision.load_efficientnet_lite0` (eval mode).
+        pixels: ``(N, 3, S, S)`` float32 RGB in [0, 1].
+
+    Returns:
+        ``(N, 64, 152)`` float32: the views resized to :data:`EFFNET_INPUT` pixels (bilinear), the stride-8 map
+        (40 channels, 16 x 16, average-pooled to 8 x 8) and the stride-16 map (112 channels, 8 x 8) joined per cell,
+        row-major.
+    """
+    x = F.interpolate(pixels * 255.0, size=(EFFNET_INPUT, EFFNET_INPUT), mode="bilinear", align_corners=False)
+    feats = backbone(x)
+    grid = torch.cat([F.avg_pool2d(feats[2], 2), feats[3]], dim=1)
+    return grid.flatten(2).transpose(1, 2).contiguous()
+
+
 class VisualExtractor(nn.Module):
     """Learned prompts ``P`` (``l x d``) cross-attending to one view's tokens through decoder blocks (MIAVLM Sec.
     "Visual Extractor": ``o_i = softmax((P W_Q)(e_i W_K)^T / sqrt(d)) e_i W_V``, stacked).
@@ -331,7 +378,11 @@ class MIAVLM(nn.Module):
         super().__init__()
         self.config = config
         d = config.width
-        self.view_encoder = ViewEncoder(d, config.image_size)
+        if config.view_encoder == "cnn":
+            self.view_encoder = ViewEncoder(d, config.image_size)
+        else:
+            self.view_encoder = FeatureTokens(EFFNET_CHANNELS, d, (EFFNET_INPUT // 16) ** 2)
+        self._backbone: list[nn.Module] = []     # the frozen EfficientNet, loaded on first use, never saved
         self.extractor = VisualExtractor(d, config.prompt_tokens, config.extractor_blocks, config.attention_heads,
                                          config.dropout)
         if config.fusion == "map":
@@ -345,8 +396,15 @@ class MIAVLM(nn.Module):
         self.question_pos = nn.Parameter(torch.randn(config.max_question_tokens, d) * 0.02)
         self.head = AnswerHead(d, config.answer_layers, config.attention_heads, config.dropout)
 
-    def preprocess(self, images: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """``(B, n, S, S, 3)`` uint8 RGB views (numpy or torch) -> ``(B, n, 3, S, S)`` float32 normalised.
+    @property
+    def reads_features(self) -> bool:
+        """True when the views enter as frozen backbone features (``view_encoder="effnet"``), which
+        :meth:`view_inputs` computes and a training loop can cache."""
+        return self.config.view_encoder == "effnet"
+
+    def pixels(self, images: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """``(B, n, S, S, 3)`` uint8 RGB views (numpy or torch) -> ``(B, n', 3, S, S)`` float32 in [0, 1], tiled
+        into one view (``n' = 1``) for the ``tile`` fusion.
 
         Raises:
             ValueError: a shape other than ``(B, n, S, S, 3)`` with the model's ``image_size``, or a view count
@@ -360,24 +418,48 @@ class MIAVLM(nn.Module):
             raise ValueError(f"this model reads {len(self.config.views)} views (benchmark views {self.config.views}), "
                              f"got {images.shape[1]}")
         x = images.permute(0, 1, 4, 2, 3).float() / 255.0
-        return (x - PIXEL_MEAN) / PIXEL_STD
+        return tile_views(x) if self.config.fusion == "tile" else x
 
-    def encode_views(self, images: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def backbone(self) -> nn.Module:
+        """The frozen EfficientNet-Lite0 (:mod:`vlarm.vision`), loaded once; not a registered sub-module, so it is
+        neither trained nor saved (DESIGN: frozen encoders are rebuilt from their own package)."""
+        if not self._backbone:
+            from vlarm.vision import load_efficientnet_lite0
+
+            self._backbone.append(load_efficientnet_lite0().eval())
+        return self._backbone[0]
+
+    def view_inputs(self, images: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """What :meth:`encode_views` reads: ``(B, n', T, 152)`` float32 frozen features (``effnet``) or the
+        ``(B, n', 3, S, S)`` float32 normalised pixels (``cnn``) of ``(B, n, S, S, 3)`` uint8 views.
+
+        Raises:
+            ValueError: see :meth:`pixels`.
+        """
+        x = self.pixels(images)
+        if not self.reads_features:
+            return (x - PIXEL_MEAN) / PIXEL_STD
+        b, n = x.shape[:2]
+        return effnet_tokens(self.backbone(), x.flatten(0, 1)).view(b, n, -1, EFFNET_CHANNELS)
+
+    def encode_views(self, images: torch.Tensor | np.ndarray | None = None,
+                     inputs: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The fused visual tokens of each scene.
 
         Args:
-            images: ``(B, n, S, S, 3)`` uint8 views, in ``config.views`` order.
+            images: ``(B, n, S, S, 3)`` uint8 views, in ``config.views`` order; or
+            inputs: their :meth:`view_inputs` (e.g. cached features), float.
 
         Returns:
             ``(tokens, weights)``: ``(B, Lv, d)`` float32 (``Lv = l``, or ``n * l`` for ``concat``) and the ``(B, n)``
             MAP view weights (None for other fusions).
 
         Raises:
-            ValueError: see :meth:`preprocess`.
+            ValueError: neither or both of ``images`` and ``inputs``; see also :meth:`pixels`.
         """
-        x = self.preprocess(images)
-        if self.config.fusion == "tile":
-            x = tile_views(x)
+        if (images is None) == (inputs is None):
+            raise ValueError("give the views either as images or as their view_inputs, not both or neither")
+        x = self.view_inputs(images) if inputs is None else inputs.float()
         b, n = x.shape[:2]
         tokens, cls = self.view_encoder(x.flatten(0, 1))
         out = self.extractor(tokens).view(b, n, self.config.prompt_tokens, -1)    # o_i, each view on its own

@@ -25,6 +25,7 @@ face       "Does the {kind} have a {color} side?"      colours not on the block
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 
@@ -210,3 +211,35 @@ def is_novel(query: Query) -> bool:
     words = [w for w in (query.subject, query.value, query.other) if w is not None]
     return any((w in KIT_SHAPES and w not in SEEN_SHAPES) or (w in ALL_COLORS and w not in TRAIN_COLORS)
                for w in words)
+
+
+_PATTERNS = (
+    ("shape", re.compile(r"^is the (?P<subject>[a-z]+) object an? (?P<value>[a-z ]+?)\?$")),
+    ("face", re.compile(r"^does the (?P<subject>[a-z ]+?) have an? (?P<value>[a-z]+) (?:side|face)\?$")),
+    ("relation", re.compile(r"^is the (?P<subject>[a-z ]+?) (?P<value>left of|right of|in front of|behind) "
+                            r"the (?P<other>[a-z ]+?)\?$")),
+    ("size", re.compile(r"^is the (?P<subject>[a-z ]+?) (?P<value>small|large)\?$")),
+    ("color", re.compile(r"^is the (?P<subject>[a-z ]+?) (?P<value>[a-z]+)\?$")),
+)
+
+
+def parse_question(text: str) -> Query | None:
+    """Read a question written in one of the benchmark's templates back into a :class:`Query`.
+
+    Args:
+        text: e.g. ``"Is the block left of the bowl?"`` (case and surrounding spaces do not matter).
+
+    Returns:
+        The query, or None when the text follows no template (its truth in a scene is then unknown).
+    """
+    text = " ".join(text.lower().split())
+    for kind, pattern in _PATTERNS:
+        m = pattern.match(text)
+        if m:
+            parts = {k: None if v is None else _CANONICAL.get(v, v) for k, v in m.groupdict().items()}
+            return Query(kind, parts["subject"], parts["value"], parts.get("other"))
+    return None
+
+
+#: Lower-case spelling -> the vocabulary's spelling ("letter l" -> "letter L").
+_CANONICAL = {name.lower(): name for name in KIT_SHAPES}

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from vlarm.vlm.qa.benchmark import QABenchmark
+from vlarm.vlm.qa.inference import benchmark_view_inputs
 from vlarm.vlm.qa.model import (
     FUSIONS,
     MIAVLM,
@@ -80,7 +81,7 @@ class QATrainConfig:
     question_encoder: str = "minilm"
     epochs: int = 20
     lr: float = 1e-3
-    batch_scenes: int = 16
+    batch_scenes: int = 8
     seed: int = 0
     model: dict = field(default_factory=dict)
 
@@ -294,7 +295,7 @@ def train(config: QATrainConfig, progress: bool = True) -> dict:
     start, step = _resume(out, config, model, optimizer)
     specs = bench.scene_specs()
     data = TrainingQuestions(bench, specs, config.negative_instructions)
-    images = torch.from_numpy(bench.images()[:, list(model.config.views)])
+    inputs = benchmark_view_inputs(model, bench, progress)
     featurize = QuestionFeaturizer(model.config)
     steps_per_epoch = math.ceil(len(data.scenes) / config.batch_scenes)
     total = steps_per_epoch * config.epochs
@@ -315,7 +316,7 @@ def train(config: QATrainConfig, progress: bool = True) -> dict:
             weight = torch.where(y > 0, 1.0, n_pos / max(n_neg, 1.0))
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * step / total))
-            visual, _ = model.encode_views(images[scenes])
+            visual, _ = model.encode_views(inputs=inputs[scenes])
             logits = model.answer_logits(visual[torch.tensor(where)], feats, mask)
             loss = F.binary_cross_entropy_with_logits(logits, y, weight=weight, reduction="sum") / (2 * n_pos)
             optimizer.zero_grad(set_to_none=True)

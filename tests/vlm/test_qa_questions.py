@@ -1,0 +1,132 @@
+import numpy as np
+import pytest
+
+from vlarm.vlm.qa.questions import (
+    NEGATIVE_SETTINGS,
+    Query,
+    ValueStats,
+    false_values,
+    is_novel,
+    positives,
+    truth,
+)
+from vlarm.vlm.qa.scenes import (
+    AttributePrior,
+    ObjectSpec,
+    SceneSpec,
+    relations_between,
+    sample_scene,
+    value_lists,
+)
+
+COLORS, SHAPES = value_lists("seen")
+KINDS = ("block", "bowl", *SHAPES)
+
+
+def scene(index=0, bowl="blue", face="green") -> SceneSpec:
+    """Block (red, small, green face) at y = +0.1, bowl at y = -0.1, star behind both (robot frame)."""
+    return SceneSpec(index, "seen", (
+        ObjectSpec("block", "red", "small", (0.45, 0.10), 0.3, face_color=face, face_side=1),
+        ObjectSpec("bowl", bowl, "large", (0.45, -0.10), 0.0),
+        ObjectSpec("star", "yellow", "large", (0.60, 0.0), 1.0),
+    ))
+
+
+def test_relations_in_the_robot_frame():
+    s = scene()
+    block, bowl, star = s.objects
+    assert relations_between(block, bowl) == ({"left of"}, {"right of"})
+    true, false = relations_between(star, block)
+    assert true == {"behind", "right of"} and false == {"in front of", "left of"}
+    near = ObjectSpec("circle", "gray", "small", (0.47, 0.12), 0.0)
+    assert relations_between(near, block) == (set(), set())          # within the margin: ambiguous
+
+
+def test_truth_by_hand():
+    s = scene()
+    assert truth(s, Query("color", "block", "red")) is True
+    assert truth(s, Query("color", "block", "blue")) is False
+    assert truth(s, Query("shape", "yellow", "star")) is True
+    assert truth(s, Query("shape", "yellow", "circle")) is False
+    assert truth(s, Query("size", "bowl", "large")) is True and truth(s, Query("size", "bowl", "small")) is False
+    assert truth(s, Query("face", "block", "green")) is True and truth(s, Query("face", "block", "gray")) is False
+    assert truth(s, Query("relation", "block", "left of", "bowl")) is True
+    assert truth(s, Query("relation", "block", "right of", "bowl")) is False
+    assert truth(s, Query("relation", "block", "behind", "bowl")) is None       # same x: ambiguous
+    assert truth(s, Query("color", "heart", "red")) is None                     # no heart: not an attribute question
+    assert truth(s, Query("shape", "cyan", "block")) is None
+    with pytest.raises(ValueError, match="valid: color, shape"):
+        truth(s, Query("texture", "block", "rough"))
+
+
+def test_templates():
+    assert Query("color", "block", "red").text == "Is the block red?"
+    assert Query("shape", "red", "star").text == "Is the red object a star?"
+    assert Query("relation", "block", "left of", "bowl").text == "Is the block left of the bowl?"
+    assert Query("face", "block", "green").text == "Does the block have a green side?"
+    assert Query("size", "bowl", "small").with_value("large").text == "Is the bowl large?"
+
+
+def test_positives_are_true_and_negative_candidates_false():
+    prior = AttributePrior.make(COLORS, SHAPES, seed=0)
+    for i in range(30):
+        rng = np.random.default_rng(i)
+        spec = sample_scene(i, "seen", rng, prior, int(rng.integers(3, 5)), 0.8)
+        qs = positives(spec, rng)
+        assert {q.type for q in qs} >= {"color", "shape", "size"}
+        for q in qs:
+            assert truth(spec, q) is True, q
+            for v in false_values(spec, q, COLORS, KINDS):
+                assert truth(spec, q.with_value(v)) is False, (q, v)
+                block = spec.by_kind("block")
+                if q.type == "color" and q.subject == "block":
+                    assert v != block.face_color            # never the painted face's colour: ambiguous
+
+
+def test_scene_sampling_is_seeded_and_distinct():
+    prior = AttributePrior.make(COLORS, SHAPES, seed=0)
+    a = sample_scene(3, "seen", np.random.default_rng(5), prior, 4, 0.5)
+    b = sample_scene(3, "seen", np.random.default_rng(5), prior, 4, 0.5)
+    assert a == b
+    assert len({o.kind for o in a.objects}) == 4 and len({o.color for o in a.objects}) == 4
+    assert a.objects[0].kind == "block"
+    for i, o in enumerate(a.objects):
+        for p in a.objects[i + 1:]:
+            assert np.hypot(o.position[0] - p.position[0], o.position[1] - p.position[1]) > o.radius + p.radius
+    assert SceneSpec.from_dict(a.to_dict()) == a
+    with pytest.raises(ValueError, match="2 to"):
+        sample_scene(0, "seen", np.random.default_rng(0), prior, 1, 0.5)
+    with pytest.raises(ValueError, match="valid: seen, unseen"):
+        value_lists("novel")
+
+
+def test_popular_and_adversarial_negatives_follow_the_statistics():
+    # Bowls elsewhere are always gray; red is the most frequent colour overall.
+    others = [SceneSpec(i, "seen", (
+        ObjectSpec("block", "red", "small", (0.4, 0.1), 0.0),
+        ObjectSpec("bowl", "gray", "large", (0.4, -0.1), 0.0),
+        ObjectSpec("circle", "cyan", "small", (0.6, 0.0), 0.0),
+    )) for i in range(1, 6)]
+    extra = [SceneSpec(9, "seen", (ObjectSpec("triangle", "red", "small", (0.5, 0.0), 0.0),))]
+    stats = ValueStats([scene(), *others, *extra])
+    s = scene(bowl="blue")
+    q = Query("color", "bowl", "blue")
+    cands = false_values(s, q, COLORS, KINDS)
+    rng = np.random.default_rng(0)
+    assert stats.pick("adversarial", s, q, cands, rng) == "gray"      # what bowls usually are
+    assert stats.pick("popular", s, q, cands, rng) == "red"           # the most frequent colour overall
+    picks = {stats.pick("random", s, q, cands, np.random.default_rng(k)) for k in range(40)}
+    assert picks == set(cands)                                        # random covers every false value
+    with pytest.raises(ValueError, match="valid: random, popular, adversarial"):
+        stats.pick("hard", s, q, cands, rng)
+    with pytest.raises(ValueError, match="no false value"):
+        stats.pick("random", s, q, [], rng)
+    assert NEGATIVE_SETTINGS == ("random", "popular", "adversarial")
+
+
+def test_novelty():
+    assert not is_novel(Query("color", "block", "red"))
+    assert is_novel(Query("color", "block", "orange"))
+    assert is_novel(Query("shape", "red", "heart"))
+    assert not is_novel(Query("shape", "red", "star"))
+    assert is_novel(Query("relation", "ring", "left of", "block"))
