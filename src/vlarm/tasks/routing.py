@@ -37,8 +37,8 @@ class Route:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-def _families_help() -> str:
-    return "; ".join(f"{family}: '{family_example(family)}'" for family in list_families())
+def _families_help(families=None) -> str:
+    return "; ".join(f"{family}: '{family_example(family)}'" for family in families or list_families())
 
 
 def choose_variant(variants: list[str], goal: dict) -> str:
@@ -76,8 +76,9 @@ def route(instruction: str) -> Route:
         A :class:`Route`.
 
     Raises:
-        RoutingError: when no family grounds the instruction (the message gives each family's closest reading when
-            one family came close, and lists every family with an example), or when several do (it names them).
+        RoutingError: when no family grounds the instruction (when one family understood part of it, its own
+            "Understood / Not understood" message and the family names; otherwise every family with an example), or
+            when several do (it names them, each with an example).
     """
     grounded: dict[str, tuple[list[str], dict]] = {}
     errors: dict[str, str] = {}
@@ -90,16 +91,18 @@ def route(instruction: str) -> Route:
         family, (variants, goal) = next(iter(grounded.items()))
         return Route(choose_variant(variants, goal), family, goal, errors)
     if len(grounded) > 1:
+        examples = _families_help(grounded)
         raise RoutingError(f"the instruction {echo(instruction.strip())} is ambiguous: it reads as a task of "
-                           f"{', '.join(grounded)}; pass --task to choose. Families and an example of each: "
-                           f"{_families_help()}.")
+                           f"{', '.join(grounded)}; pass --task to choose (an example of each: {examples}).")
     if not instruction.strip():
         raise RoutingError(f"cannot ground the instruction: an empty instruction. Families and an example of each: "
                            f"{_families_help()}.")
     closest = _closest(errors)
-    hint = f" The closest reading ({closest[0]}) {closest[1]}" if closest else ""
-    raise RoutingError(f"cannot ground the instruction {echo(instruction.strip())}: no task family understands it."
-                       f"{hint} Families and an example of each: {_families_help()}.")
+    if closest is not None:   # a near miss: what the closest family understood, and where to see the others
+        raise RoutingError(f"{closest[1]} (task family {closest[0]}; the families are {', '.join(list_families())}: "
+                           "`vlarm tasks` shows an example of each)")
+    raise RoutingError(f"cannot ground the instruction {echo(instruction.strip())}: no task family understands it. "
+                       f"Families and an example of each: {_families_help()}.")
 
 
 def _closest(errors: dict[str, str]) -> tuple[str, str] | None:
