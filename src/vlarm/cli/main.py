@@ -604,5 +604,100 @@ def vlm_captions(
     _print_json(run(scenes, out, seed=seed, name=name, camera_scale=camera_scale))
 
 
+# Attribute questions from many views (MIAVLM, issue 12): plain functions in vlarm.vlm.qa.commands. Options left
+# unset take the defaults of BenchmarkConfig / QATrainConfig (one home for them); help shows those defaults.
+qa_app = typer.Typer(no_args_is_help=True,
+                     help="Yes/no attribute questions from many views (MIAVLM): build, train, eval, ask.")
+vlm_app.add_typer(qa_app, name="qa")
+
+
+@qa_app.command("build")
+@_user_errors
+def vlm_qa_build(
+    out: Annotated[Path, typer.Option(help="benchmark directory (a rerun resumes it)")],
+    scenes: Annotated[int | None, typer.Option(help="seen-value scenes, split 9:1 train/test [default 400]")] = None,
+    unseen_scenes: Annotated[int | None, typer.Option(help="unseen-value test scenes [default 40]")] = None,
+    seed: Annotated[int | None, typer.Option(help="benchmark seed [default 0]")] = None,
+    image_size: Annotated[int | None, typer.Option(help="view side in pixels [default 64]")] = None,
+    camera_scale: Annotated[float | None, typer.Option(
+        help="robot camera resolution relative to 480x640, before the crop [default 0.4]")] = None,
+    sampled_views: Annotated[int | None, typer.Option(help="views sampled around the table [default 6]")] = None,
+    face_probability: Annotated[float | None, typer.Option(
+        help="probability that the block has a painted side [default 0.6]")] = None,
+) -> None:
+    """Render the HoOA-style benchmark: scenes, nine views each, yes/no questions with POPE negatives."""
+    _check_dir(out, "--out")
+    from vlarm.vlm.qa.commands import qa_build
+
+    _print_json(qa_build(out, scenes=scenes, unseen_scenes=unseen_scenes, seed=seed, image_size=image_size,
+                         camera_scale=camera_scale, sampled_views=sampled_views, face_probability=face_probability))
+
+
+@qa_app.command("train")
+@_user_errors
+def vlm_qa_train(
+    benchmark: Annotated[Path, typer.Option(help="benchmark directory (vlarm vlm qa build)")],
+    out: Annotated[Path, typer.Option(help="output directory; a rerun with the same options resumes")],
+    fusion: Annotated[str | None, typer.Option(
+        help="map (MIAVLM), concat (order-sensitive), tile (9in1) or mean [default map]")] = None,
+    views: Annotated[str | None, typer.Option(help="1 (front camera) or 1+8 (all nine views) [default 1+8]")] = None,
+    negative_instructions: Annotated[bool | None, typer.Option(
+        "--negative-instructions/--no-negative-instructions",
+        help="train with each positive's negative twin [default: with]")] = None,
+    question_encoder: Annotated[str | None, typer.Option(help="minilm or words [default minilm]")] = None,
+    epochs: Annotated[int | None, typer.Option(help="[default 20]")] = None,
+    lr: Annotated[float | None, typer.Option(help="Adam learning rate, cosine-annealed [default 0.001]")] = None,
+    batch_scenes: Annotated[int | None, typer.Option(help="scenes per batch [default 8]")] = None,
+    seed: Annotated[int | None, typer.Option(help="[default 0]")] = None,
+) -> None:
+    """Train MIAVLM or a baseline on the benchmark's train split."""
+    _check_dir(out, "--out")
+    from vlarm.vlm.qa.commands import qa_train
+
+    result = qa_train(benchmark, out, fusion=fusion, views=views, negative_instructions=negative_instructions,
+                      question_encoder=question_encoder, epochs=epochs, lr=lr, batch_scenes=batch_scenes, seed=seed)
+    _print_json({k: v for k, v in result.items() if k != "log"} | {"last_epoch": (result["log"] or [None])[-1]})
+
+
+@qa_app.command("eval")
+@_user_errors
+def vlm_qa_eval(
+    model: Annotated[Path, typer.Option(help="model or training output directory")],
+    benchmark: Annotated[Path, typer.Option(help="benchmark directory")],
+    split: Annotated[list[str] | None, typer.Option(help="test, unseen or train; repeat for several")] = None,
+    out: Annotated[Path | None, typer.Option(help="write the full result (per-question probabilities) as JSON")]
+    = None,
+) -> None:
+    """HoOA, F1, accuracy and yes-ratio with 95% intervals, one balanced set per POPE negative setting."""
+    check_output(out, "--out", suffixes=(".json",))
+    from vlarm.vlm.qa.commands import qa_eval
+
+    result = qa_eval(model, benchmark, tuple(split or ("test", "unseen")), out)
+    table = Table(title=f"{escape(str(model))} on {escape(str(benchmark))}",
+                  caption="percent; brackets: 95% interval (pairs bootstrapped for HoOA and F1, Wilson otherwise)")
+    for column in result["rows"][0]:
+        table.add_column(column)
+    for row in result["rows"]:
+        table.add_row(*(str(v) for v in row.values()))
+    console.print(table)
+
+
+@qa_app.command("ask")
+@_user_errors
+def vlm_qa_ask(
+    model: Annotated[Path, typer.Option(help="model or training output directory")],
+    question: Annotated[list[str], typer.Argument(help='e.g. "Is the block red?"')],
+    seed: Annotated[int, typer.Option(help="benchmark seed of the scene (without --benchmark)")] = 0,
+    scene: Annotated[int, typer.Option(help="scene index in that benchmark")] = 0,
+    benchmark: Annotated[Path | None, typer.Option(help="take the scene configuration from this benchmark")] = None,
+    views_png: Annotated[Path | None, typer.Option(help="write the views side by side to this PNG")] = None,
+) -> None:
+    """Answer yes/no questions about a scene rendered from a seed (with the true answer where it is known)."""
+    check_output(views_png, "--views-png", suffixes=(".png",))
+    from vlarm.vlm.qa.commands import qa_ask
+
+    _print_json(qa_ask(model, question, seed=seed, scene=scene, benchmark=benchmark, views_png=views_png))
+
+
 if __name__ == "__main__":
     app()

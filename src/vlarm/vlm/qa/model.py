@@ -15,8 +15,8 @@ Instructions"; REFERENCE.md Sec. 5), at the scale of a CPU:
   tokens, give one weight per view and head; the heads are averaged: ``w`` (``n``), summing to 1.
 * **MAP fusion** (paper: "MAP"): ``sum_i w_i o_i``. Softmax over views, weighted sum: permuting the views permutes
   ``w`` and ``o`` together and leaves the output unchanged, for any number of views.
-* **Answer head**: the paper feeds the fused tokens to a language model trained with the LM loss on "Yes"/"No"; here a
-  small transformer reads [answer token; fused visual tokens; question tokens] and gives one logit for "yes"
+* **Answer head**: the paper feeds the fused tokens to a language model trained with the LM loss on "Yes"/"No"; here
+  the pooled question attends over the fused visual tokens in a few hops and an MLP gives one logit for "yes"
   (binary cross-entropy is the LM loss restricted to the two answer words).
 
 Baselines (paper: "Benchmarks"), the same encoder, extractor and head with another fusion:
@@ -72,7 +72,7 @@ class MIAVLMConfig:
         extractor_blocks: decoder blocks of the visual extractor (paper: 6).
         attention_heads: attention heads in every transformer block.
         sampler_heads: heads ``m`` of the multihead sampler (paper: 4).
-        answer_layers: transformer layers of the answer head.
+        answer_layers: attention hops of the answer head over the visual tokens.
         dropout: dropout in the transformer blocks.
         question_encoder: one of :data:`QUESTION_ENCODERS`.
         vocabulary: words of the ``words`` encoder (index 0 is padding, 1 unknown words, words from 2).
@@ -321,27 +321,38 @@ class MultiheadSampler(nn.Module):
 
 
 class AnswerHead(nn.Module):
-    """A small transformer over [answer token; visual tokens; question tokens] -> one "yes" logit.
+    """Question-guided reading of the visual tokens -> one "yes" logit.
+
+    The question tokens are pooled by learned attention into ``q``; each of ``hops`` rounds lets ``q`` attend over the
+    visual tokens (multi-head cross-attention) and adds what it read, ``q <- q + Attn(q, V)``; an MLP on ``[q_0, v,
+    q_0 * v]`` (``q_0`` the pooled question, ``v`` everything read) gives the logit. (A transformer over [answer;
+    visual; question] tokens, tried first, learned far more slowly on this data at the same CPU cost.)
 
     ``forward(visual, question, mask)``: ``(Q, Lv, d)`` visual tokens, ``(Q, Lq, d)`` question tokens and their
     ``(Q, Lq)`` bool mask (True = real token) -> ``(Q,)`` float32 logits.
     """
 
-    def __init__(self, width: int, layers: int, heads: int, dropout: float):
+    def __init__(self, width: int, hops: int, heads: int, dropout: float):
         super().__init__()
-        self.answer = nn.Parameter(torch.randn(1, 1, width) * 0.02)
-        self.kind = nn.Parameter(torch.randn(3, width) * 0.02)   # answer / visual / question token types
-        layer = nn.TransformerEncoderLayer(width, heads, 2 * width, dropout, batch_first=True, norm_first=True)
-        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
-        self.out = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 1))
+        self.pool = nn.Linear(width, 1)
+        self.visual_norm = nn.LayerNorm(width)
+        self.hops = nn.ModuleList(nn.MultiheadAttention(width, heads, dropout=dropout, batch_first=True)
+                                  for _ in range(hops))
+        self.query_norms = nn.ModuleList(nn.LayerNorm(width) for _ in range(hops))
+        self.out = nn.Sequential(nn.LayerNorm(3 * width), nn.Linear(3 * width, 2 * width), nn.GELU(),
+                                 nn.Dropout(dropout), nn.Linear(2 * width, 1))
 
     def forward(self, visual: torch.Tensor, question: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """See the class docstring."""
-        q = visual.shape[0]
-        x = torch.cat([self.answer.expand(q, -1, -1) + self.kind[0], visual + self.kind[1], question + self.kind[2]],
-                      dim=1)
-        pad = torch.cat([torch.zeros(q, 1 + visual.shape[1], dtype=torch.bool, device=mask.device), ~mask], dim=1)
-        return self.out(self.encoder(x, src_key_padding_mask=pad)[:, 0]).squeeze(-1)
+        scores = self.pool(question).squeeze(-1).masked_fill(~mask, float("-inf")).softmax(dim=1)
+        q0 = torch.einsum("ql,qld->qd", scores, question)
+        v = self.visual_norm(visual)
+        q = q0
+        for attend, norm in zip(self.hops, self.query_norms, strict=True):
+            read, _ = attend(norm(q).unsqueeze(1), v, v, need_weights=False)
+            q = q + read.squeeze(1)
+        read_all = q - q0
+        return self.out(torch.cat([q0, read_all, q0 * read_all], dim=-1)).squeeze(-1)
 
 
 def tile_views(images: torch.Tensor) -> torch.Tensor:
