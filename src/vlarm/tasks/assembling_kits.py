@@ -32,8 +32,8 @@ from vlarm.sim.shapes import SHAPE_HEIGHT, SHAPE_SIZE, create_hole, create_shape
 from vlarm.sim.transforms import Pose, multiply, yaw_to_quat
 from vlarm.tasks.attributes import ALL_COLORS, COLORS, KIT_SHAPES, colors_for, values_for
 from vlarm.tasks.base import Goal, Task, TaskError
-from vlarm.tasks.language import PUNCTUATION, Grammar, Slot, phrases, words_of
-from vlarm.tasks.put_block_in_bowl import COLOR_WORDS
+from vlarm.tasks.language import COLOR_HINT as _COLOR_HINT
+from vlarm.tasks.language import COLOR_WORDS, PUNCTUATION, Grammar, Slot, phrases, words_of
 
 FAMILY = "assembling-kits-seq"
 EXAMPLE = "put the red letter R shape in the letter R shape hole"
@@ -67,7 +67,6 @@ def _shape_words() -> dict[str, str]:
 #: Phrase -> kit shape name (shared with packing-shapes).
 SHAPE_WORDS: dict[str, str] = _shape_words()
 SHAPE_HINT = f"known shapes: {', '.join(KIT_SHAPES)}"
-_COLOR_HINT = f"known colours: {', '.join(ALL_COLORS)}"
 VERBS: tuple[str, ...] = ("put", "place", "move", "drop", "insert", "fit")
 PREPOSITIONS: tuple[str, ...] = ("in", "into", "inside")
 KIT_VERBS: tuple[str, ...] = ("assemble", "complete", "finish", "fill")

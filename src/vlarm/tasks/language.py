@@ -16,12 +16,17 @@ whitespace and trailing punctuation.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+
+from vlarm.tasks.attributes import ALL_COLORS, COLORS
 
 PUNCTUATION = ".,;:!?\"'`()"
 DETERMINERS: tuple[str, ...] = ("the", "a", "an", "all", "of")
 ECHO = 100   # at most this many characters of the user's text are echoed in an error
+#: Colour words of every grammar (the palette's names and 'grey'), and the hint shown for an unknown one.
+COLOR_WORDS: dict[str, str] = {**{c: c for c in COLORS}, "grey": "gray"}
+COLOR_HINT = f"known colours: {', '.join(ALL_COLORS)}"
 
 
 def echo(text: str, limit: int = ECHO) -> str:
@@ -159,3 +164,31 @@ class Grammar:
                              + ". Not understood: " + "; ".join(problems) + ".")
         return {role: meaning for role, meaning in found.items() if meaning}
 
+
+def closeness(message: str) -> tuple[bool, int, int]:
+    """How close a grammar's 'cannot ground' message came: (understood anything, minus the problems listed, roles
+    understood); larger is closer."""
+    understood, _, problems = message.partition("Understood: ")[2].partition(". Not understood: ")
+    n_understood = 0 if understood.startswith("nothing") else understood.count("'") // 2
+    n_problems = sum(1 for item in problems.split("; ") if not item.startswith("expected the form"))
+    return n_understood > 0, -n_problems, n_understood
+
+
+def parse_any(grammars: Sequence[Grammar], instruction: str) -> tuple[int, dict[str, str]]:
+    """Ground ``instruction`` with the first of ``grammars`` that accepts it (a union of grammars).
+
+    Returns:
+        ``(index of the grammar, its role -> meaning result)``.
+
+    Raises:
+        ValueError: the shared "cannot ground the instruction. Understood: ... Not understood: ..." error of the
+            grammar that came closest: one that understood something, with the fewest problems, then the most
+            roles understood (the earliest on a tie), so the user sees the reading nearest to what they typed.
+    """
+    errors: list[ValueError] = []
+    for index, grammar in enumerate(grammars):
+        try:
+            return index, grammar.parse(instruction)
+        except ValueError as err:
+            errors.append(err)
+    raise max(errors, key=lambda e: closeness(str(e)))

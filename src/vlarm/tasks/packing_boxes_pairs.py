@@ -23,9 +23,9 @@ from vlarm.sim.assets import box_points, create_box
 from vlarm.sim.transforms import quat_to_yaw, yaw_to_quat
 from vlarm.tasks.attributes import ALL_COLORS, COLORS, colors_for
 from vlarm.tasks.base import Goal, Task, TaskError
-from vlarm.tasks.language import Grammar, Slot
+from vlarm.tasks.language import COLOR_HINT as _COLOR_HINT
+from vlarm.tasks.language import COLOR_WORDS, Grammar, Slot
 from vlarm.tasks.packing import action_slot, add_box, pack_slots, split_cells
-from vlarm.tasks.put_block_in_bowl import COLOR_WORDS
 
 FAMILY = "packing-boxes-pairs"
 EXAMPLE = "pack all the red and blue blocks into the brown box"
@@ -43,7 +43,6 @@ POINT_SPACING = 0.01
 #: Tries at a box with enough cells for the requested colours before giving up.
 BOX_TRIES = 50
 
-_COLOR_HINT = f"known colours: {', '.join(ALL_COLORS)}"
 _SECOND = {f"and {word}": color for word, color in COLOR_WORDS.items()}
 _SECOND.update({f"and the {word}": color for word, color in COLOR_WORDS.items()})
 _BLOCKS = {"block": "block", "blocks": "block", "box": "block", "boxes": "block", "cube": "block",

@@ -20,10 +20,9 @@ from vlarm.sim import Scene
 from vlarm.sim.assets import create_container
 from vlarm.sim.shapes import SHAPE_HEIGHT, SHAPE_SIZE, create_shape
 from vlarm.tasks.assembling_kits import SHAPE_HINT, SHAPE_WORDS, mark_unknown_letters, spoken
-from vlarm.tasks.attributes import ALL_COLORS, COLORS, KIT_SHAPES, colors_for, values_for
+from vlarm.tasks.attributes import COLORS, KIT_SHAPES, colors_for, values_for
 from vlarm.tasks.base import Goal, Task, TaskError
-from vlarm.tasks.language import Grammar, Slot, phrases
-from vlarm.tasks.put_block_in_bowl import COLOR_WORDS
+from vlarm.tasks.language import COLOR_HINT, COLOR_WORDS, Grammar, Slot, phrases
 
 FAMILY = "packing-shapes"
 EXAMPLE = "pack the letter E shape in the brown box"
@@ -41,7 +40,7 @@ GRAMMAR = Grammar(
     form="'pack the <shape> in the brown box'",
     slots=(
         Slot("action", phrases(*VERBS, meaning=""), f"known actions: {', '.join(VERBS)}", structural=True),
-        Slot("colour", COLOR_WORDS, f"known colours: {', '.join(ALL_COLORS)}", determiners=True, optional=True),
+        Slot("colour", COLOR_WORDS, COLOR_HINT, determiners=True, optional=True),
         Slot("shape", SHAPE_WORDS, SHAPE_HINT, determiners=True),
         Slot("preposition", phrases(*PREPOSITIONS, meaning=""), f"known prepositions: {', '.join(PREPOSITIONS)}",
              structural=True),

@@ -14,9 +14,10 @@ import numpy as np
 
 from vlarm.sim import Scene
 from vlarm.sim.assets import BLOCK_SIZE, BOWL_RADIUS
-from vlarm.tasks.attributes import ALL_COLORS, COLORS, colors_for
+from vlarm.tasks.attributes import COLORS, colors_for
 from vlarm.tasks.base import Goal, Task
-from vlarm.tasks.language import Grammar, Slot, phrases
+from vlarm.tasks.language import COLOR_HINT as _COLOR_HINT
+from vlarm.tasks.language import COLOR_WORDS, Grammar, Slot, phrases
 
 BLOCK_RADIUS = BLOCK_SIZE * 0.75   # footprint radius used for collision-free sampling, metres
 MAX_DISTRACTORS = 6
@@ -28,8 +29,6 @@ EXAMPLE = "put the red blocks in a green bowl"
 #: TARGET [please], in any case, with any whitespace and trailing punctuation; nouns singular or plural.
 VERBS: tuple[str, ...] = ("put", "place", "move", "drop")
 PREPOSITIONS: tuple[str, ...] = ("in", "into", "inside", "on", "onto", "to")
-COLOR_WORDS: dict[str, str] = {**{c: c for c in COLORS}, "grey": "gray"}
-_COLOR_HINT = f"known colours: {', '.join(ALL_COLORS)}"
 GRAMMAR = Grammar(
     form="'put the <colour> blocks in a <colour> bowl'",
     slots=(

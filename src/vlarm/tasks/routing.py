@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from vlarm.tasks import family_example, list_families, make_task
 from vlarm.tasks.attributes import SPLIT_VALUES, values_for
-from vlarm.tasks.language import echo
+from vlarm.tasks.language import closeness, echo
 
 
 class RoutingError(ValueError):
@@ -106,11 +106,9 @@ def route(instruction: str) -> Route:
 
 
 def _closest(errors: dict[str, str]) -> tuple[str, str] | None:
-    """The family whose grammar understood the most of the instruction (None when none understood anything)."""
-    best, best_count = None, 0
-    for family, message in errors.items():
-        understood = message.split("Understood: ", 1)[-1].split(". Not understood", 1)[0]
-        count = 0 if understood.startswith("nothing") else understood.count("'") // 2
-        if count > best_count:
-            best, best_count = (family, message), count
-    return best
+    """The family whose grammar came closest (:func:`vlarm.tasks.language.closeness`); None when none understood
+    anything."""
+    if not errors:
+        return None
+    family, message = max(errors.items(), key=lambda item: closeness(item[1]))
+    return (family, message) if closeness(message)[0] else None

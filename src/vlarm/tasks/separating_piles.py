@@ -25,9 +25,10 @@ from vlarm.sim.assets import box_points, create_box, create_compound
 from vlarm.sim.primitives import BLADE_SIZE
 from vlarm.sim.scene import Observation
 from vlarm.sim.transforms import Pose, yaw_to_quat
-from vlarm.tasks.attributes import ALL_COLORS, COLORS, colors_for
+from vlarm.tasks.attributes import COLORS, colors_for
 from vlarm.tasks.base import Action, Goal, Task, TaskError
-from vlarm.tasks.language import Grammar, Slot, phrases
+from vlarm.tasks.language import COLOR_HINT as _COLOR_HINT
+from vlarm.tasks.language import COLOR_WORDS, Grammar, Slot, phrases
 
 N_BLOCKS = 50                    # Ravens: 50 small blocks
 PILE_BLOCK_SIZE = 0.01           # edge of a pile block, metres (Ravens ``block/small.urdf``)
@@ -50,8 +51,6 @@ EXAMPLE = "push the pile of red blocks into the green square"
 
 VERBS: tuple[str, ...] = ("push", "sweep", "move", "slide", "put")
 PREPOSITIONS: tuple[str, ...] = ("into", "in", "inside", "onto", "on", "to", "towards", "toward")
-COLOR_WORDS: dict[str, str] = {**{c: c for c in COLORS}, "grey": "gray"}
-_COLOR_HINT = f"known colours: {', '.join(ALL_COLORS)}"
 #: [please] VERB [the] [pile(s) of] COLOUR block(s) PREPOSITION [the] COLOUR square [please].
 GRAMMAR = Grammar(
     form="'push the pile of <colour> blocks into the <colour> square'",

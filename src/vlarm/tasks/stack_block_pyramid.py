@@ -23,7 +23,8 @@ from vlarm.sim.stands import PYRAMID_BASE_HEIGHT, PYRAMID_TILE, create_pyramid_b
 from vlarm.sim.transforms import Pose, multiply
 from vlarm.tasks.attributes import ALL_COLORS, COLORS, colors_for
 from vlarm.tasks.base import Goal, Task, TaskError
-from vlarm.tasks.language import Grammar, Slot, phrases
+from vlarm.tasks.language import COLOR_HINT as _COLOR_HINT
+from vlarm.tasks.language import COLOR_WORDS, Grammar, Slot, parse_any, phrases
 
 FAMILY = "stack-block-pyramid-seq"
 EXAMPLE = "stack the blocks into a pyramid"
@@ -45,8 +46,6 @@ SHADES: tuple[str, ...] = ("lightest", "middle", "darkest")
 Z_EPS = BLOCK_SIZE / 2
 MAX_STEPS = 12
 
-COLOR_WORDS: dict[str, str] = {**{c: c for c in COLORS}, "grey": "gray"}
-_COLOR_HINT = f"known colours: {', '.join(ALL_COLORS)}"
 _ACTIONS = ("put", "place", "move", "stack", "set")
 _ON = ("on", "onto", "on top of", "atop", "over")
 _SHADE_WORDS = {"lightest": "lightest", "light": "lightest", "lighter": "lightest", "middle": "middle",
@@ -105,35 +104,6 @@ WHOLE_TASK = Grammar(
 )
 #: Every instruction form of the family, the per-step template first.
 GRAMMARS: tuple[Grammar, ...] = (STEP_ON_BASE, STEP_ON_PAIR, WHOLE_TASK)
-
-
-def _closeness(message: str) -> tuple[bool, int, int]:
-    """How close a grammar's 'cannot ground' message came: (understood anything, minus the problems listed, roles
-    understood); larger is closer."""
-    understood, _, problems = message.partition("Understood: ")[2].partition(". Not understood: ")
-    n_understood = 0 if understood.startswith("nothing") else understood.count("'") // 2
-    n_problems = sum(1 for item in problems.split("; ") if not item.startswith("expected the form"))
-    return n_understood > 0, -n_problems, n_understood
-
-
-def parse_any(grammars: Sequence[Grammar], instruction: str) -> tuple[int, dict[str, str]]:
-    """Ground ``instruction`` with the first of ``grammars`` that accepts it (a union of grammars).
-
-    Returns:
-        ``(index of the grammar, its role -> meaning result)``.
-
-    Raises:
-        ValueError: the shared "cannot ground the instruction. Understood: ... Not understood: ..." error of the
-            grammar that came closest: one that understood something, with the fewest problems, then the most
-            roles understood (the earliest on a tie), so the user sees the reading nearest to what they typed.
-    """
-    errors: list[ValueError] = []
-    for index, grammar in enumerate(grammars):
-        try:
-            return index, grammar.parse(instruction)
-        except ValueError as err:
-            errors.append(err)
-    raise max(errors, key=lambda e: _closeness(str(e)))
 
 
 def step_instruction(colors: Sequence[str], slot: int) -> str:

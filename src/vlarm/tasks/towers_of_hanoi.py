@@ -41,8 +41,8 @@ from vlarm.sim.stands import (
 from vlarm.sim.transforms import Pose
 from vlarm.tasks.attributes import ALL_COLORS, COLORS, colors_for
 from vlarm.tasks.base import Action, Goal, Task, TaskError
-from vlarm.tasks.language import Grammar, Slot, phrases
-from vlarm.tasks.stack_block_pyramid import COLOR_WORDS, parse_any
+from vlarm.tasks.language import COLOR_HINT as _COLOR_HINT
+from vlarm.tasks.language import COLOR_WORDS, Grammar, Slot, parse_any, phrases
 
 FAMILY = "towers-of-hanoi-seq"
 EXAMPLE = "solve the towers of hanoi"
@@ -59,7 +59,6 @@ PICK_MIN_RADIUS = PEG_RADIUS + TOOL_RADIUS + 0.003
 PICK_EDGE_MARGIN = 0.004   # ... and at least this far inside the ring's outer edge, metres
 MAX_STEPS = 14
 
-_COLOR_HINT = f"known colours: {', '.join(ALL_COLORS)}"
 _MOVES = ("move", "put", "place", "transfer", "stack", "slide", "drop")
 _TO = ("to", "onto", "on", "on to", "over", "in")
 _PLACES = {"lighter brown side": 0, "light brown side": 0, "lightest brown side": 0, "lighter side": 0,
