@@ -13,7 +13,8 @@
    permutations of their views (MIAVLM must not change; the concatenation does).
 5. Times one question (uint8 views -> answer, frozen backbone included) with 1 and 2 torch threads.
 
-Writes ``--out`` (JSON with everything) and ``--markdown`` (the results section).
+Writes ``--out`` (JSON with everything) and ``--markdown`` (the results section), by default under ``outputs/miavlm/``.
+``--only map-1,map-1+8 --ni-only --epochs 60`` reruns a subset longer (the longer-training check of the results).
 
 Run: ``MALLOC_MMAP_THRESHOLD_=17179869184 MALLOC_TRIM_THRESHOLD_=17179869184 MALLOC_TOP_PAD_=1073741824
 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python
@@ -151,10 +152,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--mean", action="store_true", help="also train the uniform-mean ablation")
+    parser.add_argument("--only", default="", help="comma-separated FUSION-VIEWS to run, e.g. map-1,map-1+8 (all)")
+    parser.add_argument("--ni-only", action="store_true", help="train only with negative instructions")
     parser.add_argument("--order-scenes", type=int, default=6)
     parser.add_argument("--order-permutations", type=int, default=4)
-    parser.add_argument("--out", default="benchmarks/vlm_results/miavlm_table.json")
-    parser.add_argument("--markdown", default="benchmarks/vlm_results/miavlm_table.md")
+    parser.add_argument("--out", default="outputs/miavlm/miavlm_table.json")
+    parser.add_argument("--markdown", default="outputs/miavlm/miavlm_table.md")
     args = parser.parse_args()
     torch.set_num_threads(1)
     t0 = time.process_time()
@@ -163,10 +166,12 @@ def main() -> None:
     counts = build_benchmark(args.benchmark, config, progress=False)["splits"]
     bench = QABenchmark(args.benchmark)
     models = MODELS + ((("uniform mean", "mean", "1+8"),) if args.mean else ())
+    if args.only:
+        models = tuple(m for m in models if f"{m[1]}-{m[2]}" in args.only.split(","))
     runs, timings = [], {}
     test_scenes = sorted({r["scene"] for r in bench.questions("test")})[: args.order_scenes]
     for label, fusion, views in models:
-        for ni in (True, False):
+        for ni in (True,) if args.ni_only else (True, False):
             name = f"{fusion}-{views.replace('+', 'p')}-{'ni' if ni else 'no-ni'}"
             cfg = QATrainConfig(args.benchmark, f"{args.runs}/{name}", fusion=fusion, views=views,
                                 negative_instructions=ni, epochs=args.epochs, lr=args.lr)
@@ -186,6 +191,7 @@ def main() -> None:
               "cpu_minutes": (time.process_time() - t0) / 60}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
     Path(args.markdown).write_text(markdown(result))
     print(markdown(result))
 
