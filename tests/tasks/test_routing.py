@@ -81,3 +81,15 @@ def test_long_input_is_echoed_short():
 ])
 def test_instructions_of_neighbouring_families_route_apart(instruction, family):
     assert route(instruction).family == family
+
+
+@pytest.mark.parametrize("name,fragment", [
+    ("put-block-in-bowl", "is a task family; pass one of its tasks: put-block-in-bowl-full, put-block-in-bowl-seen"),
+    ("vlarm/put-block-in-bowl-full-v0", "is the gymnasium id of task 'put-block-in-bowl-full'"),
+    ("put-block-in-bowel-seen-colors", "did you mean 'put-block-in-bowl-seen-colors'"),
+    ("make-coffee", "valid tasks: align-rope"),
+])
+def test_task_name_errors_say_how_to_fix_them(name, fragment):
+    with pytest.raises(ValueError, match="") as err:
+        make_task(name)
+    assert fragment in str(err.value), str(err.value)

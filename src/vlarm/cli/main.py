@@ -459,6 +459,7 @@ def run(
     from vlarm.eval import rollout
     from vlarm.tasks import make_task
     from vlarm.tasks.attributes import split_seed
+    from vlarm.tasks.language import words_of
     from vlarm.tasks.routing import route
 
     if task is None:   # fail fast, before loading anything heavy
@@ -486,11 +487,20 @@ def run(
     console.print(f"[bold]instruction:[/] {escape(instruction)}   [dim](task: {task}, policy: {escape(label)}, test "
                   f"episode {seed}, seed {episode_seed})[/]", soft_wrap=True)
 
+    trained = tuple(getattr(getattr(agent, "config", None), "tasks", ()) or ())
+    if trained and task not in trained and not any(make_task(t).family == family for t in trained):
+        console.print(f"[yellow]warning:[/] the policy was trained on {', '.join(trained)}, not on the {family} "
+                      "family: expect it to fail (pass --policy oracle to watch the scripted expert)", soft_wrap=True)
+
+    typed = " ".join(words_of(instruction))
+
     def on_step(i, step, info):
         if step.primitive_failure is not None:
             status = f"[red]{step.primitive_failure}[/]"
         else:
             status = "placed" if step.reward > 0 else ("undid progress" if step.reward < 0 else "executed, no progress")
+        if step.instruction and " ".join(words_of(step.instruction)) != typed:   # a sequential task's own step
+            console.print(f"  step {i + 1} instruction: {escape(step.instruction)}", soft_wrap=True)
         console.print(f"  step {i + 1}: pick at {step.pick_pose[:3]}  ->  place at {step.place_pose[:3]}  "
                       f"reward {step.reward:+.2f}  ({status})")
 

@@ -114,6 +114,8 @@ class StepRecord:
     total_reward: float
     primitive_failure: str | None
     seconds_select_action: float
+    #: the instruction the agent acted on (sequential tasks: this step's own instruction).
+    instruction: str = ""
 
 
 @dataclass
@@ -169,7 +171,8 @@ def rollout(env: TabletopEnv, agent, seed: int, split: str, instruction: str | N
         while not done:
             t0 = time.perf_counter()
             try:
-                action = agent.select_action(obs, obs["instruction"])
+                step_instruction = obs["instruction"]
+                action = agent.select_action(obs, step_instruction)
             except TaskError:
                 break
             dt = time.perf_counter() - t0
@@ -179,7 +182,7 @@ def rollout(env: TabletopEnv, agent, seed: int, split: str, instruction: str | N
             done = terminated or truncated
             step = StepRecord(np.asarray(action["pick_pose"], float).round(4).tolist(),
                               np.asarray(action["place_pose"], float).round(4).tolist(), float(reward),
-                              float(step_info["total_reward"]), step_info["primitive_failure"], dt)
+                              float(step_info["total_reward"]), step_info["primitive_failure"], dt, step_instruction)
             record.steps.append(step)
             record.total_reward = float(step_info["total_reward"])
             if on_step is not None:

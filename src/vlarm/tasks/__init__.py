@@ -8,6 +8,7 @@ lists the valid names. ``vlarm.tasks.routing.route`` finds the task whose gramma
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from types import ModuleType
 
@@ -73,10 +74,19 @@ def make_task(name: str) -> Task:
     """Build a fresh task by name.
 
     Raises:
-        ValueError: for an unknown name; the message lists the valid names.
+        ValueError: for an unknown name; the message lists the valid names, and says when the name is a family
+            (listing its tasks) or a gymnasium id, or suggests close names for a typo.
     """
     if name not in _REGISTRY:
-        raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(list_tasks())}")
+        families = list_families()
+        if name in families:
+            raise ValueError(f"{name!r} is a task family; pass one of its tasks: {', '.join(families[name])}")
+        bare = name.removeprefix("vlarm/").removesuffix("-v0")
+        if bare in _REGISTRY:
+            raise ValueError(f"{name!r} is the gymnasium id of task {bare!r}; pass the task name {bare!r}")
+        close = difflib.get_close_matches(name, list_tasks(), n=3, cutoff=0.75)
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        raise ValueError(f"unknown task {name!r}; {hint}valid tasks: {', '.join(list_tasks())}")
     task = _REGISTRY[name]()
     task.family = _FAMILY_OF[name]
     return task
