@@ -57,3 +57,18 @@ def test_more_val_episodes_than_the_split_has_fail_before_any_work():
 
     with pytest.raises(ValueError, match="val split has 5000 episodes"):
         evaluate(factory, "put-block-in-bowl-seen-colors", "val", 6000, None, progress=False)
+
+
+def test_each_step_records_the_instruction_it_acted_on():
+    from vlarm.envs import make_env
+    from vlarm.eval.rollout import OracleAgent, rollout
+
+    env = make_env("stack-block-pyramid-seq-seen-colors", split="test", camera_scale=0.5, render_terminal=False)
+    try:
+        record = rollout(env, OracleAgent(env), 10001, "test")
+    finally:
+        env.close()
+    steps = [s.instruction for s in record.steps]
+    assert record.success and len(steps) == 6
+    assert len(set(steps)) == 6 and all(s.startswith("put the ") for s in steps)   # one per pyramid step, in order
+    assert steps[0].endswith("brown block") and " and " in steps[-1]                 # base row first, top last
