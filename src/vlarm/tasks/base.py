@@ -342,3 +342,32 @@ def _quat_matrix(quat) -> np.ndarray:
     return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
                      [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
                      [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+
+
+def check_color_overrides(goal: dict, keys: list[str], what: str, extra: tuple[str, ...] = ()) -> list[str]:
+    """Validate per-slot colour overrides parsed from an instruction (e.g. ``{"block0": "red"}``).
+
+    Args:
+        goal: the overrides.
+        keys: the slot keys that take a colour, in order (e.g. ``block0``-``block5``).
+        what: the objects, for the message (e.g. ``"the pyramid's blocks"``).
+        extra: other keys the task accepts (e.g. ``"target"``).
+
+    Returns:
+        The given colours, in ``keys`` order.
+
+    Raises:
+        ValueError: an unknown key, an unknown colour, or one colour given to two slots (the message names them).
+    """
+    from vlarm.tasks.attributes import ALL_COLORS, COLORS
+
+    unknown = sorted(set(goal) - set(keys) - set(extra))
+    if unknown:
+        raise ValueError(f"unknown goal overrides {unknown}; this task takes: {', '.join([*keys, *extra])}")
+    for key in keys:
+        if key in goal and goal[key] not in COLORS:
+            raise ValueError(f"unknown colour {goal[key]!r} for {key}; known colours: {', '.join(ALL_COLORS)}")
+    given = [goal[k] for k in keys if k in goal]
+    if len(set(given)) < len(given):
+        raise ValueError(f"{what} have distinct colours; overrides repeat one: {goal}")
+    return given

@@ -22,7 +22,7 @@ from vlarm.sim.assets import BLOCK_SIZE
 from vlarm.sim.stands import PYRAMID_BASE_HEIGHT, PYRAMID_TILE, create_pyramid_base
 from vlarm.sim.transforms import Pose, multiply
 from vlarm.tasks.attributes import ALL_COLORS, COLORS, colors_for
-from vlarm.tasks.base import Goal, Task, TaskError
+from vlarm.tasks.base import Goal, Task, TaskError, check_color_overrides
 from vlarm.tasks.language import COLOR_HINT as _COLOR_HINT
 from vlarm.tasks.language import COLOR_WORDS, Grammar, Slot, parse_any, phrases
 
@@ -171,15 +171,7 @@ class StackBlockPyramidSeq(Task):
                 given to two slots (the message names them).
         """
         keys = [f"block{i}" for i in range(N_BLOCKS)]
-        unknown = sorted(set(goal) - set(keys))
-        if unknown:
-            raise ValueError(f"unknown goal overrides {unknown}; this task takes: {', '.join(keys)}")
-        for key in keys:
-            if key in goal and goal[key] not in COLORS:
-                raise ValueError(f"unknown colour {goal[key]!r} for {key}; known colours: {', '.join(ALL_COLORS)}")
-        given = [goal[k] for k in keys if k in goal]
-        if len(set(given)) < len(given):
-            raise ValueError(f"the pyramid's blocks have distinct colours; overrides repeat one: {goal}")
+        given = check_color_overrides(goal, keys, "the pyramid's blocks")
         palette = [c for c in colors_for(split, self.variant) if c not in given]
         if len(palette) < N_BLOCKS - len(given):   # (never with CLIPort's palettes) fall back on every colour
             palette = [c for c in ALL_COLORS if c not in given]

@@ -39,8 +39,8 @@ from vlarm.sim.stands import (
     peg_positions,
 )
 from vlarm.sim.transforms import Pose
-from vlarm.tasks.attributes import ALL_COLORS, COLORS, colors_for
-from vlarm.tasks.base import Action, Goal, Task, TaskError
+from vlarm.tasks.attributes import COLORS, colors_for
+from vlarm.tasks.base import Action, Goal, Task, TaskError, check_color_overrides
 from vlarm.tasks.language import COLOR_HINT as _COLOR_HINT
 from vlarm.tasks.language import COLOR_WORDS, Grammar, Slot, parse_any, phrases
 
@@ -214,15 +214,7 @@ class TowersOfHanoiSeq(Task):
             ValueError: for an unknown override key, an unknown colour or a repeated colour.
         """
         keys = [f"ring{i}" for i in range(N_RINGS)]
-        unknown = sorted(set(goal) - set(keys) - {"target"})
-        if unknown:
-            raise ValueError(f"unknown goal overrides {unknown}; this task takes: {', '.join(keys)}, target")
-        for key in keys:
-            if key in goal and goal[key] not in COLORS:
-                raise ValueError(f"unknown colour {goal[key]!r} for {key}; known colours: {', '.join(ALL_COLORS)}")
-        given = [goal[k] for k in keys if k in goal]
-        if len(set(given)) < len(given):
-            raise ValueError(f"the rings have distinct colours; overrides repeat one: {goal}")
+        given = check_color_overrides(goal, keys, "the rings", extra=("target",))
         palette = [c for c in colors_for(split, self.variant) if c not in given]
         drawn = iter(str(c) for c in rng.choice(palette, N_RINGS - len(given), replace=False))
         return [goal[k] if k in goal else next(drawn) for k in keys]
