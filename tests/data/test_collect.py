@@ -30,3 +30,12 @@ def test_bad_worker_counts_fail_before_any_work(tmp_path):
         with pytest.raises(ValueError, match="--workers must be an integer >= 1"):
             collect("put-block-in-bowl-seen-colors", "train", 1, tmp_path / "x", progress=False, workers=workers)
     assert not (tmp_path / "x").exists()
+
+
+def test_more_workers_than_episodes_are_capped(tmp_path, monkeypatch):
+    import vlarm.data.collect as collect_module
+
+    monkeypatch.setattr(collect_module, "init_ray", lambda *a, **k: pytest.fail("started Ray for one episode"))
+    report = collect("put-block-in-bowl-seen-colors", "train", 1, tmp_path / "d", camera_scale=0.25, progress=False,
+                     workers=64)
+    assert report.episodes == 1

@@ -133,8 +133,9 @@ def collect(task: str, split: str, episodes: int, out: str | Path, camera_scale:
         camera_scale: camera resolution relative to CLIPort's 480x640 (recorded in ``meta/info.json``).
         renderer: ``"tiny"``, ``"egl"`` or ``"auto"`` (:class:`vlarm.sim.Scene`); the one used is recorded.
         progress: show a tqdm progress bar.
-        workers: Ray actors rolling out episodes, each with its own simulator (1: in this process, Ray not
-            imported). This process writes the episodes in seed order, so the dataset is the same for any number.
+        workers: Ray actors rolling out episodes, each with its own simulator, at most ``episodes`` of them (1: in
+            this process, Ray not imported). This process writes the episodes in seed order, so the dataset is the
+            same for any number.
         address: a Ray cluster to run the workers on (``"auto"``, ``"HOST:6379"``, ``"ray://HOST:10001"``;
             :mod:`vlarm.parallel`); None: a local Ray when ``workers > 1``.
 
@@ -150,6 +151,8 @@ def collect(task: str, split: str, episodes: int, out: str | Path, camera_scale:
     if episodes <= 0:
         raise ValueError(f"--episodes must be positive, got {episodes}")
     check_episode_count(split, episodes)
+    if isinstance(workers, int) and 1 <= episodes < workers:   # more actors than episodes only add start-up time
+        workers = episodes
     if uses_ray(workers, address):
         init_ray(workers, address)   # an unreachable cluster fails before the dataset directory is touched
     env = make_env(task, split=split, camera_scale=camera_scale, renderer=renderer, render_terminal=False)
