@@ -304,6 +304,7 @@ def _read_calibration(path: Path) -> tuple[float, float]:
 
 
 def _agent_factory(policy: str | None, checkpoint: Path | None):
+    policy = policy.strip().lower() if policy is not None else None
     if policy not in (None, "oracle"):
         raise ValueError(f"--policy accepts only 'oracle' (got {policy!r}); pass a trained policy with --checkpoint")
     if policy == "oracle" and checkpoint is not None:
@@ -493,15 +494,17 @@ def run(
                       "family: expect it to fail (pass --policy oracle to watch the scripted expert)", soft_wrap=True)
 
     typed = " ".join(words_of(instruction))
+    first, second = env.task.pose_names
+    gain = "placed" if second == "place at" else "progress"
 
     def on_step(i, step, info):
         if step.primitive_failure is not None:
             status = f"[red]{step.primitive_failure}[/]"
         else:
-            status = "placed" if step.reward > 0 else ("undid progress" if step.reward < 0 else "executed, no progress")
+            status = gain if step.reward > 0 else ("undid progress" if step.reward < 0 else "executed, no progress")
         if step.instruction and " ".join(words_of(step.instruction)) != typed:   # a sequential task's own step
             console.print(f"  step {i + 1} instruction: {escape(step.instruction)}", soft_wrap=True)
-        console.print(f"  step {i + 1}: pick at {step.pick_pose[:3]}  ->  place at {step.place_pose[:3]}  "
+        console.print(f"  step {i + 1}: {first} {step.pick_pose[:3]}  ->  {second} {step.place_pose[:3]}  "
                       f"reward {step.reward:+.2f}  ({status})")
 
     record = rollout(env, agent, episode_seed, "test", instruction=instruction, video_path=video, on_step=on_step)

@@ -104,6 +104,9 @@ class Task:
     variant: str = "seen"
     #: the family this task variant belongs to, e.g. ``"put-block-in-bowl"`` (instruction routing groups by it).
     family: str = ""
+    #: what the action's two poses mean for this task's :meth:`execute`, as reports print them: ``("pick at",
+    #: "place at")`` for suction pick-and-place, ``("push from", "to")`` for pushing.
+    pose_names: tuple[str, str] = ("pick at", "place at")
     #: role -> (attribute kind, value) of the current goal, e.g. {"pick": ("color", "red")}; set by build_scene.
     goal_attributes: dict[str, tuple[str, str]] = field(default_factory=dict)
     #: body id -> ``(N, 3)`` float32 points in the body frame (metres) that the ``"zone"`` metric counts.

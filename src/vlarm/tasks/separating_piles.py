@@ -91,6 +91,8 @@ def create_zone(scene: Scene, pose: Pose, color: str, size=ZONE_SIZE) -> int:
 class SeparatingPiles(Task):
     """CLIPort's separating-piles; :attr:`variant` ``"seen"``, ``"unseen"`` or ``"full"`` picks the colours."""
 
+    pose_names: tuple[str, str] = ("push from", "to")
+
     def __post_init__(self):
         self.lang_template = "push the pile of {block_color} blocks into the {square_color} square"
         self.max_steps = 20
