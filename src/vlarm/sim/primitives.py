@@ -216,6 +216,12 @@ def pick_place(scene: Scene, pick_pose: Pose, place_pose: Pose, carry_height: fl
     except _Abort as abort:
         arm.suction_off()
         result = PrimitiveResult(False, abort.failure, grasped, abort.message)
+    return _finish(scene, result, start_steps)
+
+
+def _finish(scene: Scene, result: PrimitiveResult, start_steps: int) -> PrimitiveResult:
+    """Send the arm home (teleport if the move fails), let the scene settle and count the primitive's physics steps."""
+    arm = scene.arm
     try:
         _move_joints(scene, arm.home_joints)
     except _Abort:
@@ -279,7 +285,6 @@ def push(scene: Scene, start_pose: Pose, end_pose: Pose, blade_size=BLADE_SIZE) 
         ``"ik_failure"``, ``"timeout"`` or ``"nothing_pushed"`` (no movable object was displaced by more than
         :data:`MOVED_EPS`). The arm returns home in every case.
     """
-    arm = scene.arm
     start_steps = scene.sim_steps
     start = np.array([float(start_pose[0][0]), float(start_pose[0][1]), 0.0])
     end = np.array([float(end_pose[0][0]), float(end_pose[0][1]), 0.0])
@@ -311,13 +316,7 @@ def push(scene: Scene, start_pose: Pose, end_pose: Pose, blade_size=BLADE_SIZE) 
         p.removeConstraint(weld, physicsClientId=scene.client)
     if blade is not None:
         p.removeBody(blade, physicsClientId=scene.client)
-    try:
-        _move_joints(scene, arm.home_joints)
-    except _Abort:
-        arm.set_joints(arm.home_joints)
-    scene.settle()
-    result.sim_steps = scene.sim_steps - start_steps
-    return result
+    return _finish(scene, result, start_steps)
 
 
 __all__ = ["PrimitiveResult", "pick_place", "push", "multiply"]
