@@ -195,7 +195,7 @@ def test_grammar_accepts(instruction, goal):
 REFUSED = [
     ("put the red letter R in the triangle hole", ["Understood: shape 'letter R', colour 'red'",
                                                     "hole shape 'triangle'", "only fits a letter R shape hole"]),
-    ("put the red letter Q in the letter Q hole", ["shape 'letter-q' (known shapes: letter R", "colour 'red'"]),
+    ("put the red letter Q in the letter Q hole", ["shape 'letter-q' (", "known shapes: letter R", "colour 'red'"]),
     ("put the magenta ring in the ring hole", ["colour 'magenta'", "known colours"]),
     ("put the ring in the ring hole", ["no colour"]),
     ("put the red ring in the upper ring hole", ["'upper' before 'ring'"]),

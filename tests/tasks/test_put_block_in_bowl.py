@@ -105,7 +105,7 @@ REFUSED = [  # instruction, fragments the message must contain
       "known colours: blue, red"]),
     ("put the red blocks in a teal bowl", ["place colour 'teal'", "pick colour 'red'"]),
     ("put the red blocks in a green plate", ["Understood: ", "pick colour 'red'", "Not understood: target 'plate'"]),
-    ("put the red cubes in a green bowl", ["object 'cubes' (this task knows: block)"]),
+    ("put the red cylinders in a green bowl", ["object 'cylinders' (this task knows: block (or cube))"]),
     ("put the red blocks in a red bowl", ["both 'red'"]),
     ("put an orange block in an orange bowl", ["both 'orange'"]),
     ("put the red blocks near a green bowl", ["preposition 'near'", "known prepositions: in, into"]),

@@ -179,7 +179,8 @@ def test_grammar_accepts_steps_and_the_whole_task(instruction, goal):
 
 REFUSED = [
     ("put the magenta block on the lightest brown block", ["pick colour 'magenta'", "known colours: blue"]),
-    ("put the red block on the brightest brown block", ["base 'brightest'", "lightest / middle / darkest brown"]),
+    ("put the red block on the brightest brown block",
+     ["base 'brightest' (did you mean 'lightest'?", "lightest / middle / darkest brown"]),
     ("put the red block on the lightest blue block", ["'lightest'"]),
     ("put the red block on the red and blue blocks", ["both 'red'"]),
     ("put the red block on the green and teal blocks", ["second support colour 'teal'"]),

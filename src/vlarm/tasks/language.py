@@ -16,6 +16,7 @@ whitespace and trailing punctuation.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -23,10 +24,15 @@ from vlarm.tasks.attributes import ALL_COLORS, COLORS
 
 PUNCTUATION = ".,;:!?\"'`()"
 DETERMINERS: tuple[str, ...] = ("the", "a", "an", "all", "of")
+DID_YOU_MEAN = "did you mean"   # how an error suggests the known phrase spelt closest to an unknown word
+#: Every word of every grammar built so far (each :class:`Grammar` adds its own): such a word is never "corrected".
+KNOWN_WORDS: set[str] = set()
 ECHO = 100   # at most this many characters of the user's text are echoed in an error
 #: Colour words of every grammar (the palette's names and 'grey'), and the hint shown for an unknown one.
 COLOR_WORDS: dict[str, str] = {**{c: c for c in COLORS}, "grey": "gray"}
 COLOR_HINT = f"known colours: {', '.join(ALL_COLORS)}"
+#: The block nouns of every grammar with blocks: singular, plural and the synonym 'cube'.
+BLOCK_WORDS: dict[str, str] = {w: "block" for w in ("block", "blocks", "cube", "cubes")}
 
 
 def echo(text: str, limit: int = ECHO) -> str:
@@ -72,6 +78,18 @@ class Slot:
     optional: bool = False
     structural: bool = False
 
+    def suggest(self, word: str) -> str | None:
+        """The phrase of the vocabulary closest in spelling to ``word`` (difflib ratio >= 0.75 against each whole
+        phrase and each phrase's first word, so 'ruber' finds 'rubber duck'), or None: the "did you mean" of an
+        error."""
+        if word in KNOWN_WORDS:   # a word some grammar knows is not a misspelling ('blocks' is not 'clocks')
+            return None
+        candidates = {phrase: phrase for phrase in self.vocabulary}
+        for phrase in sorted(self.vocabulary, key=len):   # a first word stands for its shortest phrase
+            candidates.setdefault(phrase.split(" ")[0], phrase)
+        close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.75)
+        return candidates[close[0]] if close else None
+
     def match(self, words: list[str], i: int) -> tuple[str, int] | None:
         """Longest phrase of the vocabulary at ``words[i:]``: ``(meaning, words used)``, or None."""
         best = None
@@ -99,6 +117,11 @@ class Grammar:
     report_order: tuple[str, ...] = ()
     distinct: tuple[tuple[str, str], ...] = ()
     determiners: tuple[str, ...] = field(default=DETERMINERS)
+
+    def __post_init__(self):
+        KNOWN_WORDS.update(self.determiners)
+        for slot in self.slots:
+            KNOWN_WORDS.update(word for phrase in slot.vocabulary for word in phrase.split(" "))
 
     def _first_words(self) -> set[str]:
         words = set(self.determiners)
@@ -144,7 +167,9 @@ class Grammar:
                 found[slot.role] = later_hit[0]
                 i += 1 + later_hit[1]
             else:
-                problems.append(f"{slot.role} {echo(word, 40)} ({slot.hint})")
+                guess = slot.suggest(word)
+                problems.append(f"{slot.role} {echo(word, 40)} ("
+                                + (f"{DID_YOU_MEAN} '{guess}'? " if guess else "") + f"{slot.hint})")
                 structural |= slot.structural
                 i += 1
         if i < len(words):
@@ -156,8 +181,9 @@ class Grammar:
         if problems:
             order = [r for r in self.report_order] + [s.role for s in self.slots if s.role not in self.report_order]
             understood = [f"{role} '{found[role]}'" for role in order if found.get(role)]
-            if not understood:
-                problems = [f"{echo(instruction.strip())} (expected the form {self.form})"]
+            if not understood:   # keep only the spelling suggestions: they say which word to fix
+                problems = [p for p in problems if DID_YOU_MEAN in p] + [
+                    f"{echo(instruction.strip())} (expected the form {self.form})"]
             elif structural:
                 problems.append(f"expected the form {self.form}")
             raise ValueError("cannot ground the instruction. Understood: " + (", ".join(understood) or "nothing")
@@ -165,13 +191,16 @@ class Grammar:
         return {role: meaning for role, meaning in found.items() if meaning}
 
 
-def closeness(message: str) -> tuple[bool, int, int]:
-    """How close a grammar's 'cannot ground' message came: (understood anything, minus the problems listed, roles
-    understood); larger is closer."""
+def closeness(message: str) -> tuple[bool, int, bool, int]:
+    """How close a grammar's 'cannot ground' message came: (understood anything or suggested a spelling, minus the
+    problems listed, suggested a spelling, roles understood); larger is closer. A spelling suggestion counts as
+    progress: the word was this grammar's, misspelt."""
     understood, _, problems = message.partition("Understood: ")[2].partition(". Not understood: ")
     n_understood = 0 if understood.startswith("nothing") else understood.count("'") // 2
-    n_problems = sum(1 for item in problems.split("; ") if not item.startswith("expected the form"))
-    return n_understood > 0, -n_problems, n_understood
+    items = [item for item in problems.split("; ") if not item.startswith("expected the form")]
+    suggested = any(DID_YOU_MEAN in item for item in items)
+    n_problems = sum(1 for item in items if "(expected the form" not in item or not suggested)
+    return n_understood > 0 or suggested, -n_problems, suggested, n_understood
 
 
 def parse_any(grammars: Sequence[Grammar], instruction: str) -> tuple[int, dict[str, str]]:

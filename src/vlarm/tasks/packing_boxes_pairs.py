@@ -23,8 +23,8 @@ from vlarm.sim.assets import box_points, create_box
 from vlarm.sim.transforms import quat_to_yaw, yaw_to_quat
 from vlarm.tasks.attributes import ALL_COLORS, COLORS, colors_for
 from vlarm.tasks.base import Goal, Task, TaskError
+from vlarm.tasks.language import BLOCK_WORDS, COLOR_WORDS, Grammar, Slot
 from vlarm.tasks.language import COLOR_HINT as _COLOR_HINT
-from vlarm.tasks.language import COLOR_WORDS, Grammar, Slot
 from vlarm.tasks.packing import action_slot, add_box, pack_slots, split_cells
 
 FAMILY = "packing-boxes-pairs"
@@ -45,8 +45,7 @@ BOX_TRIES = 50
 
 _SECOND = {f"and {word}": color for word, color in COLOR_WORDS.items()}
 _SECOND.update({f"and the {word}": color for word, color in COLOR_WORDS.items()})
-_BLOCKS = {"block": "block", "blocks": "block", "box": "block", "boxes": "block", "cube": "block",
-           "cubes": "block"}
+_BLOCKS = {**BLOCK_WORDS, "box": "block", "boxes": "block"}
 
 #: ``[please] VERB [all] [the] COLOUR [and COLOUR] blocks in|into|inside [the] [brown] box [please]``.
 GRAMMAR = Grammar(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from vlarm.sim.objects import OBJECT_NAMES, create_object, footprint, object_poi
 from vlarm.sim.transforms import quat_to_yaw
 from vlarm.tasks.attributes import values_for
 from vlarm.tasks.base import Task, TaskError
+from vlarm.tasks.language import Grammar
 from vlarm.tasks.packing import Box, add_box, shelf_layout
 
 #: CLIPort's random box size range (inner side, metres).
@@ -51,6 +53,21 @@ def plural(name: str) -> str:
     return f"{head} {word}" if head else word
 
 
+def object_vocabulary(plurals: bool = False) -> dict[str, str]:
+    """Phrase -> object name for the grammars: every name, its last word where that word ends no other name and
+    is not a name itself (so 'duck' grounds to 'rubber duck' and 'bear' to 'teddy bear'), and, with ``plurals``,
+    the plural of each ('rubber ducks', 'ducks')."""
+    heads: dict[str, list[str]] = {}
+    for name in OBJECT_NAMES:
+        heads.setdefault(name.rpartition(" ")[2], []).append(name)
+    vocabulary = {name: name for name in OBJECT_NAMES}
+    vocabulary.update({head: names[0] for head, names in heads.items()
+                       if len(names) == 1 and head not in vocabulary})
+    if plurals:
+        vocabulary.update({plural(phrase): name for phrase, name in list(vocabulary.items())})
+    return vocabulary
+
+
 #: A short hint listing some names, for grammar errors (all 56 would drown the message).
 OBJECT_HINT = f"known objects include: {', '.join(OBJECT_NAMES[:6])}, ... ({len(OBJECT_NAMES)} in all, " \
               "vlarm.sim.objects.OBJECT_NAMES)"
@@ -58,7 +75,21 @@ OBJECT_HINT = f"known objects include: {', '.join(OBJECT_NAMES[:6])}, ... ({len(
 
 @dataclass
 class PackingObjects(Task):
-    """Base of the named-object packing tasks (module docstring); subclasses choose the names and set the goals."""
+    """Base of the named-object packing tasks (module docstring); subclasses choose the names and set the goals.
+
+    Subclasses set :attr:`grammar`, the family's instruction grammar, whose ``"object"`` role names the object.
+    """
+
+    grammar: ClassVar[Grammar]
+
+    def parse_instruction(self, instruction: str) -> dict:
+        """Ground an instruction with :attr:`grammar` to ``{"object": name}`` (the subclass's module documents the
+        accepted forms; object names may be shortened to their last word where it is unique, e.g. 'duck').
+
+        Raises:
+            ValueError: ``"cannot ground the instruction. Understood: ... Not understood: ..."``.
+        """
+        return {"object": self.grammar.parse(instruction)["object"]}
 
     def attribute_variant(self, kind: str) -> str:
         """``"full"`` for the objects of a ``seen`` variant (all 56 names on every split, so none is novel)."""

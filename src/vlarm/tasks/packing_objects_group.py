@@ -15,11 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from vlarm.sim import Scene
-from vlarm.sim.objects import OBJECT_NAMES
 from vlarm.tasks.base import Goal, TaskError
 from vlarm.tasks.language import Grammar, Slot, phrases
 from vlarm.tasks.packing import action_slot, pack_slots
-from vlarm.tasks.packing_objects import N_OBJECTS, OBJECT_HINT, PackingObjects, plural
+from vlarm.tasks.packing_objects import N_OBJECTS, OBJECT_HINT, PackingObjects, object_vocabulary
 
 FAMILY = "packing-objects-group"
 EXAMPLE = "pack all the mug objects in the brown box"
@@ -31,8 +30,7 @@ GRAMMAR = Grammar(
     slots=(
         action_slot(),
         Slot("all", phrases("all", "all of", "every", meaning=""), "say 'all the <object> objects'", structural=True),
-        Slot("object", {**{name: name for name in OBJECT_NAMES}, **{plural(name): name for name in OBJECT_NAMES}},
-             OBJECT_HINT, determiners=True),
+        Slot("object", object_vocabulary(plurals=True), OBJECT_HINT, determiners=True),
         Slot("noun", phrases("objects", "object", "items", "things", meaning=""), "", optional=True),
         *pack_slots(),
     ),
@@ -45,21 +43,11 @@ GRAMMAR = Grammar(
 class PackingObjectsGroup(PackingObjects):
     """CLIPort's packing-google-objects-group on the named-object set; :attr:`variant` ``"seen"`` or ``"unseen"``."""
 
+    grammar = GRAMMAR
+
     def __post_init__(self):
         self.lang_template = "pack all the {obj} objects in the brown box"
 
-    def parse_instruction(self, instruction: str) -> dict:
-        """Ground ``"pack all the <object> objects in the brown box"`` to ``{"object": name}``.
-
-        Accepted variants: an optional 'please'; the verbs pack/put/place/move; 'all', 'all of' or 'every'
-        (required); an optional 'the'; the name singular or plural; an optional 'objects' (or object/items/things);
-        in/into/inside; 'the', 'brown' optional before 'box' (or 'container'); any case, extra whitespace and
-        trailing punctuation.
-
-        Raises:
-            ValueError: ``"cannot ground the instruction. Understood: ... Not understood: ..."``.
-        """
-        return {"object": GRAMMAR.parse(instruction)["object"]}
 
     def build_scene(self, scene: Scene, rng: np.random.Generator, split: str, goal: dict) -> str:
         pool = list(self.object_pool(split))

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from vlarm.sim import Scene
-from vlarm.sim.objects import OBJECT_NAMES
 from vlarm.tasks.base import Goal, TaskError
 from vlarm.tasks.language import Grammar, Slot
 from vlarm.tasks.packing import action_slot, pack_slots
-from vlarm.tasks.packing_objects import N_OBJECTS, OBJECT_HINT, PackingObjects
+from vlarm.tasks.packing_objects import N_OBJECTS, OBJECT_HINT, PackingObjects, object_vocabulary
 
 FAMILY = "packing-objects-seq"
 EXAMPLE = "pack the rubber duck in the brown box"
@@ -30,7 +29,7 @@ GRAMMAR = Grammar(
     form="'pack the <object> in the brown box'",
     slots=(
         action_slot(),
-        Slot("object", {name: name for name in OBJECT_NAMES}, OBJECT_HINT, determiners=True),
+        Slot("object", object_vocabulary(), OBJECT_HINT, determiners=True),
         *pack_slots(),
     ),
     report_order=("object", "target"),
@@ -42,20 +41,11 @@ GRAMMAR = Grammar(
 class PackingObjectsSeq(PackingObjects):
     """CLIPort's packing-google-objects-seq on the named-object set; :attr:`variant` ``"seen"`` or ``"unseen"``."""
 
+    grammar = GRAMMAR
+
     def __post_init__(self):
         self.lang_template = "pack the {obj} in the brown box"
 
-    def parse_instruction(self, instruction: str) -> dict:
-        """Ground ``"pack the <object> in the brown box"`` to ``{"object": name}``.
-
-        Accepted variants: an optional 'please'; the verbs pack/put/place/move; the/a/an (or nothing) before the
-        object; in/into/inside; 'the', 'brown' optional before 'box' (or 'container'); any case, extra whitespace and
-        trailing punctuation.
-
-        Raises:
-            ValueError: ``"cannot ground the instruction. Understood: ... Not understood: ..."``.
-        """
-        return {"object": GRAMMAR.parse(instruction)["object"]}
 
     def build_scene(self, scene: Scene, rng: np.random.Generator, split: str, goal: dict) -> str:
         pool = list(self.object_pool(split))

@@ -16,8 +16,8 @@ from vlarm.sim import Scene
 from vlarm.sim.assets import BLOCK_SIZE, BOWL_RADIUS
 from vlarm.tasks.attributes import COLORS, colors_for
 from vlarm.tasks.base import Goal, Task
+from vlarm.tasks.language import BLOCK_WORDS, COLOR_WORDS, Grammar, Slot, phrases
 from vlarm.tasks.language import COLOR_HINT as _COLOR_HINT
-from vlarm.tasks.language import COLOR_WORDS, Grammar, Slot, phrases
 
 BLOCK_RADIUS = BLOCK_SIZE * 0.75   # footprint radius used for collision-free sampling, metres
 MAX_DISTRACTORS = 6
@@ -34,7 +34,7 @@ GRAMMAR = Grammar(
     slots=(
         Slot("action", phrases(*VERBS, meaning=""), f"known actions: {', '.join(VERBS)}", structural=True),
         Slot("pick colour", COLOR_WORDS, _COLOR_HINT, determiners=True),
-        Slot("object", {"block": "block", "blocks": "block"}, "this task knows: block"),
+        Slot("object", BLOCK_WORDS, "this task knows: block (or cube)"),
         Slot("preposition", phrases(*PREPOSITIONS, meaning=""), f"known prepositions: {', '.join(PREPOSITIONS)}",
              structural=True),
         Slot("place colour", COLOR_WORDS, _COLOR_HINT, determiners=True),

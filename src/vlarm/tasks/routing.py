@@ -99,8 +99,8 @@ def route(instruction: str) -> Route:
                            f"{_families_help()}.")
     closest = _closest(errors)
     if closest is not None:   # a near miss: what the closest family understood, and where to see the others
-        raise RoutingError(f"{closest[1]} (task family {closest[0]}; the families are {', '.join(list_families())}: "
-                           "`vlarm tasks` shows an example of each)")
+        raise RoutingError(f"{closest[1]} (closest task family: {closest[0]}; `vlarm tasks` lists every family "
+                           "with an example)")
     raise RoutingError(f"cannot ground the instruction {echo(instruction.strip())}: no task family understands it. "
                        f"Families and an example of each: {_families_help()}.")
 

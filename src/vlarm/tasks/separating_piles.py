@@ -27,8 +27,8 @@ from vlarm.sim.scene import Observation
 from vlarm.sim.transforms import Pose, yaw_to_quat
 from vlarm.tasks.attributes import COLORS, colors_for
 from vlarm.tasks.base import Action, Goal, Task, TaskError
+from vlarm.tasks.language import BLOCK_WORDS, COLOR_WORDS, Grammar, Slot, phrases
 from vlarm.tasks.language import COLOR_HINT as _COLOR_HINT
-from vlarm.tasks.language import COLOR_WORDS, Grammar, Slot, phrases
 
 N_BLOCKS = 50                    # Ravens: 50 small blocks
 PILE_BLOCK_SIZE = 0.01           # edge of a pile block, metres (Ravens ``block/small.urdf``)
@@ -58,7 +58,7 @@ GRAMMAR = Grammar(
         Slot("action", phrases(*VERBS, meaning=""), f"known actions: {', '.join(VERBS)}", structural=True),
         Slot("pile", phrases("pile", "piles", meaning=""), "this task knows: pile", determiners=True, optional=True),
         Slot("block colour", COLOR_WORDS, _COLOR_HINT, determiners=True),
-        Slot("object", {"block": "block", "blocks": "block"}, "this task knows: block"),
+        Slot("object", BLOCK_WORDS, "this task knows: block (or cube)"),
         Slot("preposition", phrases(*PREPOSITIONS, meaning=""), f"known prepositions: {', '.join(PREPOSITIONS)}",
              structural=True),
         Slot("square colour", COLOR_WORDS, _COLOR_HINT, determiners=True),

@@ -23,8 +23,8 @@ from vlarm.sim.stands import PYRAMID_BASE_HEIGHT, PYRAMID_TILE, create_pyramid_b
 from vlarm.sim.transforms import Pose, multiply
 from vlarm.tasks.attributes import ALL_COLORS, COLORS, colors_for
 from vlarm.tasks.base import Goal, Task, TaskError, check_color_overrides
+from vlarm.tasks.language import BLOCK_WORDS, COLOR_WORDS, Grammar, Slot, parse_any, phrases
 from vlarm.tasks.language import COLOR_HINT as _COLOR_HINT
-from vlarm.tasks.language import COLOR_WORDS, Grammar, Slot, parse_any, phrases
 
 FAMILY = "stack-block-pyramid-seq"
 EXAMPLE = "stack the blocks into a pyramid"
@@ -51,7 +51,6 @@ _ON = ("on", "onto", "on top of", "atop", "over")
 _SHADE_WORDS = {"lightest": "lightest", "light": "lightest", "lighter": "lightest", "middle": "middle",
                 "medium": "middle", "center": "middle", "centre": "middle", "darkest": "darkest", "dark": "darkest",
                 "darker": "darkest"}
-_BLOCK = {"block": "block", "blocks": "block", "cube": "block", "cubes": "block"}
 
 #: One step on the base: "put the red block on the lightest brown block".
 STEP_ON_BASE = Grammar(
@@ -59,7 +58,7 @@ STEP_ON_BASE = Grammar(
     slots=(
         Slot("action", phrases(*_ACTIONS, meaning=""), f"known actions: {', '.join(_ACTIONS)}", structural=True),
         Slot("pick colour", COLOR_WORDS, _COLOR_HINT, determiners=True),
-        Slot("object", _BLOCK, "this task knows: block"),
+        Slot("object", BLOCK_WORDS, "this task knows: block"),
         Slot("preposition", phrases(*_ON, meaning=""), f"known prepositions: {', '.join(_ON)}", structural=True),
         Slot("base", _SHADE_WORDS, "known places: the lightest / middle / darkest brown block, or 'the <colour> "
              "and <colour> blocks'", determiners=True),
@@ -75,12 +74,12 @@ STEP_ON_PAIR = Grammar(
     slots=(
         Slot("action", phrases(*_ACTIONS, meaning=""), f"known actions: {', '.join(_ACTIONS)}", structural=True),
         Slot("pick colour", COLOR_WORDS, _COLOR_HINT, determiners=True),
-        Slot("object", _BLOCK, "this task knows: block"),
+        Slot("object", BLOCK_WORDS, "this task knows: block"),
         Slot("preposition", phrases(*_ON, meaning=""), f"known prepositions: {', '.join(_ON)}", structural=True),
         Slot("first support colour", COLOR_WORDS, _COLOR_HINT, determiners=True),
         Slot("and", phrases("and", meaning=""), "expected 'and' between the two colours", structural=True),
         Slot("second support colour", COLOR_WORDS, _COLOR_HINT, determiners=True),
-        Slot("target", _BLOCK, "this task knows: blocks"),
+        Slot("target", BLOCK_WORDS, "this task knows: blocks"),
     ),
     report_order=("object", "pick colour", "first support colour", "second support colour"),
     distinct=(("pick colour", "first support colour"), ("pick colour", "second support colour"),
