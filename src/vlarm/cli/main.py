@@ -452,8 +452,18 @@ def run(
     video: Annotated[Path | None, typer.Option(help="write a video (.mp4 or .gif)")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="also write the episode record as JSON")] = None,
     device: Annotated[str, typer.Option(help="auto (CUDA when available, else the CPU), cpu or cuda")] = "auto",
+    planner: Annotated[str | None, typer.Option(
+        help="saycan: plan a long-horizon instruction on SayCan's tabletop (LM x affordance), executing each skill "
+             "with the skill policy (--policy oracle: scripted); or an ablation: no-vf, generative, bc-use, "
+             "oracle-affordance")] = None,
 ) -> None:
     """Carry out an instruction in simulation and report the plan, reward and success."""
+    if planner is not None:   # long-horizon instructions go to SayCan (issue 9), not to one CLIPort task
+        from vlarm.cli.planning import run_planned
+
+        run_planned(instruction, seed=seed, video=video, json_out=json_out, checkpoint=checkpoint, policy=policy,
+                    device=device, method=planner)
+        return
     from dataclasses import asdict
 
     from vlarm.envs import make_env
@@ -529,6 +539,11 @@ def run(
 
 vlm_app = typer.Typer(no_args_is_help=True, help="Vision-language models: train, evaluate, few-shot, detect, captions.")
 app.add_typer(vlm_app, name="vlm")
+# SayCan planning (issue 9): `vlarm plan` and `vlarm eval-planner` live in vlarm.cli.planning.
+from vlarm.cli import planning as _planning  # noqa: E402
+
+app.command("plan")(_user_errors(_planning.plan))
+app.command("eval-planner")(_user_errors(_planning.eval_planner))
 
 
 def _print_json(result: dict) -> None:

@@ -46,6 +46,11 @@ _FAMILY_OF: dict[str, str] = {}
 for _module in FAMILY_MODULES:
     for _name, _factory in _module.VARIANTS.items():
         _REGISTRY[_name], _FAMILY_OF[_name] = _factory, _module.FAMILY
+# Tasks outside the CLIPort families (never routed, not in the benchmark grid): SayCan's tabletop (issue 9).
+from vlarm.tasks import saycan_tabletop  # noqa: E402
+
+for _name, _factory in saycan_tabletop.VARIANTS.items():
+    _REGISTRY[_name], _FAMILY_OF[_name] = _factory, saycan_tabletop.FAMILY
 
 
 def list_tasks() -> list[str]:
