@@ -5,16 +5,8 @@ import pybullet as p
 import pytest
 
 from vlarm.envs import make_env
-from vlarm.sim import Scene, default_cameras
 from vlarm.tasks import make_task
 from vlarm.tasks.base import Goal
-
-
-@pytest.fixture(scope="module")
-def scene():
-    s = Scene(cameras=default_cameras(0.25))
-    yield s
-    s.close()
 
 
 def _two_block_task(scene):

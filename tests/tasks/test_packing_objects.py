@@ -4,7 +4,6 @@ import numpy as np
 import pybullet as p
 import pytest
 
-from vlarm.sim import Scene, default_cameras
 from vlarm.sim.objects import OBJECT_NAMES
 from vlarm.tasks import family_example, list_families, make_task
 from vlarm.tasks.attributes import EVAL_OBJECTS, TRAIN_OBJECTS
@@ -16,25 +15,8 @@ from vlarm.tasks.routing import route
 TASKS = [f"packing-{v}-objects-{k}" for v in ("seen", "unseen") for k in ("seq", "group")]
 
 
-@pytest.fixture(scope="module")
-def scene():
-    s = Scene(cameras=default_cameras(0.25))
-    yield s
-    s.close()
-
-
 def _names_in_scene(task) -> list[str]:
     return [o.kind for o in task.scene.objects.values() if o.kind != "box"]
-
-
-def _solve(task, scene, seed: int = 0) -> None:
-    rng = np.random.default_rng(seed)
-    for _ in range(task.max_steps):
-        action = task.oracle(scene.observe(), rng)
-        task.execute(scene, action.pick_pose, action.place_pose)
-        task.reward()
-        if task.done():
-            return
 
 
 def test_registry_has_both_families_without_full_variants():
@@ -106,7 +88,7 @@ def test_oracle_packs_the_objects(scene, task_name):
     task = make_task(task_name)
     for seed in (3, 4):
         task.reset(scene, np.random.default_rng(seed), "test")
-        _solve(task, scene, seed)
+        task.solve(scene, np.random.default_rng(seed))
         assert task.progress > 0.99 and task.done(), (task_name, seed)
         box = [b for b, o in task.scene.objects.items() if o.kind == "box"][0]
         zone = task.goals[0].zones[0]
@@ -120,7 +102,7 @@ def test_taking_a_packed_object_out_undoes_its_goal(scene):
         if len(task.goals) >= 2:
             break
     k = len(task.goals)
-    _solve(task, scene)
+    task.solve(scene, np.random.default_rng(0))
     assert task.done() and task.progress > 0.99
     body = task.goals[0].objects[0]
     box_xy = task.goals[0].zones[0][0][0][:2]

@@ -13,11 +13,7 @@ from vlarm.tasks.attributes import EVAL_COLORS, EVAL_SHAPES, TRAIN_COLORS, TRAIN
 TASK = "packing-shapes"
 
 
-@pytest.fixture(scope="module")
-def scene():
-    s = Scene(cameras=default_cameras(0.5))
-    yield s
-    s.close()
+CAMERA_SCALE = 0.5   # read by the shared `scene` fixture (tests/tasks/conftest.py)
 
 
 def _shapes(task):

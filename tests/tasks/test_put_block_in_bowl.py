@@ -2,16 +2,8 @@ import numpy as np
 import pybullet as p
 import pytest
 
-from vlarm.sim import Scene, default_cameras
 from vlarm.tasks import list_tasks, make_task
 from vlarm.tasks.attributes import EVAL_COLORS, TRAIN_COLORS
-
-
-@pytest.fixture(scope="module")
-def scene():
-    s = Scene(cameras=default_cameras(0.25))
-    yield s
-    s.close()
 
 
 def test_registry_lists_and_rejects():

@@ -14,13 +14,6 @@ from vlarm.tasks.base import SUCCESS_THRESHOLD
 VARIANTS = ["separating-piles-seen-colors", "separating-piles-unseen-colors", "separating-piles-full"]
 
 
-@pytest.fixture(scope="module")
-def scene():
-    s = Scene(cameras=default_cameras(0.25))
-    yield s
-    s.close()
-
-
 def _zones(scene):
     return {o.color: b for b, o in scene.objects.items() if o.kind == "zone"}
 

@@ -5,7 +5,7 @@ import pybullet as p
 import pytest
 
 from vlarm.envs import make_env
-from vlarm.sim import Scene, default_cameras, pick_place
+from vlarm.sim import pick_place
 from vlarm.sim.assets import BLOCK_SIZE
 from vlarm.sim.stands import BROWN_SHADES, PYRAMID_BASE_HEIGHT
 from vlarm.tasks import family_example, list_families, make_task
@@ -22,13 +22,6 @@ def _name(variant: str) -> str:
     return f"{FAMILY}-{variant}{'-colors' if variant != 'full' else ''}"
 
 
-@pytest.fixture(scope="module")
-def scene():
-    s = Scene(cameras=default_cameras(0.25))
-    yield s
-    s.close()
-
-
 def _blocks(task):
     return [g.objects[0] for g in task.goals]
 
@@ -41,30 +34,6 @@ def _into_slot(task, slot):
     """Teleport the block of ``slot`` onto its target pose."""
     target = task.goals[slot].targets[0]
     _teleport(task.scene, task.goals[slot].objects[0], target[0], target[1])
-
-
-def _free_spot(scene, clearance=0.08):
-    """A table point at least ``clearance`` from every object (metres)."""
-    taken = np.array([scene.pose(b)[0][:2] for b in scene.objects])
-    for x in np.linspace(0.3, 0.7, 9):
-        for y in np.linspace(-0.45, 0.45, 19):
-            if np.min(np.linalg.norm(taken - [x, y], axis=1)) > clearance:
-                return np.array([x, y])
-    raise AssertionError("no free spot on the table")
-
-
-def _solve(task, scene, seed):
-    """Run the oracle to the end; return the instruction shown before each step."""
-    rng = np.random.default_rng(seed)
-    shown = []
-    for _ in range(task.max_steps):
-        shown.append(task.instruction_now())
-        action = task.oracle(scene.observe(), rng)
-        task.execute(scene, action.pick_pose, action.place_pose)
-        task.reward()
-        if task.done():
-            break
-    return shown
 
 
 def test_registry_and_example():
@@ -106,7 +75,7 @@ def test_oracle_builds_the_pyramid_one_step_at_a_time(scene, variant):
     task = make_task(_name(variant))
     for seed in (3, 4):
         task.reset(scene, np.random.default_rng(seed), "test")
-        shown = _solve(task, scene, seed)
+        shown = [instruction for instruction, _ in task.solve(scene, np.random.default_rng(seed))]
         assert task.progress > 0.99 and task.done(), (variant, seed)
         assert shown == [g.instruction for g in task.goals]   # each step told once, in order, as goals are met
         assert task.instruction_now() == "stack the blocks into a pyramid"
@@ -136,20 +105,20 @@ def test_a_block_at_the_right_xy_but_wrong_height_does_not_count(scene):
     assert task.is_match(target, target, np.pi / 2)
 
 
-def test_undo_taking_the_pyramid_apart_drops_the_reward(scene):
+def test_undo_taking_the_pyramid_apart_drops_the_reward(scene, free_spot):
     task = make_task(_name("seen"))
     task.reset(scene, np.random.default_rng(5), "test")
-    _solve(task, scene, 5)
+    task.solve(scene, np.random.default_rng(5))
     assert task.done() and task.progress == pytest.approx(1.0)
     top = task.goals[5].objects[0]
-    spot = _free_spot(scene)
+    spot = free_spot(scene)
     result = pick_place(scene, (scene.pose(top)[0] + [0, 0, BLOCK_SIZE / 2], np.array([0, 0, 0, 1.0])),
                         (np.array([spot[0], spot[1], BLOCK_SIZE]), np.array([0, 0, 0, 1.0])))
     assert result.success, result.message
     step, info = task.reward()
     assert step == pytest.approx(-1 / 6) and info["total_reward"] == pytest.approx(5 / 6) and not task.done()
     assert task.instruction_now() == task.goals[5].instruction
-    _teleport(scene, task.goals[1].objects[0], [*_free_spot(scene), BLOCK_SIZE / 2])
+    _teleport(scene, task.goals[1].objects[0], [*free_spot(scene), BLOCK_SIZE / 2])
     scene.settle()                            # the middle bottom block pulled out: the second row loses it too
     step, info = task.reward()
     assert step < -1 / 6 + 1e-6 and info["total_reward"] <= 4 / 6 + 1e-6 and not task.done()

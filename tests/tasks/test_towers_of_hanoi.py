@@ -5,7 +5,7 @@ import numpy as np
 import pybullet as p
 import pytest
 
-from vlarm.sim import Scene, default_cameras, pick_place
+from vlarm.sim import pick_place
 from vlarm.sim.stands import PEG_HEIGHT, RING_HEIGHT, RING_OUTER_RADII, ring_parts
 from vlarm.tasks import family_example, list_families, make_task
 from vlarm.tasks.attributes import ALL_COLORS, EVAL_COLORS, TRAIN_COLORS
@@ -21,13 +21,6 @@ def _name(variant: str) -> str:
     return f"{FAMILY}-{variant}{'-colors' if variant != 'full' else ''}"
 
 
-@pytest.fixture(scope="module")
-def scene():
-    s = Scene(cameras=default_cameras(0.25))
-    yield s
-    s.close()
-
-
 def _set_state(task, state):
     """Teleport the rings into ``state`` (per peg, ring indices bottom to top) and let them settle."""
     for peg, rings in enumerate(state):
@@ -38,28 +31,9 @@ def _set_state(task, state):
     task.scene.settle()
 
 
-def _free_spot(task, clearance=0.12):
-    """A table point at least ``clearance`` from every object and peg (metres)."""
-    taken = np.array([task.scene.pose(b)[0][:2] for b in task.scene.objects] + [peg[:2] for peg in task.pegs])
-    for x in np.linspace(0.3, 0.7, 9):
-        for y in np.linspace(-0.45, 0.45, 19):
-            if np.min(np.linalg.norm(taken - [x, y], axis=1)) > clearance:
-                return np.array([x, y])
-    raise AssertionError("no free spot on the table")
-
-
-def _solve(task, scene, seed):
-    """Run the oracle to the end; return the instruction shown before each step."""
-    rng = np.random.default_rng(seed)
-    shown = []
-    for _ in range(task.max_steps):
-        shown.append(task.instruction_now())
-        action = task.oracle(scene.observe(), rng)
-        task.execute(scene, action.pick_pose, action.place_pose)
-        task.reward()
-        if task.done():
-            break
-    return shown
+def _clear_of_pegs(free_spot, task):
+    """A table point 12 cm from every object and peg."""
+    return free_spot(task.scene, 0.12, avoid=task.pegs)
 
 
 def test_registry_and_example():
@@ -116,7 +90,7 @@ def test_oracle_solves_one_move_at_a_time(scene, variant):
     task = make_task(_name(variant))
     for seed in (3, 4):
         task.reset(scene, np.random.default_rng(seed), "test")
-        shown = _solve(task, scene, seed)
+        shown = [instruction for instruction, _ in task.solve(scene, np.random.default_rng(seed))]
         assert task.progress > 0.99 and task.done(), (variant, seed)
         assert task.configuration() == (((), (), (2, 1, 0)), frozenset())
         assert shown == [g.instruction for g in task.goals]   # each move told once, in order, as goals are met
@@ -132,7 +106,7 @@ def test_oracle_picks_rings_clear_of_the_peg(scene):
         assert PICK_MIN_RADIUS <= r <= RING_OUTER_RADII[0]
 
 
-def test_progress_follows_the_solution_path(scene):
+def test_progress_follows_the_solution_path(scene, free_spot):
     task = make_task(_name("seen"))
     task.reset(scene, np.random.default_rng(1), "train")
     for k in (3, 5, 7):
@@ -140,7 +114,7 @@ def test_progress_follows_the_solution_path(scene):
         assert task.progress_now() == (pytest.approx(k / 7), k)
     _set_state(task, task.states[5])
     ring = task.moves[5][0]                                  # the ring of the next move, lifted off
-    p.resetBasePositionAndOrientation(task.rings[ring], [*_free_spot(task), 0.005], [0, 0, 0, 1],
+    p.resetBasePositionAndOrientation(task.rings[ring], [*_clear_of_pegs(free_spot, task), 0.005], [0, 0, 0, 1],
                                       physicsClientId=scene.client)
     assert task.solved_moves() == 5 and task.instruction_now() == task.goals[5].instruction
     _set_state(task, ((0,), (2, 1), ()))                     # off the solution path: smallest ring on the wrong peg
@@ -151,21 +125,21 @@ def test_progress_follows_the_solution_path(scene):
     assert task.configuration()[1] == frozenset({0})
 
 
-def test_undo_taking_the_tower_apart_drops_the_reward(scene):
+def test_undo_taking_the_tower_apart_drops_the_reward(scene, free_spot):
     task = make_task(_name("seen"))
     task.reset(scene, np.random.default_rng(5), "test")
-    _solve(task, scene, 5)
+    task.solve(scene, np.random.default_rng(5))
     assert task.done() and task.progress == pytest.approx(1.0)
     top = scene.pose(task.rings[0])[0]
     pick = top + [PICK_MIN_RADIUS + 0.002, 0.0, RING_HEIGHT / 2]
-    spot = _free_spot(task)
+    spot = _clear_of_pegs(free_spot, task)
     result = pick_place(scene, (pick, np.array([0, 0, 0, 1.0])),
                         (np.array([spot[0], spot[1], RING_HEIGHT]), np.array([0, 0, 0, 1.0])))
     assert result.success, result.message
     step, info = task.reward()
     assert step == pytest.approx(-1 / 7) and info["total_reward"] == pytest.approx(6 / 7) and not task.done()
     assert task.instruction_now() == task.goals[6].instruction
-    p.resetBasePositionAndOrientation(task.rings[1], [*_free_spot(task), 0.005], [0, 0, 0, 1],
+    p.resetBasePositionAndOrientation(task.rings[1], [*_clear_of_pegs(free_spot, task), 0.005], [0, 0, 0, 1],
                                       physicsClientId=scene.client)
     scene.settle()                                          # the middle ring taken off too: off the solution path
     step, info = task.reward()
@@ -216,7 +190,7 @@ def test_grounded_instructions_build_that_goal(scene):
     task.reset(scene, np.random.default_rng(0), "test", task.parse_instruction(step))
     assert task.lang_goal == "move the rings to the middle of the stand"
     assert task.instruction_now() == step                   # the first move is the instruction typed
-    _solve(task, scene, 0)
+    task.solve(scene, np.random.default_rng(0))
     assert task.done() and task.configuration() == (((), (2, 1, 0), ()), frozenset())
     with pytest.raises(ValueError, match="unknown colour 'teal'"):
         task.reset(scene, np.random.default_rng(0), "test", {"ring0": "teal"})

@@ -254,6 +254,24 @@ class Task:
         pose = self.scene.pose(goal.objects[i])
         return any(self.is_match(pose, goal.targets[j], goal.symmetries[i]) for j in np.flatnonzero(goal.matches[i]))
 
+    def solve(self, scene: Scene, rng: np.random.Generator) -> list[tuple[str, PrimitiveResult]]:
+        """Run the oracle on the current episode until :meth:`done` or :attr:`max_steps` actions, scoring after
+        each (what a demonstration does, without an env or cameras beyond ``scene.observe()``).
+
+        Returns:
+            One ``(instruction shown before the step, primitive result)`` per action taken; the instructions are
+            :meth:`instruction_now` (a sequential task's per-step instruction).
+        """
+        steps = []
+        for _ in range(self.max_steps):
+            shown = self.instruction_now()
+            action = self.oracle(scene.observe(), rng)
+            steps.append((shown, self.execute(scene, action.pick_pose, action.place_pose)))
+            self.reward()
+            if self.done():
+                break
+        return steps
+
     # ------------------------------------------------------------------ oracle
     def oracle(self, obs: Observation, rng: np.random.Generator) -> Action:
         """Expert pick-and-place for the current state (Ravens oracle, Transporter Sec. 4).
