@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from vlarm.data.info import OBSERVATION_SETTINGS
+from vlarm.data.reader import frame_index
 from vlarm.data.stats import Stats, aggregate_stats
 
 logger = logging.getLogger(__name__)
@@ -244,12 +245,7 @@ class MultiTaskDataset:
         return int(np.searchsorted(self.task_offsets, int(i), side="right") - 1)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        n = len(self)
-        if isinstance(i, bool) or not isinstance(i, int | np.integer):
-            raise TypeError(f"frame index must be an integer, got {type(i).__name__}")
-        if not -n <= i < n:
-            raise IndexError(f"frame index {i} out of range for {n} frames")
-        i = int(i) % n
+        i = frame_index(i, len(self))
         k = self.task_index(i)
         return {**self.datasets[k][i - int(self.task_offsets[k])], "task": self.benchmark_tasks[k]}
 

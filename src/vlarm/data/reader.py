@@ -35,6 +35,19 @@ _REBUILD = ("Rerun `vlarm collect` with the same --task, --split and --out (or o
             "EpisodeWriter(root, benchmark_task, split)) to rebuild the meta files.")
 
 
+def frame_index(i: Any, n: int) -> int:
+    """``i`` as a frame index into ``n`` frames, negative indices counting from the end (Python's rule).
+
+    Raises:
+        TypeError: ``i`` is not an integer (a bool is not a frame index); IndexError: outside ``[-n, n)``.
+    """
+    if isinstance(i, bool) or not isinstance(i, int | np.integer):
+        raise TypeError(f"frame index must be an integer, got {type(i).__name__}")
+    if not -n <= i < n:
+        raise IndexError(f"frame index {i} out of range for {n} frames")
+    return int(i) % n
+
+
 class EpisodeDataset:
     """Frames of a vlarm dataset, indexable by global frame index.
 
@@ -282,12 +295,7 @@ class EpisodeDataset:
         return self.num_frames
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        n = len(self)
-        if isinstance(i, bool) or not isinstance(i, int | np.integer):
-            raise TypeError(f"frame index must be an integer, got {type(i).__name__}")
-        if not -n <= i < n:
-            raise IndexError(f"frame index {i} out of range for {n} frames")
-        i = int(i) % n
+        i = frame_index(i, len(self))
         ep = int(np.searchsorted(self._ends, i, side="right"))
         return self._frame(self._episode(ep), i - int(self._starts[ep]))
 
