@@ -64,7 +64,8 @@ def test_markdown_rows_are_tasks_columns_method_by_demos_with_the_paper_alongsid
     seen_row = next(line for line in text.splitlines() if line.startswith(f"| {seen} |"))
     assert "70.0 [65.0, 75.0] n=100 (paper: 68.3)" in seen_row and "(paper: 62.7)" in seen_row
     unseen_row = next(line for line in text.splitlines() if line.startswith(f"| {unseen} |"))
-    assert "all-novel 20.0 [10.0, 30.0] n=27" in unseen_row and unseen_row.count(" - ") == 2
+    assert "all-novel 20.0 [10.0, 30.0] n=27, some-novel - n=0, none-novel - n=0" in unseen_row
+    assert unseen_row.count("| - (paper") == 2 and "novel" not in seen_row
     assert "1.0 / 2.0 / 0.5 / 0.5" in text   # CPU-minutes per stage
     paths = plot_grid(records, tmp_path / "plots")
     assert sorted(p.name for p in paths) == [f"{seen}.png", f"{unseen}.png"] and all(p.stat().st_size for p in paths)

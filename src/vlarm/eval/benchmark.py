@@ -214,12 +214,24 @@ def _columns(records: list[dict]) -> list[tuple[str, int]]:
     return sorted({(r["method"], r["cell"]["demos"]) for r in records}, key=lambda c: (c[0], c[1]))
 
 
+def _novelty_note(summary: dict) -> str:
+    """``"; all-novel X [lo, hi] n=A, some-novel ..., none-novel ..."`` for a row with novel attribute values
+    (empty when every episode is none-novel, e.g. a seen-colours row, or when no breakdown was recorded)."""
+    groups = summary.get("by_novelty", {})
+    counts = {k: (groups.get(k) or {}).get("episodes", 0) for k in ("all", "some", "none")}
+    if not counts["all"] and not counts["some"]:
+        return ""
+    parts = [f"{k}-novel {format_ci(groups[k]['score'], groups[k]['score_ci'])} n={n}" if n else f"{k}-novel - n=0"
+             for k, n in counts.items()]
+    return "; " + ", ".join(parts)
+
+
 def grid_markdown(records: list[dict], description: str = "") -> str:
     """A CLIPort Table-1 style Markdown table of test scores.
 
-    Rows are task variants, columns method x demos. Each entry is ``score [95% CI] (paper: X)``; unseen rows add
-    the all-novel score and its episode count. A cell trained on several tasks appears in every row it was
-    evaluated on. Footer: episodes, CPU-minutes per cell.
+    Rows are task variants, columns method x demos. Each entry is ``score [95% CI] n=episodes (paper: X)``; rows
+    with novel attribute values add the all- / some- / none-novel scores with their episode counts. A cell trained
+    on several tasks appears in every row it was evaluated on. Footer: episodes, CPU-minutes per cell.
     """
     columns = _columns(records)
     tasks = list(dict.fromkeys(t for r in records for t in r["test"]))
@@ -233,10 +245,7 @@ def grid_markdown(records: list[dict], description: str = "") -> str:
             for r in records:
                 if r["method"] == method and r["cell"]["demos"] == demos and task in r["test"]:
                     t = r["test"][task]
-                    entry = f"{format_ci(t['score'], t['score_ci'])} n={t['episodes']}"
-                    novel = t["by_novelty"].get("all", {})
-                    if novel.get("episodes") and novel["episodes"] < t["episodes"]:
-                        entry += f"; all-novel {format_ci(novel['score'], novel['score_ci'])} n={novel['episodes']}"
+                    entry = f"{format_ci(t['score'], t['score_ci'])} n={t['episodes']}" + _novelty_note(t)
             paper = paper_score(task, method, demos)
             row.append(entry + (f" (paper: {paper:.1f})" if paper is not None else ""))
         lines.append("| " + " | ".join(row) + " |")
