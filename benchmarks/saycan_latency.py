@@ -2,7 +2,8 @@
 per step with 65 options (4 blocks, 4 bowls, 9 places + done) on the CPU.
 
     MALLOC_MMAP_THRESHOLD_=17179869184 MALLOC_TRIM_THRESHOLD_=17179869184 MALLOC_TOP_PAD_=1073741824 \
-    HF_HUB_OFFLINE=1 nice -n 10 .venv/bin/python benchmarks/saycan_latency.py --threads 2 --out /work/logs/saycan/latency.json
+    HF_HUB_OFFLINE=1 nice -n 10 .venv/bin/python benchmarks/saycan_latency.py --threads 2 \
+        --out /work/logs/saycan/latency.json
 
 Measures (wall and process CPU seconds): (1) the load (converting the GGUF package first if the cache is empty, and
 then a second, cached load), (2) ``--steps`` planner decisions of one episode (the first includes the few-shot

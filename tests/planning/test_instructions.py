@@ -89,8 +89,8 @@ def test_each_instruction_judges_its_untouched_start_as_not_done_unless_impossib
         assert isinstance(ins.spec, SceneSpec)
         rng = np.random.default_rng(0)
         names = ins.spec.names()
-        pos = {n: np.array([rng.uniform(0.30, 0.34), y, 0.02]) for n, y in zip(names, np.linspace(-0.3, 0.3,
-                                                                                                   len(names)))}
+        ys = np.linspace(-0.3, 0.3, len(names))
+        pos = {n: np.array([rng.uniform(0.30, 0.34), y, 0.02]) for n, y in zip(names, ys, strict=True)}
         for block, target in ins.spec.start.items():   # starts as the scene builds them
             xy = PLACES[target] if target in PLACES else pos[target][:2]
             pos[block] = np.array([xy[0], xy[1], 0.02])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from tests.planning.tiny_lm import tiny_gemma, tiny_llama, tiny_tokenizer
+
 from vlarm.planning.scorer import CausalLMScorer, normalize_scores
 
 PROMPT = "objects = [ red block , blue bowl , green bowl ] # put the red block in the blue bowl pick"

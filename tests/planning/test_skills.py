@@ -14,7 +14,7 @@ def test_four_blocks_four_bowls_give_65_options_with_done_last():
     skills = generate_skills(objects)
     assert len(skills) == 4 * (3 + 4 + len(PLACES)) + 1 == 65
     assert skills[-1] == DONE_SKILL and skills[-1].text == "done()"
-    assert all(s.pick != s.place for s in skills)
+    assert all(s.pick != s.place for s in skills[:-1])
     assert all(s.pick.endswith(" block") for s in skills[:-1])            # bowls are targets only
     assert Skill("red block", "green bowl") in skills
 

@@ -17,6 +17,8 @@ from rich.table import Table
 from vlarm.checks import check_output
 
 REPO = Path(__file__).resolve().parents[3]
+#: Every planner method (kept in step with vlarm.planning.evaluate.METHODS, without importing torch here).
+ALL_METHODS = ("saycan", "no-vf", "generative", "bc-use", "oracle-affordance")
 #: The CLIPort policy trained on oracle demonstrations of the SayCan skills (benchmarks/RESULTS.md, issue 9).
 DEFAULT_SKILL_POLICY = REPO / "checkpoints" / "cliport-saycan-skills"
 #: Fallback when the skill policy is absent: the shipped put-block-in-bowl policy (knows block -> bowl only).
@@ -183,7 +185,7 @@ def plan(
 def eval_planner(
     out: Annotated[Path, typer.Option(help="output folder (rows.jsonl, results.json, results.md); a rerun resumes")],
     methods: Annotated[str, typer.Option(help="comma-separated: saycan, no-vf, generative, bc-use, "
-                                              "oracle-affordance")] = "saycan,no-vf,generative,bc-use,oracle-affordance",
+                                              "oracle-affordance")] = ",".join(ALL_METHODS),
     executor: Annotated[str, typer.Option(help="oracle (plan success) or policy (execution success)")] = "oracle",
     part: Annotated[str, typer.Option(help="all, tuning or held-out")] = "all",
     family: Annotated[list[str] | None, typer.Option(help="instruction family (repeat; default: all ten)")] = None,

