@@ -1,11 +1,13 @@
 """MIAVLM's table on the simulator benchmark: views x model x negative instructions, HoOA and F1 with intervals.
 
-1. Builds (or reuses) the benchmark (:mod:`vlarm.vlm.qa.benchmark`): ``--scenes`` seen-value scenes split 9:1, and
-   ``--unseen-scenes`` scenes with CLIPort's EVAL colours and unseen kit shapes; nine 64 x 64 views each.
+1. Builds (or reuses) the benchmark (:mod:`vlarm.eval.qa.benchmark`): ``--scenes`` seen-value scenes split 9:1
+   (a ninth of the non-test scenes held out for validation), and ``--unseen-scenes`` scenes with CLIPort's EVAL
+   colours and unseen kit shapes; nine 64 x 64 views each.
 2. Trains every model with and without negative instructions (:mod:`vlarm.vlm.qa.train`; a rerun resumes):
    MIAVLM on the front view only ("1") and on all nine ("1+8"), 9in1 tiling and the order-sensitive concatenation
    on nine, and optionally the uniform-mean ablation (``--mean``). With one view the models coincide (MAP weight 1,
-   one tile, one slot), so the single-view row is MIAVLM on view 0.
+   one tile, one slot), so the single-view row is MIAVLM on view 0. MIAVLM trains with ``--view-dropout`` and
+   ``--view-entropy`` (choose them on validation first: ``benchmarks/miavlm_select.py``).
 3. Scores test and unseen splits per POPE setting (random / popular / adversarial): HoOA, F1, accuracy,
    positive / negative accuracy, yes-ratio with 95% intervals, plus HoOA per question type and on the pairs whose
    subject the front view does not show.
@@ -32,11 +34,12 @@ import numpy as np
 import torch
 from _report import run_metadata
 
-from vlarm.vlm.qa.benchmark import BenchmarkConfig, QABenchmark, build_benchmark
-from vlarm.vlm.qa.inference import ask, evaluate, time_per_question
-from vlarm.vlm.qa.metrics import format_metric
+from vlarm.eval.qa.benchmark import BenchmarkConfig, build_benchmark
+from vlarm.eval.qa.metrics import format_metric
+from vlarm.eval.qa.scoring import evaluate
+from vlarm.vlm.qa.dataset import NEGATIVE_SETTINGS, QUESTION_TYPES, QABenchmark
+from vlarm.vlm.qa.inference import ask, time_per_question, view_weights
 from vlarm.vlm.qa.model import QuestionFeaturizer
-from vlarm.vlm.qa.questions import NEGATIVE_SETTINGS, QUESTION_TYPES
 from vlarm.vlm.qa.train import QATrainConfig, load_model, train
 
 #: (label, fusion, view set) of the models in the table.
@@ -124,6 +127,13 @@ def markdown(result: dict) -> str:
         hidden = ev["hidden_in_front"]["adversarial"]
         lines.append(f"| {run['views']} | {run['label']} | {'with' if run['negative_instructions'] else 'without'} "
                      f"| {cells} | {format_metric(hidden['hooa'])} (n={hidden['n']}) |")
+    lines += ["", "MAP view weights on the test scenes (mean per view, views in benchmark order; and the mean over "
+              "scenes of the largest weight, 1/9 = uniform, 1 = one view):", ""]
+    for run in result["runs"]:
+        w = run.get("view_weights_test")
+        if w:
+            lines.append(f"- {run['label']} ({'with' if run['negative_instructions'] else 'without'} NI): "
+                         f"{', '.join(f'{x:.3f}' for x in w['mean'])}; largest {w['largest_per_scene_mean']:.3f}")
     lines += ["", "Order: answers about test scenes under random permutations of the model's views:", "",
               "| model | NI | questions x permutations | answers changed | max abs change of p(yes) |",
               "|---|---|---|---|---|"]
@@ -148,6 +158,10 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=400)
     parser.add_argument("--unseen-scenes", type=int, default=40)
     parser.add_argument("--face-probability", type=float, default=1.0)
+    parser.add_argument("--face-hidden-probability", type=float, default=0.8)
+    parser.add_argument("--occluder-probability", type=float, default=0.5)
+    parser.add_argument("--view-dropout", type=float, default=0.0, help="MIAVLM's view dropout (chosen on val)")
+    parser.add_argument("--view-entropy", type=float, default=0.0, help="MIAVLM's entropy bonus (chosen on val)")
     parser.add_argument("--runs", default="runs/miavlm")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--lr", type=float, default=2e-3)
@@ -162,7 +176,9 @@ def main() -> None:
     torch.set_num_threads(1)
     t0 = time.process_time()
     config = BenchmarkConfig(scenes=args.scenes, unseen_scenes=args.unseen_scenes,
-                             face_probability=args.face_probability)
+                             face_probability=args.face_probability,
+                             face_hidden_probability=args.face_hidden_probability,
+                             occluder_probability=args.occluder_probability)
     counts = build_benchmark(args.benchmark, config, progress=False)["splits"]
     bench = QABenchmark(args.benchmark)
     models = MODELS + ((("uniform mean", "mean", "1+8"),) if args.mean else ())
@@ -173,15 +189,22 @@ def main() -> None:
     for label, fusion, views in models:
         for ni in (True,) if args.ni_only else (True, False):
             name = f"{fusion}-{views.replace('+', 'p')}-{'ni' if ni else 'no-ni'}"
+            regular = {"view_dropout": args.view_dropout, "view_entropy": args.view_entropy} if fusion == "map" else {}
+            if views == "1":
+                regular = {}                                   # one view: nothing to drop or spread
             cfg = QATrainConfig(args.benchmark, f"{args.runs}/{name}", fusion=fusion, views=views,
-                                negative_instructions=ni, epochs=args.epochs, lr=args.lr)
+                                negative_instructions=ni, epochs=args.epochs, lr=args.lr, **regular)
             log = train(cfg, progress=False)["log"]
             model = load_model(cfg.out)
             run = {"label": label, "fusion": fusion, "views": views, "negative_instructions": ni, "dir": cfg.out,
-                   "train_log_tail": log[-1:] if log else None,
+                   "train_log_tail": log[-1:] if log else None, "train_config": {k: v for k, v in vars(cfg).items()},
                    "eval": {k: v for k, v in evaluate(model, bench).items() if k != "predictions"}}
             if views == "1+8" and fusion in ("map", "concat"):
                 run["order"] = order_check(model, bench, test_scenes, args.order_permutations)
+            if views == "1+8" and fusion == "map":
+                w = view_weights(model, bench, "test")
+                run["view_weights_test"] = {"mean": w.mean(0).round(4).tolist(),
+                                            "largest_per_scene_mean": float(w.max(1).mean())}
             runs.append(run)
             if ni and f"{label} ({views})" not in timings:
                 timings[f"{label} ({views})"] = timing(model, bench)

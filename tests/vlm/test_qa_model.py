@@ -164,3 +164,32 @@ def test_word_featurizer():
     assert mask.all()
     with pytest.raises(ValueError, match="no questions"):
         QuestionFeaturizer(cfg)([])
+
+
+@pytest.mark.parametrize("fusion", ["map", "mean"])
+@torch.no_grad()
+def test_a_view_mask_is_the_same_as_leaving_those_views_out(fusion):
+    """View dropout in training masks views; MAP (and mean) fusion must then behave exactly as on the views kept."""
+    model, _ = make(fusion)
+    two, _ = make(fusion, views=(0, 1))                       # same seed: the same weights, reading two views
+    views = torch.from_numpy(scene_views(4, seed=3))[None]
+    mask = torch.tensor([[True, False, True, False]])
+    tokens, w = model.encode_views(views, view_mask=mask)
+    assert float(w[0, 1]) == 0.0 and float(w[0, 3]) == 0.0
+    torch.testing.assert_close(w.sum(1), torch.ones(1))
+    tokens_kept, w_kept = two.encode_views(views[:, [0, 2]])
+    torch.testing.assert_close(tokens, tokens_kept, rtol=0, atol=1e-5)
+    torch.testing.assert_close(w[0, [0, 2]], w_kept[0], rtol=0, atol=1e-6)
+
+
+@torch.no_grad()
+def test_view_mask_errors():
+    model, _ = make("map")
+    views = torch.from_numpy(scene_views(4))[None]
+    with pytest.raises(ValueError, match="at least one view"):
+        model.encode_views(views, view_mask=torch.zeros(1, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"\(1, 4\)"):
+        model.encode_views(views, view_mask=torch.ones(1, 3, dtype=torch.bool))
+    concat, _ = make("concat")
+    with pytest.raises(ValueError, match="needs map or mean"):
+        concat.encode_views(views, view_mask=torch.ones(1, 4, dtype=torch.bool))

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import torch
 
+from vlarm.eval.qa.benchmark import BenchmarkConfig, build_benchmark
+from vlarm.eval.qa.scoring import evaluate
 from vlarm.vlm.qa import train as qa_train
-from vlarm.vlm.qa.benchmark import BenchmarkConfig, QABenchmark, build_benchmark
-from vlarm.vlm.qa.inference import evaluate, time_per_question
-from vlarm.vlm.qa.questions import Query
+from vlarm.vlm.qa.dataset import QABenchmark
+from vlarm.vlm.qa.inference import time_per_question
 from vlarm.vlm.qa.train import (
     QATrainConfig,
     TrainingQuestions,
@@ -15,6 +16,8 @@ from vlarm.vlm.qa.train import (
     names_absent_object,
     save_model,
     train,
+    view_entropy,
+    view_mask,
 )
 from vlarm.weights import WeightsError
 
@@ -37,20 +40,18 @@ def config(bench_dir, out, **kw) -> QATrainConfig:
 
 def test_training_questions_with_and_without_negative_instructions(bench_dir):
     bench = QABenchmark(bench_dir)
-    specs = bench.scene_specs()
+    objects = bench.scene_objects()
     rng = np.random.default_rng(0)
     by_text = {r["question"]: r for r in bench.records}
     for ni in (False, True):
-        data = TrainingQuestions(bench, specs, negative_instructions=ni)
+        data = TrainingQuestions(bench, objects, negative_instructions=ni)
         scenes = [int(s) for s in data.scenes[:3]]
         texts, labels, where, n_existence = data.batch(scenes, rng)
         n_pos = sum(labels)
         assert n_pos == sum(len(data.positives[s]) for s in scenes) and n_existence > 0
         attribute_negatives = 0
         for text, label, k in zip(texts, labels, where, strict=True):
-            r = by_text[text]
-            query = Query(r["type"], r["subject"], r["value"], r["other"])
-            if label == 0 and not names_absent_object(specs[scenes[k]], query):
+            if label == 0 and not names_absent_object(objects[scenes[k]], by_text[text]):
                 attribute_negatives += 1       # a question about an object that is there, answered "no"
         assert attribute_negatives == (n_pos if ni else 0)
 
@@ -66,7 +67,8 @@ def test_train_writes_a_checkpoint_and_learns_the_train_set(bench_dir, tmp_path)
     assert len((tmp_path / "run" / "log.jsonl").read_text().splitlines()) == 12
     model = load_model(tmp_path / "run")
     res = evaluate(model, QABenchmark(bench_dir), ("train", "test"))
-    assert set(res["predictions"]) == {r["id"] for r in QABenchmark(bench_dir).records if r["split"] != "unseen"}
+    scored = {r["id"] for r in QABenchmark(bench_dir).records if r["split"] in ("train", "test")}
+    assert set(res["predictions"]) == scored
     for split in ("train", "test"):
         for setting in ("random", "popular", "adversarial"):
             m = res[split]["settings"][setting]
@@ -105,11 +107,17 @@ def test_configuration_errors(bench_dir, tmp_path):
         config(bench_dir, tmp_path, views="2")
     with pytest.raises(ValueError, match="valid: minilm, words"):
         config(bench_dir, tmp_path, question_encoder="gpt")
+    with pytest.raises(ValueError, match="view_dropout needs fusion map or mean"):
+        config(bench_dir, tmp_path, fusion="concat", view_dropout=0.3)
+    with pytest.raises(ValueError, match="view_entropy"):
+        config(bench_dir, tmp_path, fusion="mean", view_entropy=0.1)
     small = tmp_path / "few-views"
-    build_benchmark(small, BenchmarkConfig(scenes=2, unseen_scenes=0, test_every=2, sampled_views=1,
+    build_benchmark(small, BenchmarkConfig(scenes=3, unseen_scenes=0, test_every=3, sampled_views=1,
                                            image_size=16, camera_scale=0.2), progress=False)
     with pytest.raises(ValueError, match="needs 9 views; the benchmark has 4"):
         train(config(small, tmp_path / "run"), progress=False)
+    with pytest.raises(ValueError, match="not a finished QA benchmark"):
+        train(config(tmp_path / "missing", tmp_path / "run2"), progress=False)
 
 
 def test_load_model_refuses_missing_and_damaged(bench_dir, tmp_path):
@@ -130,3 +138,57 @@ def test_time_per_question(bench_dir, tmp_path):
     model = qa_train.build_model(config(bench_dir, tmp_path), QABenchmark(bench_dir)).eval()
     t = time_per_question(model, QABenchmark(bench_dir).images()[0], "Is the block red?", repeats=3)
     assert 0 < t["median_s"] <= t["p90_s"] and t["views"] == 9 and t["threads"] >= 1
+
+
+def test_names_absent_object_reads_kinds_and_colours():
+    objects = [{"kind": "block", "color": "red"}, {"kind": "bowl", "color": "blue"}]
+    record = {"type": "color", "subject": "block", "other": None}
+    assert not names_absent_object(objects, record)
+    assert names_absent_object(objects, {**record, "subject": "star"})
+    assert not names_absent_object(objects, {"type": "shape", "subject": "blue", "other": None})
+    assert names_absent_object(objects, {"type": "shape", "subject": "green", "other": None})
+    assert names_absent_object(objects, {"type": "relation", "subject": "block", "other": "star"})
+
+
+def test_view_mask_and_entropy():
+    rng = np.random.default_rng(0)
+    keep = view_mask(rng, 500, 9, 0.5)
+    assert keep.shape == (500, 9) and keep.dtype == torch.bool and bool(keep.any(1).all())
+    assert 0.45 < float(keep.float().mean()) < 0.56
+    assert bool(view_mask(rng, 50, 3, 0.99).sum(1).ge(1).all())          # never a scene without a view
+    assert bool(view_mask(rng, 10, 4, 0.0).all())
+    assert float(view_entropy(torch.full((2, 4), 0.25))) == pytest.approx(1.0)
+    assert float(view_entropy(torch.tensor([[1.0, 0.0, 0.0]]))) == pytest.approx(0.0, abs=1e-9)
+    assert float(view_entropy(torch.ones(3, 1))) == 0.0
+
+
+def test_training_with_view_dropout_and_entropy(bench_dir, tmp_path):
+    log = train(config(bench_dir, tmp_path / "run", epochs=3, views="1+8", view_dropout=0.5, view_entropy=0.1),
+                progress=False)["log"]
+    assert all(np.isfinite(e["loss"]) for e in log)
+    for entry in log:                                     # each scene's weights sum to 1, dropped views get 0
+        assert len(entry["view_weights"]) == 9 and sum(entry["view_weights"]) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_the_entropy_bonus_spreads_saturated_view_weights():
+    """The collapse seen on the benchmark: sampler scores so far apart that the softmax over views is one-hot. A few
+    steps on the bonus alone move the weights back towards uniform."""
+    from vlarm.vlm.qa.model import MultiheadSampler
+
+    torch.manual_seed(0)
+    sampler = MultiheadSampler(16, 4)
+    with torch.no_grad():                                   # large scores, as after the collapse
+        sampler.key.weight.mul_(10)
+        sampler.query.weight.mul_(10)
+    cls, prompts = torch.randn(8, 9, 16) * 4, torch.randn(4, 16)
+    with torch.no_grad():
+        before = float(view_entropy(sampler(cls, prompts)))
+    optimizer = torch.optim.Adam(sampler.parameters(), lr=1e-2)
+    for _ in range(20):
+        loss = -view_entropy(sampler(cls, prompts))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        after = float(view_entropy(sampler(cls, prompts)))
+    assert before < 0.9 and after > before + 0.08

@@ -632,7 +632,7 @@ def vlm_captions(
     _print_json(run(scenes, out, seed=seed, name=name, camera_scale=camera_scale))
 
 
-# Attribute questions from many views (MIAVLM, issue 12): plain functions in vlarm.vlm.qa.commands. Options left
+# Attribute questions from many views (MIAVLM, issue 12): plain functions in vlarm.eval.qa.commands. Options left
 # unset take the defaults of BenchmarkConfig / QATrainConfig (one home for them); help shows those defaults.
 qa_app = typer.Typer(no_args_is_help=True,
                      help="Yes/no attribute questions from many views (MIAVLM): build, train, eval, ask.")
@@ -652,13 +652,18 @@ def vlm_qa_build(
     sampled_views: Annotated[int | None, typer.Option(help="views sampled around the table [default 6]")] = None,
     face_probability: Annotated[float | None, typer.Option(
         help="probability that the block has a painted side [default 0.6]")] = None,
+    face_hidden_probability: Annotated[float | None, typer.Option(
+        help="probability that the painted side faces away from the front camera [default 0.8]")] = None,
+    occluder_probability: Annotated[float | None, typer.Option(
+        help="probability of a wall hiding one object from the front camera [default 0.5]")] = None,
 ) -> None:
     """Render the HoOA-style benchmark: scenes, nine views each, yes/no questions with POPE negatives."""
     _check_dir(out, "--out")
-    from vlarm.vlm.qa.commands import qa_build
+    from vlarm.eval.qa.commands import qa_build
 
     _print_json(qa_build(out, scenes=scenes, unseen_scenes=unseen_scenes, seed=seed, image_size=image_size,
-                         camera_scale=camera_scale, sampled_views=sampled_views, face_probability=face_probability))
+                         camera_scale=camera_scale, sampled_views=sampled_views, face_probability=face_probability,
+                         face_hidden_probability=face_hidden_probability, occluder_probability=occluder_probability))
 
 
 @qa_app.command("train")
@@ -677,13 +682,18 @@ def vlm_qa_train(
     lr: Annotated[float | None, typer.Option(help="Adam learning rate, cosine-annealed [default 0.001]")] = None,
     batch_scenes: Annotated[int | None, typer.Option(help="scenes per batch [default 8]")] = None,
     seed: Annotated[int | None, typer.Option(help="[default 0]")] = None,
+    view_dropout: Annotated[float | None, typer.Option(
+        help="probability of leaving each view of a training scene out (map, mean) [default 0.0]")] = None,
+    view_entropy: Annotated[float | None, typer.Option(
+        help="weight of the view-weight entropy bonus (map) [default 0.0]")] = None,
 ) -> None:
     """Train MIAVLM or a baseline on the benchmark's train split."""
     _check_dir(out, "--out")
-    from vlarm.vlm.qa.commands import qa_train
+    from vlarm.eval.qa.commands import qa_train
 
     result = qa_train(benchmark, out, fusion=fusion, views=views, negative_instructions=negative_instructions,
-                      question_encoder=question_encoder, epochs=epochs, lr=lr, batch_scenes=batch_scenes, seed=seed)
+                      question_encoder=question_encoder, epochs=epochs, lr=lr, batch_scenes=batch_scenes, seed=seed,
+                      view_dropout=view_dropout, view_entropy=view_entropy)
     _print_json({k: v for k, v in result.items() if k != "log"} | {"last_epoch": (result["log"] or [None])[-1]})
 
 
@@ -692,13 +702,14 @@ def vlm_qa_train(
 def vlm_qa_eval(
     model: Annotated[Path, typer.Option(help="model or training output directory")],
     benchmark: Annotated[Path, typer.Option(help="benchmark directory")],
-    split: Annotated[list[str] | None, typer.Option(help="test, unseen or train; repeat for several")] = None,
+    split: Annotated[list[str] | None, typer.Option(
+        help="train, val, test or unseen; repeat for several [default: test and unseen]")] = None,
     out: Annotated[Path | None, typer.Option(help="write the full result (per-question probabilities) as JSON")]
     = None,
 ) -> None:
     """HoOA, F1, accuracy and yes-ratio with 95% intervals, one balanced set per POPE negative setting."""
     check_output(out, "--out", suffixes=(".json",))
-    from vlarm.vlm.qa.commands import qa_eval
+    from vlarm.eval.qa.commands import qa_eval
 
     result = qa_eval(model, benchmark, tuple(split or ("test", "unseen")), out)
     table = Table(title=f"{escape(str(model))} on {escape(str(benchmark))}",

@@ -1,7 +1,6 @@
-"""Answering, scoring and timing: a trained MIAVLM (or baseline) on the benchmark and on single scenes.
+"""Answering and timing: a trained MIAVLM (or baseline) on a benchmark's questions and on single scenes.
 
-Scores follow :mod:`vlarm.vlm.qa.metrics` (HoOA from the MIAVLM paper; POPE's accuracy / precision / recall / F1 /
-yes-ratio, Li et al. 2023), one balanced set per POPE negative setting, each with 95% intervals.
+Scoring the answers (HoOA, POPE's metrics) lives in :mod:`vlarm.eval.qa.scoring`.
 """
 
 from __future__ import annotations
@@ -11,10 +10,8 @@ import time
 import numpy as np
 import torch
 
-from vlarm.vlm.qa.benchmark import QABenchmark, check_split
-from vlarm.vlm.qa.metrics import hooa_scores
+from vlarm.vlm.qa.dataset import QABenchmark
 from vlarm.vlm.qa.model import EFFNET_CHANNELS, EFFNET_INPUT, MIAVLM, QuestionFeaturizer, answer_text, effnet_tokens
-from vlarm.vlm.qa.questions import NEGATIVE_SETTINGS, QUESTION_TYPES
 
 
 @torch.no_grad()
@@ -89,53 +86,32 @@ def predict(model: MIAVLM, featurizer: QuestionFeaturizer, inputs: torch.Tensor,
     return out
 
 
-def _score(records: list[dict], answers: dict[str, str], seed: int) -> dict | None:
-    if not records:
-        return None
-    return hooa_scores([answers[r["id"]] for r in records], [r["label"] for r in records],
-                       pairs=[r["pair"] for r in records], seed=seed)
-
-
-def evaluate(model: MIAVLM, bench: QABenchmark, splits: tuple[str, ...] = ("test", "unseen"),
-             seed: int = 0) -> dict:
-    """Score a model on benchmark splits, one balanced set per POPE negative setting.
+@torch.no_grad()
+def view_weights(model: MIAVLM, bench: QABenchmark, split: str, batch_scenes: int = 32) -> np.ndarray | None:
+    """The fusion's weight of each view on every scene of a split (how much MAP relies on each view).
 
     Args:
         model: the model.
         bench: the benchmark.
-        splits: splits to score (:data:`vlarm.vlm.qa.benchmark.QA_SPLITS`).
-        seed: bootstrap seed of the intervals.
+        split: one of :data:`vlarm.vlm.qa.dataset.QA_SPLITS`.
+        batch_scenes: scenes encoded at once.
 
     Returns:
-        ``{split: {"settings": {setting: metrics}, "by_type": {setting: {type: metrics}}, "hidden_in_front":
-        {setting: metrics}, "novel": {setting: metrics}}}`` with :func:`vlarm.vlm.qa.metrics.hooa_scores` dicts;
-        ``hidden_in_front`` keeps the pairs whose subject the front view does not show (what one view cannot answer),
-        ``novel`` the pairs naming a value unseen in training (None where a subset is empty). Also ``"predictions"``:
-        ``{record id: probability of yes}``.
+        ``(scenes, n)`` float64 weights (rows sum to 1, scenes in index order), or None for ``concat`` (no weights).
 
     Raises:
         ValueError: an unknown split.
     """
-    for split in splits:
-        check_split(split)
-    featurizer = QuestionFeaturizer(model.config)
-    records = [r for r in bench.records if r["split"] in splits]
-    probs = predict(model, featurizer, benchmark_view_inputs(model, bench), records)
-    answers = {r["id"]: answer_text(p) for r, p in zip(records, probs, strict=True)}
-    result: dict = {"predictions": {r["id"]: float(p) for r, p in zip(records, probs, strict=True)}}
-    for split in splits:
-        entry: dict = {"settings": {}, "by_type": {}, "hidden_in_front": {}, "novel": {}}
-        for setting in NEGATIVE_SETTINGS:
-            recs = bench.eval_set(split, setting)
-            novel_pairs = {r["pair"] for r in recs if r["novel"]}
-            entry["settings"][setting] = _score(recs, answers, seed)
-            entry["by_type"][setting] = {t: _score([r for r in recs if r["type"] == t], answers, seed)
-                                         for t in QUESTION_TYPES}
-            entry["hidden_in_front"][setting] = _score([r for r in recs if 0 not in r["visible_views"]], answers,
-                                                       seed)
-            entry["novel"][setting] = _score([r for r in recs if r["pair"] in novel_pairs], answers, seed)
-        result[split] = entry
-    return result
+    model.eval()
+    scenes = sorted({int(r["scene"]) for r in bench.questions(split)})
+    inputs = benchmark_view_inputs(model, bench)
+    rows = []
+    for b in range(0, len(scenes), batch_scenes):
+        _, weights = model.encode_views(inputs=inputs[scenes[b:b + batch_scenes]])
+        if weights is None:
+            return None
+        rows.append(weights.double().numpy())
+    return np.concatenate(rows)
 
 
 @torch.no_grad()
@@ -151,8 +127,8 @@ def ask(model: MIAVLM, images: np.ndarray, questions: list[str] | str,
         featurizer: a question featurizer to reuse (default: a new one).
 
     Returns:
-        One ``{"question", "answer" ("Yes"/"No"), "p_yes", "view_weights"}`` per question (``view_weights``: MAP's
-        weight of each view read, or None for other fusions).
+        One ``{"question", "answer" ("Yes"/"No"), "p_yes", "view_weights"}`` per question (``view_weights``: the
+        fusion's weight of each view read, :meth:`vlarm.vlm.qa.model.MIAVLM.encode_views`; None for ``concat``).
 
     Raises:
         ValueError: the scene has fewer views than the model reads, or no question.

@@ -301,8 +301,9 @@ class MultiheadSampler(nn.Module):
     tokens are softmax-normalised over the views and averaged over prompt tokens (``weights^j``, n values); the
     result is the mean over heads, ``w = (1/m) sum_j weights^j``.
 
-    ``forward(cls, prompts)``: ``(B, n, d)`` [CLS] tokens and the ``(l, d)`` prompts -> ``(B, n)`` float32 weights, each
-    row summing to 1; permuting the views permutes the weights the same way.
+    ``forward(cls, prompts, mask=None)``: ``(B, n, d)`` [CLS] tokens, the ``(l, d)`` prompts and an optional ``(B, n)``
+    bool mask of the views present (False: dropped, weight 0; at least one per row) -> ``(B, n)`` float32 weights,
+    each row summing to 1; permuting the views permutes the weights the same way.
     """
 
     def __init__(self, width: int, heads: int):
@@ -312,11 +313,13 @@ class MultiheadSampler(nn.Module):
         self.query = nn.Linear(width, width)
         self.key = nn.Linear(width, width)
 
-    def forward(self, cls: torch.Tensor, prompts: torch.Tensor) -> torch.Tensor:
+    def forward(self, cls: torch.Tensor, prompts: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """See the class docstring."""
         b, n, d = cls.shape
         tokens = self.key(self.decomposer(cls).view(b, n, self.heads, d))         # (B, n, m, d)
         scores = torch.einsum("bnmd,ld->bnml", tokens, self.query(prompts)) / math.sqrt(d)
+        if mask is not None:
+            scores = scores.masked_fill(~mask[:, :, None, None], float("-inf"))
         return scores.softmax(dim=1).mean(dim=3).mean(dim=2)                       # softmax over views
 
 
@@ -453,33 +456,44 @@ class MIAVLM(nn.Module):
         b, n = x.shape[:2]
         return effnet_tokens(self.backbone(), x.flatten(0, 1)).view(b, n, -1, EFFNET_CHANNELS)
 
-    def encode_views(self, images: torch.Tensor | np.ndarray | None = None,
-                     inputs: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def encode_views(self, images: torch.Tensor | np.ndarray | None = None, inputs: torch.Tensor | None = None,
+                     view_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The fused visual tokens of each scene.
 
         Args:
             images: ``(B, n, S, S, 3)`` uint8 views, in ``config.views`` order; or
             inputs: their :meth:`view_inputs` (e.g. cached features), float.
+            view_mask: optional ``(B, n)`` bool, False for views to leave out (view dropout in training; at least
+                one True per row); ``map`` and ``mean`` fusion only, which take any subset of views.
 
         Returns:
             ``(tokens, weights)``: ``(B, Lv, d)`` float32 (``Lv = l``, or ``n * l`` for ``concat``) and the ``(B, n)``
-            MAP view weights (None for other fusions).
+            view weights (``n = 1`` for ``tile``; uniform for ``mean`` and ``tile``; None for ``concat``).
 
         Raises:
-            ValueError: neither or both of ``images`` and ``inputs``; see also :meth:`pixels`.
+            ValueError: neither or both of ``images`` and ``inputs``; a ``view_mask`` for ``concat`` or ``tile``, of
+                another shape, or with a row of no view; see also :meth:`pixels`.
         """
         if (images is None) == (inputs is None):
             raise ValueError("give the views either as images or as their view_inputs, not both or neither")
         x = self.view_inputs(images) if inputs is None else inputs.float()
         b, n = x.shape[:2]
+        if view_mask is not None:
+            if self.config.fusion not in ("map", "mean"):
+                raise ValueError(f"a view mask needs map or mean fusion, not {self.config.fusion!r}")
+            if tuple(view_mask.shape) != (b, n) or not bool(view_mask.any(dim=1).all()):
+                raise ValueError(f"view_mask must be ({b}, {n}) bool with at least one view per scene, got "
+                                 f"{tuple(view_mask.shape)}")
         tokens, cls = self.view_encoder(x.flatten(0, 1))
         out = self.extractor(tokens).view(b, n, self.config.prompt_tokens, -1)    # o_i, each view on its own
-        if self.config.fusion == "map":
-            weights = self.sampler(cls.view(b, n, -1), self.extractor.prompts)
-            return torch.einsum("bn,bnld->bld", weights, out), weights
         if self.config.fusion == "concat":
             return (out + self.slots[:n]).flatten(1, 2), None
-        return out.mean(1), None
+        if self.config.fusion == "map":
+            weights = self.sampler(cls.view(b, n, -1), self.extractor.prompts, view_mask)
+        else:
+            keep = torch.ones(b, n) if view_mask is None else view_mask.float()
+            weights = keep / keep.sum(1, keepdim=True)
+        return torch.einsum("bn,bnld->bld", weights, out), weights
 
     def encode_questions(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``(Q, L, 384)`` float MiniLM features or ``(Q, L)`` int64 word ids (:class:`QuestionFeaturizer`) ->

@@ -12,7 +12,14 @@ training: LM loss, Adam, lr 1e-3, cosine annealing, 20 epochs. Here, per batch o
   drawn at random each epoch (label no).
 
 The loss is binary cross-entropy on the "yes" logit (the LM loss restricted to the two answers), with the negatives
-weighted so that yes and no carry equal total weight. After every epoch the model, optimiser and progress are
+weighted so that yes and no carry equal total weight.
+
+Against MAP's view weights collapsing onto one view (seen at 20 epochs: every weight on the front camera, so nine
+views answered like one), two optional regularisers, ours, not the paper's: *view dropout* leaves each view of a
+training scene out with probability ``view_dropout`` (at least one kept; MAP's softmax then runs over the views
+kept, which it allows for any number of views), so no single view can be relied on; and an *entropy bonus*
+subtracts ``view_entropy`` times the mean entropy of the weights (divided by ``log n``, so 1 means uniform) from the
+loss. After every epoch the model, optimiser and progress are
 written to ``OUT/checkpoint`` (a new directory swapped in by renames, so a kill leaves a complete one); a rerun with
 the same configuration resumes from it. No checkpoint is selected on test data: the last epoch is the model.
 """
@@ -31,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vlarm.vlm.qa.benchmark import QABenchmark
+from vlarm.vlm.qa.dataset import NEGATIVE_SETTINGS, QABenchmark
 from vlarm.vlm.qa.inference import benchmark_view_inputs
 from vlarm.vlm.qa.model import (
     FUSIONS,
@@ -42,8 +49,6 @@ from vlarm.vlm.qa.model import (
     build_vocabulary,
     view_set,
 )
-from vlarm.vlm.qa.questions import NEGATIVE_SETTINGS, Query
-from vlarm.vlm.qa.scenes import SceneSpec
 
 CHECKPOINT_DIR = "checkpoint"
 MODEL_WEIGHTS = "model.safetensors"
@@ -67,6 +72,8 @@ class QATrainConfig:
         lr: Adam learning rate, annealed to 0 on a cosine (paper: 1e-3).
         batch_scenes: scenes per batch (all their questions train together).
         seed: seed of initialisation, data order and negative draws.
+        view_dropout: probability of leaving each view of a training scene out (``map`` and ``mean`` fusion only).
+        view_entropy: weight of the view-weight entropy bonus (``map`` fusion only).
         model: overrides of :class:`vlarm.vlm.qa.model.MIAVLMConfig` fields (e.g. ``{"width": 32}``).
 
     Raises:
@@ -83,6 +90,8 @@ class QATrainConfig:
     lr: float = 1e-3
     batch_scenes: int = 8
     seed: int = 0
+    view_dropout: float = 0.0
+    view_entropy: float = 0.0
     model: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -98,6 +107,14 @@ class QATrainConfig:
             raise ValueError(f"epochs and batch_scenes must be >= 1, got {self.epochs} and {self.batch_scenes}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0 <= self.view_dropout < 1:
+            raise ValueError(f"view_dropout must be in [0, 1), got {self.view_dropout}")
+        if self.view_dropout > 0 and self.fusion not in ("map", "mean"):
+            raise ValueError(f"view_dropout needs fusion map or mean (they take any subset of views), not "
+                             f"{self.fusion!r}")
+        if self.view_entropy < 0 or (self.view_entropy > 0 and self.fusion != "map"):
+            raise ValueError(f"view_entropy must be >= 0, and 0 unless fusion is map; got {self.view_entropy} with "
+                             f"{self.fusion!r}")
 
 
 def _replace_dir(tmp: Path, directory: Path) -> None:
@@ -191,10 +208,35 @@ def _resume(out: Path, config: QATrainConfig, model: MIAVLM, optimizer: torch.op
     return int(state["epoch"]), int(state["step"])
 
 
-def names_absent_object(spec: SceneSpec, query: Query) -> bool:
-    """True when a question names an object the scene does not hold (its answer is "no" for lack of the object)."""
-    subject = spec.by_color(query.subject) if query.type == "shape" else spec.by_kind(query.subject)
-    return subject is None or (query.other is not None and spec.by_kind(query.other) is None)
+def names_absent_object(objects: list[dict], record: dict) -> bool:
+    """True when a question record names an object the scene does not hold (its answer is "no" for lack of the object).
+
+    Args:
+        objects: the scene's objects (:meth:`vlarm.vlm.qa.dataset.QABenchmark.scene_objects`), ``kind`` and ``color``
+            each.
+        record: a question record (``type``, ``subject``: a kind, or a colour for ``shape`` questions; ``other``: the
+            reference kind of a relation, else None).
+    """
+    kinds, colors = {o["kind"] for o in objects}, {o["color"] for o in objects}
+    subject_there = record["subject"] in (colors if record["type"] == "shape" else kinds)
+    return not subject_there or (record["other"] is not None and record["other"] not in kinds)
+
+
+def view_mask(rng: np.random.Generator, scenes: int, views: int, dropout: float) -> torch.Tensor:
+    """``(scenes, views)`` bool mask keeping each view with probability ``1 - dropout``; a scene left with none keeps
+    one view drawn uniformly."""
+    keep = rng.random((scenes, views)) >= dropout
+    for row in np.flatnonzero(~keep.any(axis=1)):
+        keep[row, rng.integers(views)] = True
+    return torch.from_numpy(keep)
+
+
+def view_entropy(weights: torch.Tensor) -> torch.Tensor:
+    """Mean entropy of ``(B, n)`` view weights (rows summing to 1) over ``log n``: 1 for uniform, 0 for one view."""
+    n = weights.shape[1]
+    if n < 2:
+        return weights.new_zeros(())
+    return -(weights * weights.clamp_min(1e-12).log()).sum(1).mean() / math.log(n)
 
 
 class TrainingQuestions:
@@ -202,12 +244,12 @@ class TrainingQuestions:
 
     Args:
         bench: the benchmark.
-        specs: every scene's spec, by index.
+        objects: every scene's objects, by index (:meth:`vlarm.vlm.qa.dataset.QABenchmark.scene_objects`).
         negative_instructions: include the positives' negative twins.
     """
 
-    def __init__(self, bench: QABenchmark, specs: list[SceneSpec], negative_instructions: bool):
-        self.specs = specs
+    def __init__(self, bench: QABenchmark, objects: list[list[dict]], negative_instructions: bool):
+        self.objects = objects
         self.negative_instructions = negative_instructions
         records = bench.questions("train")
         self.positives: dict[int, list[dict]] = {}
@@ -241,8 +283,7 @@ class TrainingQuestions:
                     where.append(k)
                 for _ in range(10):
                     other = self.pool[int(rng.integers(len(self.pool)))]
-                    query = Query(other["type"], other["subject"], other["value"], other["other"])
-                    if other["scene"] != index and names_absent_object(self.specs[index], query):
+                    if other["scene"] != index and names_absent_object(self.objects[index], other):
                         texts.append(other["question"])
                         labels.append(0.0)
                         where.append(k)
@@ -259,11 +300,11 @@ def build_model(config: QATrainConfig, bench: QABenchmark) -> MIAVLM:
         ValueError: the view set needs more views than the benchmark renders.
     """
     views = view_set(config.views)
-    if max(views) >= bench.config.n_views:
+    if max(views) >= bench.n_views:
         raise ValueError(f"view set {config.views!r} needs {max(views) + 1} views; the benchmark has "
-                         f"{bench.config.n_views}")
+                         f"{bench.n_views}: build one with more --sampled-views")
     vocab = build_vocabulary([r["question"] for r in bench.questions("train")])
-    cfg = MIAVLMConfig(**{"fusion": config.fusion, "views": views, "image_size": bench.config.image_size,
+    cfg = MIAVLMConfig(**{"fusion": config.fusion, "views": views, "image_size": bench.image_size,
                           "question_encoder": config.question_encoder,
                           "vocabulary": vocab if config.question_encoder == "words" else (), **config.model})
     return MIAVLM(cfg)
@@ -277,11 +318,12 @@ def train(config: QATrainConfig, progress: bool = True) -> dict:
         progress: show a progress bar over epochs.
 
     Returns:
-        ``{"checkpoint": path, "epochs": done, "log": [per-epoch dicts: epoch, loss, train accuracy, seconds]}``;
-        the log is also appended to ``OUT/log.jsonl``.
+        ``{"checkpoint": path, "epochs": done, "log": [per-epoch dicts: epoch, loss, train accuracy, mean view
+        weight of each view over the epoch's scenes (dropped views count 0), CPU seconds]}``; the log is also appended
+        to ``OUT/log.jsonl``.
 
     Raises:
-        ValueError: a benchmark problem (see :class:`vlarm.vlm.qa.benchmark.QABenchmark`), or an ``OUT`` trained with
+        ValueError: a benchmark problem (see :class:`vlarm.vlm.qa.dataset.QABenchmark`), or an ``OUT`` trained with
             another configuration.
     """
     from tqdm.auto import tqdm
@@ -293,8 +335,7 @@ def train(config: QATrainConfig, progress: bool = True) -> dict:
     model = build_model(config, bench)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     start, step = _resume(out, config, model, optimizer)
-    specs = bench.scene_specs()
-    data = TrainingQuestions(bench, specs, config.negative_instructions)
+    data = TrainingQuestions(bench, bench.scene_objects(), config.negative_instructions)
     inputs = benchmark_view_inputs(model, bench, progress)
     featurize = QuestionFeaturizer(model.config)
     steps_per_epoch = math.ceil(len(data.scenes) / config.batch_scenes)
@@ -306,7 +347,7 @@ def train(config: QATrainConfig, progress: bool = True) -> dict:
         torch.manual_seed(config.seed * 100_003 + epoch)
         model.train()
         order = rng.permutation(data.scenes)
-        losses, correct, seen = [], 0, 0
+        losses, correct, seen, weight_sums = [], 0, 0, torch.zeros(inputs.shape[1])
         for b in range(steps_per_epoch):
             scenes = [int(s) for s in order[b * config.batch_scenes:(b + 1) * config.batch_scenes]]
             texts, labels, where, _ = data.batch(scenes, rng)
@@ -316,18 +357,26 @@ def train(config: QATrainConfig, progress: bool = True) -> dict:
             weight = torch.where(y > 0, 1.0, n_pos / max(n_neg, 1.0))
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * step / total))
-            visual, _ = model.encode_views(inputs=inputs[scenes])
+            keep = (view_mask(rng, len(scenes), inputs.shape[1], config.view_dropout)
+                    if config.view_dropout > 0 else None)
+            visual, weights = model.encode_views(inputs=inputs[scenes], view_mask=keep)
             logits = model.answer_logits(visual[torch.tensor(where)], feats, mask)
             loss = F.binary_cross_entropy_with_logits(logits, y, weight=weight, reduction="sum") / (2 * n_pos)
+            if config.view_entropy > 0:
+                loss = loss - config.view_entropy * view_entropy(weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             step += 1
             losses.append(loss.item())
+            if weights is not None:
+                weight_sums += weights.detach().sum(0)
             correct += int(((logits > 0).float() == y).sum())
             seen += len(y)
         entry = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "train_accuracy": correct / max(seen, 1),
+                 "view_weights": (None if model.config.fusion == "concat"
+                                  else [round(float(w), 4) for w in weight_sums / len(data.scenes)]),
                  "cpu_seconds": time.process_time() - t0}
         log.append(entry)
         _save_checkpoint(out, model, optimizer, epoch + 1, step, config, entry)

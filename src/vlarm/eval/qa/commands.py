@@ -1,7 +1,7 @@
 """Plain functions behind ``vlarm vlm qa build | train | eval | ask`` (the typer CLI only maps flags onto them).
 
 Each returns a JSON-serialisable dict. Options left as None take the defaults of the dataclasses they fill
-(:class:`vlarm.vlm.qa.benchmark.BenchmarkConfig`, :class:`vlarm.vlm.qa.train.QATrainConfig`), so defaults live in
+(:class:`vlarm.eval.qa.benchmark.BenchmarkConfig`, :class:`vlarm.vlm.qa.train.QATrainConfig`), so defaults live in
 one place.
 """
 
@@ -11,10 +11,15 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from vlarm.vlm.qa.benchmark import QA_SPLITS, BenchmarkConfig, QABenchmark, build_benchmark, check_split, render_scene
-from vlarm.vlm.qa.metrics import format_metric
-from vlarm.vlm.qa.questions import NEGATIVE_SETTINGS, parse_question, truth
+from vlarm.eval.qa.benchmark import BenchmarkConfig, benchmark_config, build_benchmark, render_scene
+from vlarm.eval.qa.metrics import format_metric
+from vlarm.eval.qa.questions import parse_question, truth, unknown_values
+from vlarm.vlm.qa.dataset import NEGATIVE_SETTINGS, QA_SPLITS, QABenchmark, check_split
 from vlarm.vlm.qa.train import QATrainConfig, load_model, train
+
+#: The question templates, as ``vlarm vlm qa ask`` lists them for a question that follows none.
+TEMPLATES = ("Is the {kind} {colour}?", "Is the {colour} object a {kind}?", "Is the {kind} {small|large}?",
+             "Is the {kind} {left of|right of|in front of|behind} the {kind}?", "Does the {kind} have a {colour} side?")
 
 
 def _given(**values) -> dict:
@@ -50,7 +55,7 @@ def qa_train(benchmark: Path, out: Path, **options) -> dict:
 
 
 def summary_rows(result: dict, splits: tuple[str, ...]) -> list[dict]:
-    """One row per split and negative setting of an :func:`vlarm.vlm.qa.inference.evaluate` result: HoOA, F1,
+    """One row per split and negative setting of an :func:`vlarm.eval.qa.scoring.evaluate` result: HoOA, F1,
     accuracy, positive / negative accuracy, yes-ratio (percent with 95% intervals) and the question count."""
     rows = []
     for split in splits:
@@ -65,7 +70,7 @@ def summary_rows(result: dict, splits: tuple[str, ...]) -> list[dict]:
 
 def qa_eval(model: Path, benchmark: Path, splits: tuple[str, ...] = ("test", "unseen"),
             output: Path | None = None) -> dict:
-    """Score a trained model on benchmark splits (:func:`vlarm.vlm.qa.inference.evaluate`).
+    """Score a trained model on benchmark splits (:func:`vlarm.eval.qa.scoring.evaluate`).
 
     Args:
         model: model or training output directory.
@@ -79,7 +84,7 @@ def qa_eval(model: Path, benchmark: Path, splits: tuple[str, ...] = ("test", "un
     Raises:
         ValueError: an unknown split, a missing model or benchmark.
     """
-    from vlarm.vlm.qa.inference import evaluate
+    from vlarm.eval.qa.scoring import evaluate
 
     splits = tuple(check_split(s) for s in splits)
     bench = QABenchmark(benchmark)
@@ -107,8 +112,9 @@ def qa_ask(model: Path, questions: list[str], seed: int = 0, scene: int = 0, ben
         views_png: write the views side by side to this PNG.
 
     Returns:
-        ``{"scene": spec dict, "answers": [{question, answer, p_yes, view_weights, truth}]}`` (``truth`` "yes",
-        "no" or None when the question follows no template or is undecidable in the scene).
+        ``{"scene": spec dict, "answers": [{question, answer, p_yes, view_weights, truth, note}]}`` (``truth``
+        "yes", "no" or None when the question follows no template, names a value the benchmark does not know, or is
+        undecidable in the scene; ``note`` says which, and what the templates and values are, else None).
 
     Raises:
         ValueError: no question, a scene index out of range, a missing model or benchmark.
@@ -119,7 +125,7 @@ def qa_ask(model: Path, questions: list[str], seed: int = 0, scene: int = 0, ben
         raise ValueError("give at least one question, e.g. \"Is the block red?\"")
     net = load_model(model)
     if benchmark is not None:
-        config = QABenchmark(benchmark).config
+        config = benchmark_config(QABenchmark(benchmark))
     else:
         config = BenchmarkConfig(seed=seed, image_size=net.config.image_size)
     if config.image_size != net.config.image_size:
@@ -129,8 +135,17 @@ def qa_ask(model: Path, questions: list[str], seed: int = 0, scene: int = 0, ben
     answers = ask(net, images, questions)
     for a in answers:
         query = parse_question(a["question"])
-        fact = None if query is None else truth(spec, query)
+        unknown = None if query is None else unknown_values(query)
+        fact = None if query is None or unknown else truth(spec, query)
         a["truth"] = None if fact is None else ("yes" if fact else "no")
+        if query is None:
+            a["note"] = ("follows no benchmark template, so its truth is unknown; templates: " + "; ".join(TEMPLATES))
+        elif unknown:
+            a["note"] = unknown + "; the answer is a guess"
+        elif fact is None:
+            a["note"] = "undecidable in this scene (no such object, or the two objects are too close to tell)"
+        else:
+            a["note"] = None
     if views_png is not None:
         import numpy as np
         from PIL import Image

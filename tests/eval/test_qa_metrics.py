@@ -1,6 +1,6 @@
 import pytest
 
-from vlarm.vlm.qa.metrics import format_metric, hooa_scores, parse_answer
+from vlarm.eval.qa.metrics import format_metric, hooa_scores, parse_answer
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -3,8 +3,11 @@
 A scene holds 3-4 objects, each of a different *kind* (one block, at most one bowl, kit shapes from
 :mod:`vlarm.sim.shapes`) and a different colour, so every object can be named by its kind ("the block") or by its
 colour ("the red object"). Each object is small or large; a block may have one side face painted another colour
-(a thin plate on that face, its own PyBullet body so that its visibility can be measured), which only views from
-that side show: the multiview motive of MIAVLM (the MIAVLM paper, "Issues": single-view insufficiency).
+(a thin plate on that face, its own PyBullet body so that its visibility can be measured), and a dark wall may stand
+between the front camera and one object. Both make some attributes visible from only some views: the multiview
+motive of MIAVLM (the MIAVLM paper, "Issues": single-view insufficiency). The painted face is usually turned away
+from the front camera (``face_hidden_probability``) and its colour does not depend on the block's, so the front
+view alone cannot answer it and no prior gives it away.
 
 Attribute values are drawn with skewed frequencies and kind-dependent preferences, fixed by the benchmark seed, so
 that POPE's (Li et al. 2023, Sec. 3.2) *popular* (frequent) and *adversarial* (co-occurring) negatives differ from
@@ -46,6 +49,10 @@ RELATION_MARGIN = 0.05
 #: Centre of the region objects are placed in (world x, y metres) and its half extent (metres).
 REGION_CENTER = (0.5, 0.0)
 REGION_HALF = 0.13
+#: The occluding wall: height and thickness (metres), its gap to the object it hides and its colour (dark slate, far
+#: from every colour of the palette). 18 cm hides an object up to 6 cm tall from CLIPort's front camera.
+OCCLUDER_HEIGHT, OCCLUDER_THICKNESS, OCCLUDER_GAP = 0.18, 0.02, 0.01
+OCCLUDER_RGB = (0.16, 0.16, 0.19)
 #: Value groups of a benchmark: ``seen`` (training and test scenes) and ``unseen`` (the unseen-values test set).
 VALUE_GROUPS = ("seen", "unseen")
 
@@ -102,21 +109,27 @@ class SceneSpec:
         index: scene index in the benchmark.
         group: value group (:data:`VALUE_GROUPS`).
         objects: the objects, kinds and colours pairwise distinct.
+        occluder: ``(x, y, yaw, width)`` of the dark wall standing between the front camera and one object (metres,
+            radians; :data:`OCCLUDER_HEIGHT` tall, :data:`OCCLUDER_THICKNESS` thick), or None. It is scenery, never
+            asked about.
     """
 
     index: int
     group: str
     objects: tuple[ObjectSpec, ...] = field(default_factory=tuple)
+    occluder: tuple[float, float, float, float] | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready form (inverse: :meth:`from_dict`)."""
-        return {"index": self.index, "group": self.group, "objects": [asdict(o) for o in self.objects]}
+        return {"index": self.index, "group": self.group, "objects": [asdict(o) for o in self.objects],
+                "occluder": None if self.occluder is None else list(self.occluder)}
 
     @classmethod
     def from_dict(cls, data: dict) -> SceneSpec:
         """Rebuild a spec written by :meth:`to_dict`."""
         objects = tuple(ObjectSpec(**{**o, "position": tuple(o["position"])}) for o in data["objects"])
-        return cls(int(data["index"]), data["group"], objects)
+        occluder = data.get("occluder")
+        return cls(int(data["index"]), data["group"], objects, None if occluder is None else tuple(occluder))
 
     def by_kind(self, kind: str) -> ObjectSpec | None:
         """The object of this kind, or None."""
@@ -156,8 +169,9 @@ def relations_between(a: ObjectSpec, b: ObjectSpec, margin: float = RELATION_MAR
 class AttributePrior:
     """Skewed value frequencies and kind-dependent preferences of a benchmark (fixed by its seed).
 
-    ``p(colour | kind) ~ popularity(colour) * affinity[kind, colour]``, and likewise for the painted face's colour
-    given the block's colour; kit shapes follow a popularity of their own. Without these every value would be
+    ``p(colour | kind) ~ popularity(colour) * affinity[kind, colour]``; the painted face's colour follows the
+    popularity alone (any colour but the block's: a face colour the block's colour predicted could be answered
+    without seeing the face); kit shapes follow a popularity of their own. Without these every value would be
     equally frequent and POPE's popular / adversarial negatives would be random ones.
 
     Attributes:
@@ -165,7 +179,6 @@ class AttributePrior:
         kinds: object kinds (block, bowl, kit shapes).
         color_popularity: ``(len(colors),)`` float64 weights.
         kind_affinity: ``(len(kinds), len(colors))`` float64 weights.
-        face_affinity: ``(len(colors), len(colors))`` float64 weights (row: block colour, column: face colour).
         shape_popularity: ``(len(kinds) - 2,)`` float64 weights of the kit shapes (``kinds[2:]``).
         large_probability: kind -> probability that an object of that kind is large.
     """
@@ -174,7 +187,6 @@ class AttributePrior:
     kinds: tuple[str, ...]
     color_popularity: np.ndarray
     kind_affinity: np.ndarray
-    face_affinity: np.ndarray
     shape_popularity: np.ndarray
     large_probability: dict[str, float]
 
@@ -186,10 +198,9 @@ class AttributePrior:
         zipf = 1.0 / np.arange(1, len(colors) + 1) ** 0.9
         popularity = zipf[rng.permutation(len(colors))]
         affinity = 0.25 + rng.dirichlet(np.full(len(colors), 0.5), len(kinds)) * len(colors)
-        face = 0.25 + rng.dirichlet(np.full(len(colors), 0.5), len(colors)) * len(colors)
         shape_pop = (1.0 / np.arange(1, len(shapes) + 1) ** 0.7)[rng.permutation(len(shapes))]
         large = {"block": 0.35, "bowl": 0.5, **{s: 0.6 for s in shapes}}
-        return cls(tuple(colors), kinds, popularity, affinity, face, shape_pop, large)
+        return cls(tuple(colors), kinds, popularity, affinity, shape_pop, large)
 
     def color_weights(self, kind: str, exclude: set[str]) -> np.ndarray:
         """Normalised ``(len(colors),)`` probabilities of an object colour given its kind, 0 for ``exclude``."""
@@ -197,9 +208,8 @@ class AttributePrior:
         return _normalise(w, [c in exclude for c in self.colors])
 
     def face_weights(self, block_color: str) -> np.ndarray:
-        """Normalised probabilities of the painted face's colour given the block's colour (never the same)."""
-        w = self.color_popularity * self.face_affinity[self.colors.index(block_color)]
-        return _normalise(w, [c == block_color for c in self.colors])
+        """Normalised probabilities of the painted face's colour: the popularity, never the block's own colour."""
+        return _normalise(self.color_popularity, [c == block_color for c in self.colors])
 
 
 def _normalise(weights: np.ndarray, excluded: list[bool]) -> np.ndarray:
@@ -209,8 +219,9 @@ def _normalise(weights: np.ndarray, excluded: list[bool]) -> np.ndarray:
     return w / w.sum()
 
 
-def sample_scene(index: int, group: str, rng: np.random.Generator, prior: AttributePrior,
-                 n_objects: int, face_probability: float) -> SceneSpec:
+def sample_scene(index: int, group: str, rng: np.random.Generator, prior: AttributePrior, n_objects: int,
+                 face_probability: float, front_camera_xy: tuple[float, float] = (1.0, 0.0),
+                 face_hidden_probability: float = 0.0, occluder_probability: float = 0.0) -> SceneSpec:
     """Draw a scene: one block, a bowl with probability 0.6, kit shapes for the rest; distinct kinds and colours.
 
     Args:
@@ -220,6 +231,12 @@ def sample_scene(index: int, group: str, rng: np.random.Generator, prior: Attrib
         prior: value frequencies of the group.
         n_objects: number of objects, 2 to ``len(prior.colors)``.
         face_probability: probability that the block has a painted side face.
+        front_camera_xy: world ``(x, y)`` of the front camera (view 0), metres.
+        face_hidden_probability: probability that the painted face is the side turned away from the front camera
+            (its outward normal within 45 degrees of the direction from that camera; never visible in view 0);
+            otherwise the side is drawn uniformly.
+        occluder_probability: probability of a wall between the front camera and one object (drawn uniformly among
+            those for which the wall clears every other object; none when no object allows it).
 
     Returns:
         A :class:`SceneSpec` whose objects do not overlap (centres at least the sum of their radii plus 1 cm apart)
@@ -249,10 +266,46 @@ def sample_scene(index: int, group: str, rng: np.random.Generator, prior: Attrib
         drafts.append((kind, color, size, face))
     radii = [ObjectSpec(k, c, s, (0.0, 0.0), 0.0).radius for k, c, s, _ in drafts]
     positions = _layout(rng, radii)
-    objects = tuple(
-        ObjectSpec(kind, color, size, pos, float(rng.uniform(0, 2 * np.pi)), face, int(rng.integers(4)))
-        for (kind, color, size, face), pos in zip(drafts, positions, strict=True))
-    return SceneSpec(index, group, objects)
+    objects = []
+    for (kind, color, size, face), pos in zip(drafts, positions, strict=True):
+        yaw = float(rng.uniform(0, 2 * np.pi))
+        side = int(rng.integers(4))
+        if face is not None and rng.random() < face_hidden_probability:
+            side = hidden_side(pos, yaw, front_camera_xy)
+        objects.append(ObjectSpec(kind, color, size, pos, yaw, face, side))
+    occluder = None
+    if rng.random() < occluder_probability:
+        occluder = _place_occluder(rng, objects, front_camera_xy)
+    return SceneSpec(index, group, tuple(objects), occluder)
+
+
+def hidden_side(position: tuple[float, float], yaw: float, camera_xy: tuple[float, float]) -> int:
+    """The side face (0-3, :class:`ObjectSpec` convention) of a block at ``position`` with ``yaw`` whose outward
+    normal points most directly away from a camera at ``camera_xy`` (world metres): a face it cannot see."""
+    away = math.atan2(position[1] - camera_xy[1], position[0] - camera_xy[0])
+    return int(np.argmax([math.cos(yaw + k * math.pi / 2 - away) for k in range(4)]))
+
+
+def occluder_pose(target: ObjectSpec, camera_xy: tuple[float, float]) -> tuple[float, float, float, float]:
+    """``(x, y, yaw, width)`` of a wall that hides ``target`` from a camera at ``camera_xy``: on the line from the
+    object to the camera, :data:`OCCLUDER_GAP` beyond its footprint, facing the camera, 2 cm wider than the object
+    (metres, radians)."""
+    ux, uy = camera_xy[0] - target.position[0], camera_xy[1] - target.position[1]
+    norm = math.hypot(ux, uy)
+    ux, uy = ux / norm, uy / norm
+    d = target.radius + OCCLUDER_GAP + OCCLUDER_THICKNESS / 2
+    return (target.position[0] + d * ux, target.position[1] + d * uy, math.atan2(uy, ux), 2 * target.radius + 0.02)
+
+
+def _place_occluder(rng: np.random.Generator, objects: list[ObjectSpec],
+                    camera_xy: tuple[float, float]) -> tuple[float, float, float, float] | None:
+    """A wall hiding a random object that clears every other one (1 cm), or None."""
+    for i in rng.permutation(len(objects)):
+        pose = occluder_pose(objects[i], camera_xy)
+        reach = math.hypot(pose[3] / 2, OCCLUDER_THICKNESS / 2)
+        if all(math.dist(pose[:2], o.position) > o.radius + reach + 0.01 for j, o in enumerate(objects) if j != i):
+            return pose
+    return None
 
 
 def _layout(rng: np.random.Generator, radii: list[float], tries: int = 200) -> list[tuple[float, float]]:
@@ -351,7 +404,8 @@ def crop_origin(camera, image_size: int) -> tuple[int, int]:
 
 # --------------------------------------------------------------------------------------------------- rendering
 def build_scene(scene, spec: SceneSpec) -> tuple[list[int], int | None]:
-    """Place a spec's objects in a reset :class:`vlarm.sim.Scene` (no physics step: they rest where placed).
+    """Place a spec's objects (and its occluding wall) in a reset :class:`vlarm.sim.Scene` (no physics step: they
+    rest where placed).
 
     Args:
         scene: a ``vlarm.sim.Scene`` just after ``reset()``.
@@ -388,6 +442,10 @@ def build_scene(scene, spec: SceneSpec) -> tuple[list[int], int | None]:
             d = SHAPE_DIAMETER[obj.size]
             body = scene.add_object(made.body, obj.kind, obj.color, (d, d, SHAPE_THICKNESS))
         bodies.append(body)
+    if spec.occluder is not None:
+        x, y, yaw, width = spec.occluder
+        create_box(scene.client, (x, y, OCCLUDER_HEIGHT / 2), yaw_to_quat(yaw),
+                   (OCCLUDER_THICKNESS, width, OCCLUDER_HEIGHT), OCCLUDER_RGB, mass=0.0)
     return bodies, face_body
 
 

@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from vlarm.cli.main import app
-from vlarm.vlm.qa.benchmark import BenchmarkConfig
+from vlarm.eval.qa.benchmark import BenchmarkConfig
 from vlarm.vlm.qa.train import QATrainConfig
 
 runner = CliRunner()
@@ -24,7 +24,7 @@ def trained(tmp_path_factory):
                               "--image-size", "16", "--camera-scale", "0.2", "--sampled-views", "1"])
     assert res.exit_code == 0, res.output
     counts = _json(res.output)["counts"]
-    assert counts["train"]["scenes"] == 9 and counts["test"]["scenes"] == 1 and counts["unseen"]["scenes"] == 1
+    assert [counts[s]["scenes"] for s in ("train", "val", "test", "unseen")] == [8, 1, 1, 1]
     res = runner.invoke(app, ["vlm", "qa", "train", "--benchmark", str(bench), "--out", str(run), "--views", "1",
                               "--question-encoder", "words", "--epochs", "1", "--no-negative-instructions"])
     assert res.exit_code == 0, res.output
@@ -47,14 +47,17 @@ def test_eval_prints_every_setting(trained, tmp_path):
 def test_ask_answers_with_the_truth(trained, tmp_path):
     bench, run = trained
     res = runner.invoke(app, ["vlm", "qa", "ask", "--model", str(run), "--benchmark", str(bench), "--scene", "9",
-                              "--views-png", str(tmp_path / "v.png"), "Is the block red?", "Is anything here?"])
+                              "--views-png", str(tmp_path / "v.png"), "Is the block red?", "Is anything here?",
+                              "Is the block magenta?"])
     assert res.exit_code == 0, res.output
     out = _json(res.output)
     block = next(o for o in out["scene"]["objects"] if o["kind"] == "block")
-    first, second = out["answers"]
+    first, second, third = out["answers"]
     assert first["answer"] in ("Yes", "No") and 0 <= first["p_yes"] <= 1
     assert first["truth"] == ("yes" if block["color"] == "red" else "no")
-    assert second["truth"] is None                                   # follows no template
+    assert first["note"] is None
+    assert second["truth"] is None and "Is the {kind} {colour}?" in second["note"]     # follows no template
+    assert third["truth"] is None and "'magenta' is not a colour here (colours: blue" in third["note"]
     assert (tmp_path / "v.png").is_file() and out["views_read"] == [0]
 
 
@@ -63,8 +66,8 @@ def test_user_errors_are_one_line(trained, tmp_path):
     res = runner.invoke(app, ["vlm", "qa", "train", "--benchmark", str(bench), "--out", str(tmp_path / "x"),
                               "--views", "2"])
     assert res.exit_code == 2 and "valid: 1, 1+8" in res.output
-    res = runner.invoke(app, ["vlm", "qa", "eval", "--model", str(run), "--benchmark", str(bench), "--split", "val"])
-    assert res.exit_code == 2 and "valid: train, test, unseen" in res.output
+    res = runner.invoke(app, ["vlm", "qa", "eval", "--model", str(run), "--benchmark", str(bench), "--split", "dev"])
+    assert res.exit_code == 2 and "valid: train, val, test, unseen" in res.output
     res = runner.invoke(app, ["vlm", "qa", "ask", "--model", str(tmp_path / "none"), "Is the block red?"])
     assert res.exit_code == 2 and "no MIAVLM model" in res.output
     res = runner.invoke(app, ["vlm", "qa", "build", "--out", str(bench), "--scenes", "11"])

@@ -3,13 +3,30 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from vlarm.eval.qa.benchmark import (
+    FRONT_CAMERA_XY,
+    BenchmarkConfig,
+    SceneRenderer,
+    benchmark_config,
+    build_benchmark,
+    scene_specs,
+    view_names,
+)
+from vlarm.eval.qa.questions import NEGATIVE_SETTINGS, Query, parse_question, truth
+from vlarm.eval.qa.scenes import (
+    REGION_CENTER,
+    ObjectSpec,
+    SceneSpec,
+    crop_origin,
+    hidden_side,
+    look_at_camera,
+    occluder_pose,
+)
 from vlarm.tasks.attributes import EVAL_COLORS, TRAIN_COLORS
-from vlarm.vlm.qa.benchmark import BenchmarkConfig, QABenchmark, SceneRenderer, build_benchmark, view_names
-from vlarm.vlm.qa.questions import NEGATIVE_SETTINGS, Query, parse_question, truth
-from vlarm.vlm.qa.scenes import REGION_CENTER, ObjectSpec, SceneSpec, crop_origin, look_at_camera
+from vlarm.vlm.qa.dataset import QA_SPLITS, QABenchmark
 
-TINY = BenchmarkConfig(scenes=4, unseen_scenes=2, test_every=2, sampled_views=2, image_size=32, camera_scale=0.2,
-                       face_probability=1.0)
+TINY = BenchmarkConfig(scenes=6, unseen_scenes=2, test_every=3, sampled_views=2, image_size=32, camera_scale=0.2,
+                       face_probability=1.0, face_hidden_probability=1.0, occluder_probability=0.5)
 
 
 @pytest.fixture(scope="module")
@@ -22,15 +39,16 @@ def built(tmp_path_factory):
 def test_layout_counts_and_pairing(built):
     out, counts = built
     bench = QABenchmark(out)
-    assert bench.config == TINY
+    assert benchmark_config(bench) == TINY
     names = view_names(TINY)
+    assert bench.view_names == names and bench.n_scenes == 8
     assert names == ["front", "left", "right", "around0", "around1"]
     for i in range(TINY.n_scenes):
         assert [p.name for p in sorted((out / "images" / f"{i:05d}").iterdir())] == [f"{v}_{n}.png"
                                                                                     for v, n in enumerate(names)]
-    assert bench.images().shape == (6, 5, 32, 32, 3) and bench.images().dtype == np.uint8
-    assert {r["split"] for r in bench.records} == {"train", "test", "unseen"}
-    for split in ("train", "test", "unseen"):
+    assert bench.images().shape == (8, 5, 32, 32, 3) and bench.images().dtype == np.uint8
+    assert {r["split"] for r in bench.records} == set(QA_SPLITS)
+    for split in QA_SPLITS:
         pos = bench.questions(split, "positive")
         c = counts["splits"][split]
         assert c["positives"] == len(pos) > 0
@@ -39,14 +57,17 @@ def test_layout_counts_and_pairing(built):
             ev = bench.eval_set(split, setting)
             assert len(ev) == 2 * len(pos)
             assert sorted(r["pair"] for r in ev if r["label"] == "no") == sorted(r["pair"] for r in pos)
-    assert counts["splits"]["train"]["scenes"] == 2 and counts["splits"]["test"]["scenes"] == 2
+    assert [counts["splits"][s]["scenes"] for s in QA_SPLITS] == [2, 2, 2, 2]
     assert counts["splits"]["train"]["positives_by_type"]["face"] == 2      # every block painted
+    for split in QA_SPLITS:                                                 # ... on the side the front camera
+        assert counts["splits"][split]["front_view_shows_face"] == 0.0      # cannot see
 
 
 def test_labels_agree_with_the_scenes(built):
     out, _ = built
     bench = QABenchmark(out)
-    specs = bench.scene_specs()
+    specs = scene_specs(bench)
+    assert any(s.occluder is not None for s in specs)
     for r in bench.records:
         query = parse_question(r["question"])
         assert query == Query(r["type"], r["subject"], r["value"], r["other"])
@@ -77,7 +98,7 @@ def test_rebuild_is_identical_and_resumes(built, tmp_path):
 
 
 def test_config_validation_and_splits():
-    assert [BenchmarkConfig(scenes=20).split_of(i) for i in range(10)] == ["train"] * 9 + ["test"]
+    assert [BenchmarkConfig(scenes=20).split_of(i) for i in range(10)] == ["train"] * 8 + ["val", "test"]
     assert BenchmarkConfig(scenes=20, unseen_scenes=3).split_of(21) == "unseen"
     with pytest.raises(ValueError, match="scene index must be in 0-22"):
         BenchmarkConfig(scenes=20, unseen_scenes=3).split_of(23)
@@ -87,7 +108,11 @@ def test_config_validation_and_splits():
         BenchmarkConfig(image_size=128, camera_scale=0.2)
     with pytest.raises(ValueError, match="renderer must be one of"):
         BenchmarkConfig(renderer="opengl")
-    with pytest.raises(ValueError, match="not a finished QA benchmark"):
+    with pytest.raises(ValueError, match="test_every must be in 3"):
+        BenchmarkConfig(scenes=20, test_every=2)
+    with pytest.raises(ValueError, match="occluder_probability"):
+        BenchmarkConfig(occluder_probability=1.5)
+    with pytest.raises(ValueError, match="not a finished QA benchmark.*vlarm vlm qa build"):
         QABenchmark("/nonexistent/qa")
 
 
@@ -127,3 +152,30 @@ def test_painted_face_shows_only_from_its_side():
     # Shading darkens the face, but only the blue paint is much bluer than red (the block, table and floor are not).
     bluish = lambda img: int((img[..., 2].astype(int) - img[..., 0] > 25).sum())  # noqa: E731
     assert bluish(images[3]) > 10 and bluish(images[4]) == 0
+
+
+def test_front_camera_constant_is_the_simulators():
+    from vlarm.sim import default_cameras
+
+    front = default_cameras(0.4)[0]
+    assert front.name == "front" and tuple(front.position[:2]) == pytest.approx(FRONT_CAMERA_XY)
+
+
+def test_hidden_face_and_occluder_hide_from_the_front_camera_only():
+    """The face chosen by hidden_side and an object behind the wall of occluder_pose show no pixel in the front
+    view, but do show from the opposite side of the table."""
+    from vlarm.sim import default_cameras
+
+    config = BenchmarkConfig(image_size=32, camera_scale=0.4)
+    x, y = REGION_CENTER
+    block = ObjectSpec("block", "red", "large", (x, y + 0.05), 0.4, face_color="blue",
+                       face_side=hidden_side((x, y + 0.05), 0.4, FRONT_CAMERA_XY))
+    star = ObjectSpec("star", "green", "small", (x - 0.02, y - 0.08), 0.0)
+    spec = SceneSpec(0, "seen", (block, star), occluder=occluder_pose(star, FRONT_CAMERA_XY))
+    behind = look_at_camera("behind", (x - 0.45, y, 0.35), (x, y, 0.03), 32, 40.0)
+    with SceneRenderer(config) as renderer:
+        _, pixels = renderer.render(spec, (behind,))
+    front, opposite = pixels[0], pixels[len(default_cameras())]
+    assert front[-1] == 0 and opposite[-1] > 5            # the painted face
+    assert front[1] == 0 and opposite[1] > 5              # the star behind the wall
+    assert front[0] > 20                                  # the block itself is in plain view

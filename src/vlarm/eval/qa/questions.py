@@ -10,7 +10,8 @@ false one. The replacement is drawn three ways, as POPE (Li et al. 2023, Sec. 3.
   colour, size and face questions, its colour for shape questions, the pair of kinds for relations).
 
 Ties are broken at random. Question types and templates (objects are named by kind, or by colour for shape
-questions; kinds and colours are unique within a scene, :mod:`vlarm.vlm.qa.scenes`):
+questions; kinds and colours are unique within a scene, :mod:`vlarm.eval.qa.scenes`). Question types and settings
+are the benchmark format's (:mod:`vlarm.vlm.qa.dataset`):
 
 =========  ==========================================  ======================================================
 type       template                                    false values
@@ -31,13 +32,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vlarm.eval.qa.scenes import RELATIONS, SEEN_SHAPES, SIZES, SceneSpec, relations_between
 from vlarm.tasks.attributes import ALL_COLORS, KIT_SHAPES, TRAIN_COLORS
-from vlarm.vlm.qa.scenes import RELATIONS, SEEN_SHAPES, SIZES, SceneSpec, relations_between
+from vlarm.vlm.qa.dataset import NEGATIVE_SETTINGS, QUESTION_TYPES, check_setting
 
-#: Question types, in the order they are generated per scene.
-QUESTION_TYPES: tuple[str, ...] = ("color", "shape", "size", "relation", "face")
-#: POPE's three negative-sampling settings.
-NEGATIVE_SETTINGS: tuple[str, ...] = ("random", "popular", "adversarial")
+__all__ = ["NEGATIVE_SETTINGS", "QUESTION_TYPES", "Query", "ValueStats", "check_type", "false_values", "is_novel",
+           "parse_question", "positives", "truth", "unknown_values"]
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def truth(spec: SceneSpec, query: Query) -> bool | None:
 
     Returns:
         True or False, or None when it is undecidable: the object named does not exist (not an attribute question),
-        or a relation lies within :data:`vlarm.vlm.qa.scenes.RELATION_MARGIN`.
+        or a relation lies within :data:`vlarm.eval.qa.scenes.RELATION_MARGIN`.
 
     Raises:
         ValueError: an unknown question type.
@@ -192,8 +192,7 @@ class ValueStats:
         Raises:
             ValueError: an unknown setting (naming :data:`NEGATIVE_SETTINGS`) or no candidate.
         """
-        if setting not in NEGATIVE_SETTINGS:
-            raise ValueError(f"unknown negative setting {setting!r}; valid: {', '.join(NEGATIVE_SETTINGS)}")
+        check_setting(setting)
         if not candidates:
             raise ValueError(f"no false value for {query.text!r}")
         if setting == "random":
@@ -207,10 +206,29 @@ class ValueStats:
 
 def is_novel(query: Query) -> bool:
     """True when a question names a colour outside CLIPort's TRAIN colours or a kit shape outside
-    :data:`vlarm.vlm.qa.scenes.SEEN_SHAPES` (a value no training question of the benchmark mentions)."""
+    :data:`vlarm.eval.qa.scenes.SEEN_SHAPES` (a value no training question of the benchmark mentions)."""
     words = [w for w in (query.subject, query.value, query.other) if w is not None]
     return any((w in KIT_SHAPES and w not in SEEN_SHAPES) or (w in ALL_COLORS and w not in TRAIN_COLORS)
                for w in words)
+
+
+def unknown_values(query: Query) -> str | None:
+    """Why a parsed question cannot be true of any benchmark scene, or None when it can.
+
+    Returns:
+        A message naming each word outside the benchmark's vocabulary (colours of
+        :data:`vlarm.tasks.attributes.ALL_COLORS`; kinds block, bowl and the kit shapes; sizes; relations) and the
+        valid values, e.g. ``"'magenta' is not a colour here (colours: blue, red, ...)"``.
+    """
+    kinds = ("block", "bowl", *KIT_SHAPES)
+    slots = {"color": [("subject", kinds, "kind"), ("value", ALL_COLORS, "colour")],
+             "shape": [("subject", ALL_COLORS, "colour"), ("value", kinds, "kind")],
+             "size": [("subject", kinds, "kind"), ("value", SIZES, "size")],
+             "relation": [("subject", kinds, "kind"), ("value", RELATIONS, "relation"), ("other", kinds, "kind")],
+             "face": [("subject", kinds, "kind"), ("value", ALL_COLORS, "colour")]}
+    problems = [f"{getattr(query, slot)!r} is not a {what} here ({what}s: {', '.join(valid)})"
+                for slot, valid, what in slots[check_type(query.type)] if getattr(query, slot) not in valid]
+    return "; ".join(problems) or None
 
 
 _PATTERNS = (

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from vlarm.vlm.qa.questions import (
+from vlarm.eval.qa.questions import (
     NEGATIVE_SETTINGS,
     Query,
     ValueStats,
@@ -10,7 +10,7 @@ from vlarm.vlm.qa.questions import (
     positives,
     truth,
 )
-from vlarm.vlm.qa.scenes import (
+from vlarm.eval.qa.scenes import (
     AttributePrior,
     ObjectSpec,
     SceneSpec,
@@ -98,6 +98,37 @@ def test_scene_sampling_is_seeded_and_distinct():
         sample_scene(0, "seen", np.random.default_rng(0), prior, 1, 0.5)
     with pytest.raises(ValueError, match="valid: seen, unseen"):
         value_lists("novel")
+
+
+def test_hidden_faces_and_occluders_in_sampled_scenes():
+    """With both probabilities 1 every painted face is turned away from the front camera, the wall stands between
+    that camera and one object, clear of the others, and the spec survives its JSON form."""
+    prior = AttributePrior.make(COLORS, SHAPES, seed=0)
+    camera = (1.0, 0.0)
+    walls = 0
+    for i in range(30):
+        spec = sample_scene(i, "seen", np.random.default_rng([1, i]), prior, 4, 1.0, front_camera_xy=camera,
+                            face_hidden_probability=1.0, occluder_probability=1.0)
+        block = spec.by_kind("block")
+        normal = block.yaw + block.face_side * np.pi / 2
+        to_camera = np.arctan2(camera[1] - block.position[1], camera[0] - block.position[0])
+        assert np.cos(normal - to_camera) < -0.7                 # faces away (within 45 degrees)
+        assert SceneSpec.from_dict(spec.to_dict()) == spec
+        if spec.occluder is None:
+            continue
+        walls += 1
+        x, y, yaw, width = spec.occluder
+        hidden = [o for o in spec.objects if np.isclose(np.arctan2(camera[1] - o.position[1],
+                                                                   camera[0] - o.position[0]), yaw)]
+        assert len(hidden) >= 1
+        target = hidden[0]
+        assert np.hypot(camera[0] - x, camera[1] - y) < np.hypot(camera[0] - target.position[0],
+                                                                 camera[1] - target.position[1])
+        assert width > 2 * target.radius
+        for o in spec.objects:
+            if o is not target:
+                assert np.hypot(o.position[0] - x, o.position[1] - y) > o.radius + width / 2
+    assert walls >= 20                                            # most layouts leave room for a wall
 
 
 def test_popular_and_adversarial_negatives_follow_the_statistics():

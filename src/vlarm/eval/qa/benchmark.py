@@ -2,25 +2,16 @@
 
 HoOA (the MIAVLM paper's benchmark; REFERENCE.md Sec. 5) pairs every positive yes/no question about an attribute of
 an object that exists with a negative twin, and splits 9:1 into train and test. Here the images are simulator
-scenes (:mod:`vlarm.vlm.qa.scenes`) seen from nine views (the robot's three cameras and six sampled around the
+scenes (:mod:`vlarm.eval.qa.scenes`) seen from nine views (the robot's three cameras and six sampled around the
 table), the questions cover colour, shape, size, relative position and a differently painted face
-(:mod:`vlarm.vlm.qa.questions`), negatives are drawn the three POPE ways, and a third split holds scenes whose
-colours and shapes are unseen in training (CLIPort's EVAL colours, :mod:`vlarm.tasks.attributes`).
+(:mod:`vlarm.eval.qa.questions`), negatives are drawn the three POPE ways, and a further split holds scenes whose
+colours and shapes are unseen in training (CLIPort's EVAL colours, :mod:`vlarm.tasks.attributes`). Of the nine
+tenths that are not test scenes, one in nine is a validation scene (settings are chosen there, never on test).
 
-Layout of a benchmark directory::
-
-    config.json              BenchmarkConfig (+ format version); a rerun with another config is refused
-    scenes/00012.json        one per scene, written last (atomically), so a killed build resumes after it:
-                             spec, split, cameras, visible pixels of each object (and painted face) per view
-    images/00012/0_front.png the views, (image_size, image_size, 3) uint8 RGB PNGs, view index first
-    questions.jsonl          one record per question (written atomically once every scene exists)
-    counts.json              counts per split, type, polarity and negative setting (written atomically)
-
-A question record: ``id``, ``pair`` (shared by a positive and its negatives), ``scene``, ``split`` (``train`` /
-``test`` / ``unseen``), ``type``, ``question``, ``label`` (``yes`` / ``no``), ``polarity`` (``positive`` /
-``negative``), ``setting`` (None for positives, else ``random`` / ``popular`` / ``adversarial``), ``subject``,
-``value``, ``other``, ``novel`` (names a value unseen in training) and ``visible_views`` (views in which the object,
-both objects of a relation, or the painted face shows at least :data:`MIN_VISIBLE_PIXELS` pixels).
+The files (layout and record fields: :mod:`vlarm.vlm.qa.dataset`, which reads them without the simulator) are
+written so that a killed build resumes: ``config.json`` first (a rerun with another configuration is refused), each
+``scenes/NNNNN.json`` atomically after its images, then ``questions.jsonl`` and ``counts.json`` atomically once
+every scene exists.
 """
 
 from __future__ import annotations
@@ -33,16 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vlarm.vlm.qa.questions import (
-    NEGATIVE_SETTINGS,
-    QUESTION_TYPES,
-    Query,
-    ValueStats,
-    false_values,
-    is_novel,
-    positives,
-)
-from vlarm.vlm.qa.scenes import (
+from vlarm.eval.qa.questions import Query, ValueStats, false_values, is_novel, positives
+from vlarm.eval.qa.scenes import (
     AttributePrior,
     SceneSpec,
     build_scene,
@@ -51,14 +34,15 @@ from vlarm.vlm.qa.scenes import (
     sampled_cameras,
     value_lists,
 )
+from vlarm.vlm.qa.dataset import FORMAT_VERSION, NEGATIVE_SETTINGS, QA_SPLITS, QUESTION_TYPES, QABenchmark
 
-FORMAT_VERSION = 1
-#: Splits of a benchmark: 9:1 train/test scenes with seen values, and the unseen-values test scenes.
-QA_SPLITS: tuple[str, ...] = ("train", "test", "unseen")
 #: An object (or painted face) counts as visible in a view from this many pixels.
 MIN_VISIBLE_PIXELS = 6
 #: Names of the robot's cameras, the first views of every scene (view 0 is the MIAVLM "original" view).
 ROBOT_VIEWS: tuple[str, ...] = ("front", "left", "right")
+#: World (x, y) of the front camera (:data:`vlarm.sim.cameras.DEFAULT_CAMERAS`, CLIPort's pose), metres; checked
+#: against the simulator's cameras by the tests.
+FRONT_CAMERA_XY: tuple[float, float] = (1.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -66,7 +50,8 @@ class BenchmarkConfig:
     """What a benchmark holds; every field is recorded in ``config.json``.
 
     Attributes:
-        scenes: scenes with seen values, split 9:1 (every ``test_every``-th scene is a test scene).
+        scenes: scenes with seen values, split 9:1 (every ``test_every``-th scene is a test scene); of the others,
+            the one just before each test scene is a validation scene.
         unseen_scenes: scenes with unseen values (CLIPort's EVAL colours, unseen kit shapes): the ``unseen`` split.
         seed: benchmark seed (scene ``i`` draws from ``numpy.random.default_rng([seed, i])``).
         image_size: side of every view in pixels.
@@ -75,8 +60,11 @@ class BenchmarkConfig:
         min_objects: fewest objects in a scene (at least 2).
         max_objects: most objects in a scene (at most 6).
         face_probability: probability that a scene's block has a painted side face.
+        face_hidden_probability: probability that the painted face is the side turned away from the front camera.
+        occluder_probability: probability of a wall hiding one object from the front camera.
         relations_per_scene: relation questions per scene (fewer when fewer pairs have a clear relation).
-        test_every: one scene in this many is a test scene (10 gives the 9:1 split).
+        test_every: one scene in this many is a test scene and one a validation scene (10 gives 8:1:1, i.e.
+            train + val : test = 9:1).
         renderer: PyBullet renderer, ``"tiny"`` or ``"egl"``.
 
     Raises:
@@ -92,6 +80,8 @@ class BenchmarkConfig:
     min_objects: int = 3
     max_objects: int = 4
     face_probability: float = 0.6
+    face_hidden_probability: float = 0.8
+    occluder_probability: float = 0.5
     relations_per_scene: int = 2
     test_every: int = 10
     renderer: str = "tiny"
@@ -109,8 +99,10 @@ class BenchmarkConfig:
             (0 <= self.sampled_views <= 32, "sampled_views must be in 0-32"),
             (2 <= self.min_objects <= self.max_objects <= 6, "need 2 <= min_objects <= max_objects <= 6"),
             (0 <= self.face_probability <= 1, "face_probability must be in [0, 1]"),
+            (0 <= self.face_hidden_probability <= 1, "face_hidden_probability must be in [0, 1]"),
+            (0 <= self.occluder_probability <= 1, "occluder_probability must be in [0, 1]"),
             (self.relations_per_scene >= 0, "relations_per_scene must be >= 0"),
-            (2 <= self.test_every <= self.scenes, "test_every must be in 2..scenes"),
+            (3 <= self.test_every <= self.scenes, "test_every must be in 3..scenes (a train, a val and a test scene)"),
             (self.renderer in RENDERERS, f"renderer must be one of {', '.join(RENDERERS)}"),
         ]
         for ok, message in checks:
@@ -131,7 +123,8 @@ class BenchmarkConfig:
         return self.scenes + self.unseen_scenes
 
     def split_of(self, index: int) -> str:
-        """Split of scene ``index``: ``unseen`` from ``scenes`` on, else ``test`` for every ``test_every``-th.
+        """Split of scene ``index``: ``unseen`` from ``scenes`` on, else ``test`` for every ``test_every``-th, ``val``
+        for the scene before it, ``train`` for the rest.
 
         Raises:
             ValueError: index outside ``0 .. n_scenes - 1``.
@@ -140,18 +133,12 @@ class BenchmarkConfig:
             raise ValueError(f"scene index must be in 0-{self.n_scenes - 1}, got {index}")
         if index >= self.scenes:
             return "unseen"
-        return "test" if index % self.test_every == self.test_every - 1 else "train"
+        position = index % self.test_every
+        return "test" if position == self.test_every - 1 else "val" if position == self.test_every - 2 else "train"
 
     def group_of(self, index: int) -> str:
         """Value group (``seen`` / ``unseen``) of scene ``index``."""
         return "unseen" if self.split_of(index) == "unseen" else "seen"
-
-
-def check_split(split: str) -> str:
-    """Return ``split`` if it is one of :data:`QA_SPLITS`; raise ValueError naming them otherwise."""
-    if split not in QA_SPLITS:
-        raise ValueError(f"unknown benchmark split {split!r}; valid: {', '.join(QA_SPLITS)}")
-    return split
 
 
 def _prior(config: BenchmarkConfig, group: str) -> AttributePrior:
@@ -170,7 +157,9 @@ def scene_spec(config: BenchmarkConfig, index: int) -> tuple[SceneSpec, tuple]:
     group = config.group_of(index)
     rng = np.random.default_rng([config.seed, index])
     n = int(rng.integers(config.min_objects, config.max_objects + 1))
-    spec = sample_scene(index, group, rng, _prior(config, group), n, config.face_probability)
+    spec = sample_scene(index, group, rng, _prior(config, group), n, config.face_probability,
+                        front_camera_xy=FRONT_CAMERA_XY, face_hidden_probability=config.face_hidden_probability,
+                        occluder_probability=config.occluder_probability)
     return spec, sampled_cameras(rng, config.sampled_views, config.image_size)
 
 
@@ -194,7 +183,7 @@ class SceneRenderer:
         Returns:
             ``(images, pixels)``: ``(V, S, S, 3)`` uint8 views (front, left, right, then ``sampled``) and ``(V,
             n_objects + 1)`` int64 visible pixels of each object and of the painted face
-            (:func:`vlarm.vlm.qa.scenes.render_views`).
+            (:func:`vlarm.eval.qa.scenes.render_views`).
         """
         self.scene.reset()
         bodies, face = build_scene(self.scene, spec)
@@ -256,7 +245,7 @@ def build_benchmark(out: str | Path, config: BenchmarkConfig, progress: bool = T
 
     out = Path(out)
     (out / "scenes").mkdir(parents=True, exist_ok=True)
-    recorded = {"format_version": FORMAT_VERSION, **asdict(config)}
+    recorded = {"format_version": FORMAT_VERSION, **asdict(config), "views": view_names(config)}
     config_path = out / "config.json"
     if config_path.is_file():
         existing = json.loads(config_path.read_text())
@@ -327,7 +316,7 @@ def _visible_views(spec: SceneSpec, query: Query, pixels: np.ndarray) -> list[in
 def make_questions(config: BenchmarkConfig, scenes: list[dict]) -> list[dict]:
     """Every question record of a benchmark (module docstring), positives each followed by their three negatives.
 
-    Negatives use value statistics (:class:`vlarm.vlm.qa.questions.ValueStats`) over all scenes of the question's
+    Negatives use value statistics (:class:`vlarm.eval.qa.questions.ValueStats`) over all scenes of the question's
     value group; a positive without any false value (rare: a relation between two objects whose opposite is
     ambiguous) is left out, so every positive has its negatives.
 
@@ -388,71 +377,12 @@ def _share(flags: list[bool]) -> float | None:
 
 
 # --------------------------------------------------------------------------------------------------- reading
-class QABenchmark:
-    """A benchmark directory opened for training and evaluation.
+def benchmark_config(bench: QABenchmark) -> BenchmarkConfig:
+    """The :class:`BenchmarkConfig` a benchmark directory opened with :class:`vlarm.vlm.qa.dataset.QABenchmark` was
+    built with."""
+    return BenchmarkConfig(**bench.info)
 
-    Args:
-        path: the directory written by :func:`build_benchmark`.
 
-    Attributes:
-        config: its :class:`BenchmarkConfig`.
-        records: every question record (``questions.jsonl``).
-
-    Raises:
-        ValueError: the directory is not a finished benchmark (no ``config.json`` or ``questions.jsonl``), or of
-            another format version.
-    """
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        config_path, questions_path = self.path / "config.json", self.path / "questions.jsonl"
-        if not config_path.is_file() or not questions_path.is_file():
-            raise ValueError(f"{self.path} is not a finished QA benchmark (needs config.json and questions.jsonl); "
-                             "build one with `vlarm vlm qa build`")
-        data = json.loads(config_path.read_text())
-        if data.pop("format_version", None) != FORMAT_VERSION:
-            raise ValueError(f"{config_path}: benchmark format version differs from {FORMAT_VERSION}; rebuild it")
-        self.config = BenchmarkConfig(**data)
-        self.records = [json.loads(line) for line in questions_path.read_text().splitlines() if line.strip()]
-        self._images: np.ndarray | None = None
-
-    def questions(self, split: str, polarity: str | None = None) -> list[dict]:
-        """Records of a split, optionally of one polarity (``"positive"`` / ``"negative"``).
-
-        Raises:
-            ValueError: an unknown split or polarity.
-        """
-        check_split(split)
-        if polarity not in (None, "positive", "negative"):
-            raise ValueError(f"unknown polarity {polarity!r}; valid: positive, negative")
-        return [r for r in self.records if r["split"] == split and polarity in (None, r["polarity"])]
-
-    def eval_set(self, split: str, setting: str) -> list[dict]:
-        """A balanced POPE-style evaluation set: every positive of ``split`` and its ``setting`` negative.
-
-        Raises:
-            ValueError: an unknown split or setting.
-        """
-        check_split(split)
-        if setting not in NEGATIVE_SETTINGS:
-            raise ValueError(f"unknown negative setting {setting!r}; valid: {', '.join(NEGATIVE_SETTINGS)}")
-        return [r for r in self.records if r["split"] == split and r["setting"] in (None, setting)]
-
-    def scene_specs(self) -> list[SceneSpec]:
-        """Every scene's spec, by index."""
-        return [s["spec"] for s in load_scenes(self.path, self.config)]
-
-    def images(self) -> np.ndarray:
-        """All views of all scenes: ``(n_scenes, V, S, S, 3)`` uint8 RGB (read once, then cached)."""
-        from PIL import Image
-
-        if self._images is None:
-            names = view_names(self.config)
-            s = self.config.image_size
-            arr = np.zeros((self.config.n_scenes, len(names), s, s, 3), dtype=np.uint8)
-            for i in range(self.config.n_scenes):
-                for v, name in enumerate(names):
-                    arr[i, v] = np.asarray(Image.open(self.path / "images" / f"{i:05d}" / f"{v}_{name}.png")
-                                           .convert("RGB"))
-            self._images = arr
-        return self._images
+def scene_specs(bench: QABenchmark) -> list[SceneSpec]:
+    """Every scene's spec of an opened benchmark, by index."""
+    return [SceneSpec.from_dict(bench.scene_file(i)["spec"]) for i in range(bench.n_scenes)]
