@@ -458,6 +458,9 @@ def run(
              "oracle-affordance")] = None,
 ) -> None:
     """Carry out an instruction in simulation and report the plan, reward and success."""
+    from vlarm.trust.safety import refuse_if_unsafe
+
+    refuse_if_unsafe(instruction)   # the safety filter first, before routing or loading anything
     if planner is not None:   # long-horizon instructions go to SayCan (issue 9), not to one CLIPort task
         from vlarm.cli.planning import run_planned
 
@@ -737,6 +740,9 @@ def vlm_qa_ask(
 
     _print_json(qa_ask(model, question, seed=seed, scene=scene, benchmark=benchmark, views_png=views_png))
 
+
+from vlarm.cli.trust import trust_app  # noqa: E402 - imports main only lazily
+app.add_typer(trust_app, name="trust")
 
 if __name__ == "__main__":
     app()

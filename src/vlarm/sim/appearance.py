@@ -1,0 +1,220 @@
+"""Scene appearance perturbations: table colour and texture, background colour, lighting, camera pose error.
+
+Used to measure how perception and policies degrade when the scene looks different from training (robustness
+families of issue 13; the appearance shifts of RT-1's background tests, Brohan et al. 2022, Sec. 6.3, and of the
+robustness part of Vu & Lai 2025). Everything here changes how the scene *looks*, never its physics.
+
+The API is four functions and one dataclass:
+
+* :func:`set_table_color` / :func:`set_background_color`: RGB of the workspace slab / ground plane;
+* :func:`set_table_texture`: a checkerboard texture on the workspace slab (written as a PPM file PyBullet loads);
+* :class:`Lighting`: direction and coefficients of PyBullet's directional light;
+* :func:`jitter_cameras`: camera poses with a random translation and rotation error;
+* :func:`observe`: render the scene (optionally with other lighting and *other* camera poses) and fuse the
+  top-down maps with the *nominal* cameras, i.e. what a robot sees when its cameras moved after calibration.
+
+Colours are RGB floats in [0, 1]; distances metres; angles radians. Imports only numpy and pybullet.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pybullet as p
+
+from vlarm.sim.cameras import CameraConfig, depth_to_points
+from vlarm.sim.heightmap import fuse_heightmap
+from vlarm.sim.scene import Observation, Scene, check_finite
+
+
+def _rgb(color: Sequence[float], what: str) -> list[float]:
+    values = [float(v) for v in color]
+    if len(values) != 3 or not all(0.0 <= v <= 1.0 for v in values):
+        raise ValueError(f"{what} must be three floats in [0, 1] (RGB), got {list(color)!r}")
+    return values
+
+
+def set_table_color(scene: Scene, color: Sequence[float]) -> None:
+    """Paint the workspace slab (the dark table top the objects stand on) in ``color``.
+
+    Args:
+        scene: a scene after :meth:`Scene.reset` (which rebuilds the table in its default colour).
+        color: RGB floats in [0, 1].
+
+    Raises:
+        ValueError: a colour that is not three floats in [0, 1].
+    """
+    p.changeVisualShape(scene.workspace, -1, rgbaColor=[*_rgb(color, "table colour"), 1.0],
+                        textureUniqueId=-1, physicsClientId=scene.client)
+
+
+def set_background_color(scene: Scene, color: Sequence[float]) -> None:
+    """Paint the ground plane around the workspace (the background the side cameras see) in ``color``.
+
+    Raises:
+        ValueError: a colour that is not three floats in [0, 1].
+    """
+    p.changeVisualShape(scene.plane, -1, rgbaColor=[*_rgb(color, "background colour"), 1.0],
+                        physicsClientId=scene.client)
+
+
+def checker_texture(size: int, cells: int, color_a: Sequence[float], color_b: Sequence[float]) -> np.ndarray:
+    """A ``(size, size, 3)`` uint8 checkerboard of ``cells`` x ``cells`` squares in two RGB colours.
+
+    Raises:
+        ValueError: ``cells`` < 1, ``size`` < ``cells``, or a colour outside [0, 1].
+    """
+    if cells < 1 or size < cells:
+        raise ValueError(f"a checker texture needs cells >= 1 and size >= cells, got size={size}, cells={cells}")
+    a = np.array(_rgb(color_a, "checker colour"))
+    b = np.array(_rgb(color_b, "checker colour"))
+    idx = (np.arange(size) * cells // size)
+    board = (idx[:, None] + idx[None, :]) % 2
+    return np.round(255 * np.where(board[..., None] == 0, a, b)).astype(np.uint8)
+
+
+def set_table_texture(scene: Scene, texture: np.ndarray) -> None:
+    """Put an image texture on the workspace slab (PyBullet maps it over each face of the box).
+
+    Args:
+        scene: a reset scene.
+        texture: ``(H, W, 3)`` uint8 RGB image (e.g. :func:`checker_texture`).
+
+    Raises:
+        ValueError: a texture that is not ``(H, W, 3)`` uint8.
+    """
+    texture = np.asarray(texture)
+    if texture.ndim != 3 or texture.shape[2] != 3 or texture.dtype != np.uint8:
+        raise ValueError(f"a texture is an (H, W, 3) uint8 image, got {texture.shape} {texture.dtype}")
+    h, w = texture.shape[:2]
+    # PyBullet loads textures from files only; binary PPM needs no image library.
+    with tempfile.TemporaryDirectory(prefix="vlarm-texture-") as tmp:
+        path = Path(tmp) / "table.ppm"
+        path.write_bytes(f"P6 {w} {h} 255\n".encode() + texture.tobytes())
+        tex = p.loadTexture(str(path), physicsClientId=scene.client)
+    p.changeVisualShape(scene.workspace, -1, rgbaColor=[1, 1, 1, 1], textureUniqueId=tex,
+                        physicsClientId=scene.client)
+
+
+@dataclass(frozen=True)
+class Lighting:
+    """PyBullet's directional light for :func:`observe` (TinyRenderer and EGL both honour it).
+
+    Attributes:
+        direction: unit-free 3-vector pointing from the scene towards the light, world frame.
+        ambient / diffuse / specular: the renderer's light coefficients (>= 0).
+
+    PyBullet keeps the last light given to a physics client for every later render of that client (including
+    :meth:`Scene.observe` and ``observe(scene, lighting=None)``); its built-in light cannot be set back
+    explicitly. Render each lighting condition in a scene (client) of its own.
+    """
+
+    direction: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    ambient: float = 0.6
+    diffuse: float = 0.35
+    specular: float = 0.05
+
+    def __post_init__(self) -> None:
+        """Raises ValueError for a zero or non-finite direction or a negative coefficient."""
+        d = np.asarray(self.direction, dtype=np.float64)
+        if d.shape != (3,) or not np.all(np.isfinite(d)) or np.linalg.norm(d) == 0:
+            raise ValueError(f"light direction must be three finite numbers, not all zero; got {self.direction!r}")
+        if min(self.ambient, self.diffuse, self.specular) < 0:
+            raise ValueError("light coefficients must be >= 0")
+
+
+def jitter_cameras(cameras: Sequence[CameraConfig], rng: np.random.Generator, translation: float,
+                   rotation: float) -> tuple[CameraConfig, ...]:
+    """Each camera moved by a random offset: position + U(-t, t) per axis, Euler angles + U(-r, r) per axis.
+
+    Args:
+        cameras: the nominal cameras.
+        rng: randomness.
+        translation: largest position error per axis in metres (>= 0).
+        rotation: largest angle error per Euler axis in radians (>= 0).
+
+    Returns:
+        The moved cameras (same names, sizes and intrinsics).
+
+    Raises:
+        ValueError: a negative magnitude.
+    """
+    if translation < 0 or rotation < 0:
+        raise ValueError(f"jitter magnitudes must be >= 0, got translation={translation}, rotation={rotation}")
+    out = []
+    for cam in cameras:
+        dp = rng.uniform(-translation, translation, 3) if translation else np.zeros(3)
+        dr = rng.uniform(-rotation, rotation, 3) if rotation else np.zeros(3)
+        out.append(replace(cam, position=tuple(np.add(cam.position, dp)), rotation=tuple(np.add(cam.rotation, dr))))
+    return tuple(out)
+
+
+def _render(client: int, camera: CameraConfig, renderer: int, lighting: Lighting | None):
+    h, w = camera.image_size
+    rot = camera.rotation_matrix
+    eye = np.asarray(camera.position)
+    view = p.computeViewMatrix(eye.tolist(), (eye + rot @ [0.0, 0.0, 1.0]).tolist(), (rot @ [0.0, -1.0, 0.0]).tolist())
+    fov_y = np.degrees(2 * np.arctan((h / 2) / camera.focal_length))
+    near, far = camera.z_range
+    proj = p.computeProjectionMatrixFOV(fov_y, w / h, near, far)
+    light = {}
+    if lighting is not None:
+        light = {"lightDirection": list(lighting.direction), "lightAmbientCoeff": lighting.ambient,
+                 "lightDiffuseCoeff": lighting.diffuse, "lightSpecularCoeff": lighting.specular}
+    _, _, rgba, zbuffer, seg = p.getCameraImage(width=w, height=h, viewMatrix=view, projectionMatrix=proj, shadow=0,
+                                                renderer=renderer, physicsClientId=client, **light)
+    rgb = np.asarray(rgba, dtype=np.uint8).reshape(h, w, 4)[..., :3]
+    z = np.asarray(zbuffer, dtype=np.float32).reshape(h, w)
+    depth = (2.0 * near * far) / (far + near - (2.0 * z - 1.0) * (far - near))
+    return rgb, np.clip(depth, near, far).astype(np.float32), np.asarray(seg, dtype=np.int32).reshape(h, w)
+
+
+def observe(scene: Scene, lighting: Lighting | None = None,
+            actual_cameras: Sequence[CameraConfig] | None = None) -> Observation:
+    """Render and fuse an observation like :meth:`Scene.observe`, under other lighting and/or camera poses.
+
+    The images come from ``actual_cameras`` (where the cameras really are), the fusion into the top-down maps
+    uses ``scene.cameras`` (where the robot believes they are): a camera that moved after calibration
+    misplaces every point it sees, which is the camera-pose robustness family.
+
+    Args:
+        scene: a reset scene.
+        lighting: the light, or None to keep the client's current light (PyBullet's default in a client never
+            given one; then identical to :meth:`Scene.observe`). A light given once stays for the client's later
+            renders (see :class:`Lighting`).
+        actual_cameras: one camera per ``scene.cameras`` (same order, same image sizes), or None for the nominal
+            ones.
+
+    Returns:
+        An :class:`~vlarm.sim.scene.Observation` (rgb/depth per camera, fused heightmap, colormap, segmentation).
+
+    Raises:
+        ValueError: ``actual_cameras`` of another length or image sizes than ``scene.cameras``.
+        vlarm.sim.scene.ObservationError: a non-finite array.
+    """
+    nominal = tuple(scene.cameras)
+    actual = tuple(actual_cameras) if actual_cameras is not None else nominal
+    if len(actual) != len(nominal) or any(a.image_size != n.image_size for a, n in zip(actual, nominal, strict=True)):
+        raise ValueError("actual_cameras must match scene.cameras one to one, with the same image sizes")
+    renderer = p.ER_BULLET_HARDWARE_OPENGL if scene.renderer == "egl" else p.ER_TINY_RENDERER
+    obs = Observation()
+    points, colors, labels = [], [], []
+    for cam, believed in zip(actual, nominal, strict=True):
+        rgb, depth, seg = _render(scene.client, cam, renderer, lighting)
+        check_finite(depth, f"depth of camera {cam.name!r}")
+        obs.rgb[cam.name], obs.depth[cam.name] = rgb, depth
+        points.append(depth_to_points(depth, believed))
+        colors.append(rgb.reshape(-1, 3))
+        labels.append(seg.reshape(-1))
+    obs.heightmap, obs.colormap, obs.segmentation = fuse_heightmap(
+        np.concatenate(points), np.concatenate(colors), scene.bounds, scene.pixel_size, labels=np.concatenate(labels))
+    check_finite(obs.heightmap, "fused heightmap")
+    return obs
+
+
+__all__ = ["Lighting", "checker_texture", "jitter_cameras", "observe", "set_background_color", "set_table_color",
+           "set_table_texture"]
