@@ -8,6 +8,7 @@ checkpoints with :func:`load_policy`, train with :func:`vlarm.policies.training.
 from vlarm.policies.base import CheckpointError, Policy, resolve_device
 from vlarm.policies.cliport import CLIPortConfig, CLIPortPolicy
 from vlarm.policies.factory import available_policies, load_policy, make_config, make_policy
+from vlarm.policies.rt1 import RT1Config, RT1Policy
 from vlarm.policies.transporter import TransporterConfig, TransporterPolicy
 
 __all__ = [
@@ -15,6 +16,8 @@ __all__ = [
     "CLIPortPolicy",
     "CheckpointError",
     "Policy",
+    "RT1Config",
+    "RT1Policy",
     "TransporterConfig",
     "TransporterPolicy",
     "available_policies",

@@ -11,6 +11,7 @@ from typing import Any
 
 from vlarm.policies.base import POLICY_REGISTRY, Policy
 from vlarm.policies.cliport.modeling_cliport import CLIPortPolicy  # noqa: F401 - registers "cliport"
+from vlarm.policies.rt1.modeling import RT1Policy  # noqa: F401 - registers "rt1"
 from vlarm.policies.transporter.modeling_transporter import TransporterPolicy  # noqa: F401 - registers
 
 "transporter"

@@ -1,0 +1,276 @@
+"""RT-1, the Robotics Transformer (Brohan et al., RSS 2023, Sec. 3, Fig. 3): a FiLM-conditioned EfficientNet turns
+each camera frame and the instruction into 81 (9 x 9) tokens, TokenLearner keeps 8 per frame, and a decoder-only
+Transformer over a 6-frame history outputs the action as tokens (:mod:`vlarm.policies.rt1.tokenizer`), trained
+with cross-entropy.
+
+vlarm's version: EfficientNet-Lite0 (ImageNet, :mod:`vlarm.vision.efficientnet`) in place of B3, FiLM after every
+MBConv block initialised to identity ((1 + gamma) x + beta with gamma = beta = 0); the instruction embedded by
+MiniLM (:mod:`vlarm.text`) in place of USE. Each frame contributes its 8 image tokens followed by 6 action slots
+(learned embeddings that carry no action values, as RT-1 feeds zeros in place of the action tokens); the action of
+frame t is read from its slots' outputs. Attention is RT-1's causal mask over the flattened (frame, slot) order
+(:func:`attention_mask`). At run time the image tokens of past frames are cached (:class:`RT1Policy`), so a control
+step runs the FiLM-EfficientNet once, on the newest frame.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vlarm.policies.base import Policy, register_policy
+from vlarm.policies.rt1.configuration import RT1Config
+from vlarm.policies.rt1.tokenizer import MODES, NUM_BINS, TOKENS_PER_ACTION, decode_action
+
+
+class FiLM(nn.Module):
+    """Feature-wise linear modulation (Perez et al., AAAI 2018) as RT-1 uses it: ``(1 + gamma) * x + beta`` with
+    ``gamma``, ``beta`` linear in the instruction embedding, both layers zero-initialised so FiLM starts as the
+    identity (RT-1 Sec. 3, "so as not to disrupt the pretrained weights").
+
+    Args:
+        text_dim: instruction embedding size.
+        channels: feature channels modulated.
+    """
+
+    def __init__(self, text_dim: int, channels: int):
+        super().__init__()
+        self.gamma = nn.Linear(text_dim, channels)
+        self.beta = nn.Linear(text_dim, channels)
+        for layer in (self.gamma, self.beta):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, x: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """``x``: ``(N, C, H, W)`` float; ``text``: ``(N, text_dim)`` float -> ``(N, C, H, W)``."""
+        return (1 + self.gamma(text))[:, :, None, None] * x + self.beta(text)[:, :, None, None]
+
+
+class FiLMEfficientNet(nn.Module):
+    """EfficientNet-Lite0 with FiLM after each of its 16 MBConv blocks and a 1x1 conv from its 1280 head channels to
+    ``d_model`` (RT-1 Sec. 3).
+
+    ``forward(images, text)``: ``(N, 3, H, W)`` float RGB in [0, 255] and ``(N, text_dim)`` -> ``(N, d_model, H/32,
+    W/32)`` (9 x 9 at 288 x 288; 3 x 4 at 96 x 128).
+    """
+
+    def __init__(self, text_dim: int, d_model: int, pretrained: bool = True):
+        super().__init__()
+        from vlarm.vision.efficientnet import load_efficientnet_lite0
+
+        self.backbone = load_efficientnet_lite0(pretrained=pretrained)
+        net = self.backbone.net
+        self.films = nn.ModuleList(FiLM(text_dim, block._bn2.num_features) for block in net._blocks)
+        self.project = nn.Conv2d(net._conv_head.out_channels, d_model, kernel_size=1)
+
+    def forward(self, images: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """See the class docstring."""
+        from vlarm.vision.efficientnet import PIXEL_MEAN, PIXEL_STD
+
+        net = self.backbone.net
+        x = net._swish(net._bn0(net._conv_stem((images - PIXEL_MEAN) / PIXEL_STD)))
+        for block, film in zip(net._blocks, self.films, strict=True):
+            x = film(block(x), text)
+        x = net._swish(net._bn1(net._conv_head(x)))
+        return self.project(x)
+
+    def train(self, mode: bool = True) -> FiLMEfficientNet:
+        """Train mode everywhere except the backbone's batch-norm statistics, which stay the ImageNet ones."""
+        super().train(mode)
+        for m in self.backbone.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.eval()
+        return self
+
+
+class TokenLearner(nn.Module):
+    """TokenLearner (Ryoo et al., NeurIPS 2021; RT-1 Sec. 3): ``num_tokens`` learned spatial attention maps, each a
+    softmax over the input tokens, pool ``(N, S, D)`` tokens into ``(N, num_tokens, D)``.
+
+    Args:
+        dim: token width D.
+        num_tokens: output tokens (RT-1: 8).
+        hidden: width of the MLP that computes the maps.
+    """
+
+    def __init__(self, dim: int, num_tokens: int, hidden: int = 64):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, num_tokens))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``(N, S, D)`` -> ``(N, num_tokens, D)``."""
+        weights = self.mlp(self.norm(tokens)).softmax(dim=1)          # (N, S, num_tokens), sums to 1 over S
+        return torch.einsum("nsk,nsd->nkd", weights, tokens)
+
+
+def attention_mask(frames: int, tokens_per_frame: int, device=None) -> torch.Tensor:
+    """RT-1's causal attention mask over ``frames`` frames of ``tokens_per_frame`` tokens each, flattened frame by
+    frame: token i may attend token j iff j comes no later than i in that order (so a token of frame t sees every
+    token of frames < t and never one of frames > t).
+
+    Returns:
+        ``(L, L)`` bool, True = may attend, ``L = frames * tokens_per_frame``.
+    """
+    n = frames * tokens_per_frame
+    return torch.ones(n, n, dtype=torch.bool, device=device).tril()
+
+
+class DecoderLayer(nn.Module):
+    """Pre-norm Transformer decoder layer (self-attention with ``heads`` heads of width ``key_size``, GELU MLP)."""
+
+    def __init__(self, d_model: int, heads: int, key_size: int, feed_forward: int, dropout: float):
+        super().__init__()
+        self.heads, self.key_size, self.dropout = heads, key_size, dropout
+        self.norm1 = nn.LayerNorm(d_model)
+        self.qkv = nn.Linear(d_model, 3 * heads * key_size)
+        self.out = nn.Linear(heads * key_size, d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.mlp = nn.Sequential(nn.Linear(d_model, feed_forward), nn.GELU(), nn.Linear(feed_forward, d_model))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``x``: ``(B, L, d_model)``; ``mask``: ``(L, L)`` bool (True = may attend) -> ``(B, L, d_model)``."""
+        b, n, _ = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(b, n, 3, self.heads, self.key_size).permute(2, 0, 3, 1, 4)
+        att = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                             dropout_p=self.dropout if self.training else 0.0)
+        x = x + self.drop(self.out(att.transpose(1, 2).reshape(b, n, -1)))
+        return x + self.drop(self.mlp(self.norm2(x)))
+
+
+class RT1Network(nn.Module):
+    """The RT-1 network: images + instruction embedding -> action token logits.
+
+    ``forward(images, text)``: ``(B, T, 3, H, W)`` float RGB in [0, 255] (T <= ``history``) and ``(B, text_dim)``
+    float -> ``(B, T, 6, 256)`` logits of each frame's action tokens.
+    """
+
+    def __init__(self, config: RT1Config):
+        super().__init__()
+        c = config
+        self.config = c
+        self.image_encoder = FiLMEfficientNet(c.text_dim, c.d_model, pretrained=c.backbone_pretrained)
+        if not c.train_backbone:
+            for p in self.image_encoder.backbone.parameters():
+                p.requires_grad_(False)
+        self.token_learner = TokenLearner(c.d_model, c.tokens_per_frame, c.token_learner_hidden)
+        self.slots_per_frame = c.tokens_per_frame + TOKENS_PER_ACTION
+        self.position = nn.Parameter(torch.zeros(c.history, self.slots_per_frame, c.d_model))
+        self.action_slots = nn.Parameter(torch.zeros(TOKENS_PER_ACTION, c.d_model))
+        nn.init.normal_(self.position, std=0.02)
+        nn.init.normal_(self.action_slots, std=0.02)
+        self.layers = nn.ModuleList(DecoderLayer(c.d_model, c.heads, c.key_size, c.feed_forward, c.dropout)
+                                    for _ in range(c.layers))
+        self.norm = nn.LayerNorm(c.d_model)
+        self.head = nn.Linear(c.d_model, NUM_BINS)
+
+    def frame_tokens(self, images: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """``(N, 3, H, W)`` images and ``(N, text_dim)`` embeddings -> ``(N, tokens_per_frame, d_model)`` tokens."""
+        feats = self.image_encoder(images, text)                      # (N, D, h, w)
+        return self.token_learner(feats.flatten(2).transpose(1, 2))
+
+    def action_logits(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``(B, T, tokens_per_frame, d_model)`` frame tokens -> ``(B, T, 6, 256)`` logits (T <= history)."""
+        b, t, k, d = tokens.shape
+        if t > self.config.history:
+            raise ValueError(f"at most {self.config.history} frames per window, got {t}")
+        slots = self.action_slots.expand(b, t, TOKENS_PER_ACTION, d)
+        x = torch.cat([tokens, slots], dim=2) + self.position[:t]
+        x = x.reshape(b, t * self.slots_per_frame, d)
+        mask = attention_mask(t, self.slots_per_frame, device=x.device)
+        for layer in self.layers:
+            x = layer(x, mask)
+        x = self.norm(x).view(b, t, self.slots_per_frame, d)[:, :, k:]
+        return self.head(x)
+
+    def forward(self, images: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """See the class docstring."""
+        b, t = images.shape[:2]
+        tokens = self.frame_tokens(images.flatten(0, 1), text.repeat_interleave(t, dim=0))
+        return self.action_logits(tokens.view(b, t, *tokens.shape[1:]))
+
+
+@register_policy
+class RT1Policy(Policy):
+    """RT-1 as a vlarm policy (closed-loop, ``ee_delta`` actions).
+
+    ``forward(batch)`` (training): ``images`` ``(B, T, H, W, 3)`` uint8, ``text`` ``(B, text_dim)`` float32,
+    ``tokens`` ``(B, T, 6)`` int64 targets, optional ``valid`` ``(B, T)`` bool (frames that count) -> mean
+    cross-entropy over the valid frames' action tokens, with ``{"loss", "token_accuracy"}``.
+
+    ``select_action(observation, instruction)`` (acting): ``observation["rgb"]`` ``(H, W, 3)`` uint8 of the policy
+    camera; keeps the last ``history`` frames' image tokens (a new episode: :meth:`reset`), pads a short history by
+    repeating its first frame (as training does at an episode's start) and returns the newest frame's action,
+    greedy per token (the mode token restricted to arm / terminate).
+    """
+
+    name = "rt1"
+    config_class = RT1Config
+    action_mode = "ee_delta"
+
+    def __init__(self, config: RT1Config):
+        super().__init__(config)
+        self.net = RT1Network(config)
+        self.text_encoder = None           # lazily vlarm.text.load_sentence_encoder(); tests may set a stand-in
+        self._history: deque = deque(maxlen=config.history)
+        self._text_cache: dict[str, torch.Tensor] = {}
+
+    def reset(self) -> None:
+        """Forget the frame history (call at every episode start)."""
+        self._history.clear()
+
+    def embed_instructions(self, texts: list[str]) -> torch.Tensor:
+        """``(N, text_dim)`` float32 embeddings of ``texts`` (frozen sentence encoder, cached per string)."""
+        if self.text_encoder is None:
+            from vlarm.text import load_sentence_encoder
+
+            self.text_encoder = load_sentence_encoder()
+        out = []
+        for text in texts:
+            if text not in self._text_cache:
+                self._text_cache[text] = torch.as_tensor(np.asarray(self.text_encoder.encode(text), np.float32))
+            out.append(self._text_cache[text])
+        return torch.stack(out).to(self.device)
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        """Cross-entropy on the action tokens (class docstring)."""
+        images = batch["images"].to(self.device).permute(0, 1, 4, 2, 3).float()
+        logits = self.net(images, batch["text"].to(self.device))        # (B, T, 6, 256)
+        target = batch["tokens"].to(self.device)
+        valid = batch.get("valid")
+        valid = torch.ones(target.shape[:2], dtype=torch.bool, device=self.device) if valid is None \
+            else valid.to(self.device)
+        per_token = F.cross_entropy(logits.flatten(0, 2), target.flatten(), reduction="none").view(target.shape)
+        weight = valid[..., None].float().expand_as(per_token)
+        loss = (per_token * weight).sum() / weight.sum().clamp(min=1)
+        with torch.no_grad():
+            correct = ((logits.argmax(-1) == target).float() * weight).sum() / weight.sum().clamp(min=1)
+        return loss, {"loss": float(loss.detach()), "token_accuracy": float(correct)}
+
+    @torch.no_grad()
+    def select_action(self, observation: dict, instruction: str | None = None) -> dict:
+        """The next ``ee_delta`` action (class docstring).
+
+        Raises:
+            ValueError: the image is not ``(H, W, 3)`` uint8 of the configured size.
+        """
+        rgb = np.asarray(observation["rgb"])
+        if rgb.shape != (*self.config.image_size, 3):
+            raise ValueError(f"RT-1 was configured for {self.config.image_size} images, got {rgb.shape[:2]}; build "
+                             f"the env with the matching image_scale")
+        text = self.embed_instructions([instruction or observation["instruction"]])
+        image = torch.as_tensor(rgb, device=self.device).permute(2, 0, 1)[None].float()
+        self._history.append(self.net.frame_tokens(image, text)[0])
+        frames = list(self._history)
+        frames = [frames[0]] * (self.config.history - len(frames)) + frames
+        logits = self.net.action_logits(torch.stack(frames)[None])[0, -1]       # (6, 256)
+        tokens = logits.argmax(-1)
+        tokens[-1] = logits[-1, list(MODES)].argmax()
+        return decode_action(tokens.cpu().numpy())
+
+
+__all__ = ["FiLM", "FiLMEfficientNet", "RT1Network", "RT1Policy", "TokenLearner", "attention_mask"]
