@@ -65,8 +65,9 @@ class ClosedLoopEnv(TabletopEnv):
 
     def __init__(self, task: str, split: str = "train", camera_scale: float = 1.0, image_scale: float = 0.2,
                  max_control_steps: int | None = None, render_mode: str | None = None, renderer: str = RENDERER,
-                 appearance=None):
-        super().__init__(task, split=split, camera_scale=camera_scale, render_mode=render_mode, renderer=renderer)
+                 appearance=None, render_terminal: bool = True):
+        super().__init__(task, split=split, camera_scale=camera_scale, render_mode=render_mode, renderer=renderer,
+                         render_terminal=render_terminal)
         if not supports_ee_delta(self.task):
             self.close()
             raise ValueError(f"task {task!r} does not act by suction pick-and-place, so it has no ee_delta mode; "
@@ -98,7 +99,6 @@ class ClosedLoopEnv(TabletopEnv):
     def __getstate__(self) -> dict:
         """The constructor arguments (see :class:`TabletopEnv`)."""
         state = super().__getstate__()
-        state.pop("render_terminal", None)
         return {**state, "image_scale": self.image_scale, "max_control_steps": self.fixed_max_control_steps,
                 "appearance": self.appearance}
 

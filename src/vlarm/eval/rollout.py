@@ -73,6 +73,15 @@ class CheckpointAgentFactory:
 
     path: str
 
+    @property
+    def env_options(self) -> dict:
+        """Env arguments the checkpoint's policy needs: ``{}`` for pick-and-place policies; for a closed-loop policy
+        (RT-1) its ``action_mode`` and the ``image_scale`` that renders its image size (relative to 480x640)."""
+        config = json.loads((Path(self.path) / "config.json").read_text())
+        if config.get("action_mode", "pick_place") != "ee_delta":
+            return {}
+        return {"action_mode": "ee_delta", "image_scale": float(config["image_size"][0]) / 480.0}
+
     def __call__(self, env):
         from vlarm.policies import load_policy
 
@@ -180,9 +189,11 @@ def rollout(env: TabletopEnv, agent, seed: int, split: str, instruction: str | N
             if recorder is not None:
                 recorder.caption = env.instruction   # a sequential task's next step
             done = terminated or truncated
-            step = StepRecord(np.asarray(action["pick_pose"], float).round(4).tolist(),
-                              np.asarray(action["place_pose"], float).round(4).tolist(), float(reward),
-                              float(step_info["total_reward"]), step_info["primitive_failure"], dt, step_instruction)
+            closed_loop = "pick_pose" not in action     # an ee_delta control step: no poses, no primitive
+            step = StepRecord([] if closed_loop else np.asarray(action["pick_pose"], float).round(4).tolist(),
+                              [] if closed_loop else np.asarray(action["place_pose"], float).round(4).tolist(),
+                              float(reward), float(step_info["total_reward"]), step_info.get("primitive_failure"), dt,
+                              step_instruction)
             record.steps.append(step)
             record.total_reward = float(step_info["total_reward"])
             if on_step is not None:
@@ -271,7 +282,8 @@ def _gpus_per_worker(device: str, workers: int, address: str | None) -> float:
 
 def evaluate(agent_factory, task: str, split: str = "test", episodes: int = 100, out_dir: str | Path | None = None,
              videos: int = 0, camera_scale: float = 1.0, progress: bool = True, label: str = "",
-             device: str = "auto", workers: int = 1, address: str | None = None) -> dict:
+             device: str = "auto", workers: int = 1, address: str | None = None,
+             env_options: dict | None = None) -> dict:
     """Evaluate an agent on ``episodes`` seeded episodes of a task (CLIPort protocol).
 
     Args:
@@ -293,6 +305,10 @@ def evaluate(agent_factory, task: str, split: str = "test", episodes: int = 100,
             torch policy also needs the same device and thread count, ``OMP_NUM_THREADS``, for bitwise-equal
             actions).
         address: a Ray cluster for the workers (:mod:`vlarm.parallel`); None: local Ray when ``workers > 1``.
+        env_options: extra :func:`vlarm.envs.make_env` arguments, e.g. ``{"action_mode": "ee_delta",
+            "image_scale": 0.2}`` for a closed-loop agent (an episode that never terminates is cut at the env's
+            step limit and scored on its final state, like any other); None: the factory's own ``env_options``
+            (:class:`CheckpointAgentFactory`) or none.
 
     Returns:
         The results dict: summary metrics plus ``episodes`` rows.
@@ -305,7 +321,10 @@ def evaluate(agent_factory, task: str, split: str = "test", episodes: int = 100,
         raise ValueError(f"--episodes must be positive, got {episodes}")
     check_workers(workers)
     check_episode_count(split, episodes)
-    env = make_env(task, split=split, camera_scale=camera_scale, render_terminal=False)  # nothing looks at it
+    if env_options is None:
+        env_options = getattr(agent_factory, "env_options", {})
+    env = make_env(task, split=split, camera_scale=camera_scale, render_terminal=False,  # nothing looks at it
+                   **env_options)
     out = Path(out_dir) if out_dir is not None else None
     seeds = [split_seed(split, i) for i in range(episodes)]
     ship = uses_ray(workers, address)

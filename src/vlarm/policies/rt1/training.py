@@ -1,0 +1,205 @@
+"""Training RT-1 on closed-loop oracle trajectories (Brohan et al., RSS 2023, Sec. 3 and Appendix C.3: behaviour
+cloning, cross-entropy on action tokens over 6-frame windows; multi-task by mixing the tasks' trajectories).
+
+The run layout, checkpoints, crash-safe resume and ``train_log.csv`` are those of the pick-and-place policies
+(:mod:`vlarm.policies.training`: the same helpers write and restore them), so ``vlarm select`` and ``vlarm eval``
+treat an RT-1 run like any other. In ``train_log.csv`` the ``loss`` column is RT-1's token cross-entropy and the
+``pick_loss`` column holds the token accuracy of the logged window (RT-1 has no pick/place heads; ``place_loss``
+stays empty).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from vlarm.data.trajectories import Trajectories, ee_action_dict
+from vlarm.policies.base import CheckpointError, Policy
+from vlarm.policies.factory import make_policy
+from vlarm.policies.rt1.tokenizer import encode_action
+from vlarm.policies.training import (
+    LOG_NAME,
+    _check_same_run,
+    copy_checkpoint,
+    find_resume_checkpoint,
+    load_training_state,
+    prepare_log,
+    save_checkpoint,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RT1TrainConfig:
+    """Settings of an RT-1 run.
+
+    Attributes:
+        data_dirs: one trajectory dataset per task (:func:`vlarm.data.trajectories.collect_trajectories`).
+        demos: episodes per dataset (the first ``demos``; RT-1's "data per task").
+        steps: optimisation steps; batch_size: windows per step (each ``history`` frames).
+        lr: AdamW learning rate (RT-1: 1e-4); weight_decay: AdamW weight decay.
+        out_dir: run directory (``train_log.csv``, ``checkpoints/step_NNNNNN``, ``checkpoints/last``).
+        save_every / log_every: periods in steps.
+        seed: seeds init and sampling. resume: continue from the newest complete checkpoint.
+        threads: torch intra-op threads. policy_overrides: :class:`RT1Config` fields.
+        policy, task, tasks: recorded for ``_check_same_run`` and in the policy config (filled from the data).
+        progress: tqdm bar.
+    """
+
+    data_dirs: list[str] = field(default_factory=list)
+    demos: int = 10
+    steps: int = 500
+    batch_size: int = 4
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    out_dir: str | Path = "runs/rt1"
+    save_every: int = 100
+    log_every: int = 10
+    seed: int = 0
+    resume: bool = True
+    threads: int = 1
+    policy_overrides: dict[str, Any] = field(default_factory=dict)
+    policy: str = "rt1"
+    task: str = ""
+    tasks: list[str] = field(default_factory=list)
+    progress: bool = True
+    # Fields _check_same_run compares for every policy (fixed for RT-1).
+    normalization: str = "none"
+    color_permutation: float = 0.0
+    cache_features: bool = False
+
+    def __post_init__(self) -> None:
+        """Raises ValueError for no data, or a count/period below 1, or lr <= 0."""
+        self.data_dirs = [str(d) for d in self.data_dirs]
+        if not self.data_dirs:
+            raise ValueError("RT-1 training needs at least one trajectory dataset (data_dirs)")
+        for name in ("demos", "steps", "batch_size", "save_every", "log_every", "threads"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+
+
+class WindowSampler:
+    """Draws training windows: a task uniformly, then a frame of it uniformly, with its ``history`` frames
+    (padded at an episode start by repeating the first frame), as batches for :meth:`RT1Policy.forward`."""
+
+    def __init__(self, data: Trajectories, policy: Policy):
+        self.data = data
+        self.history = policy.config.history
+        self.tokens = np.stack([encode_action(ee_action_dict(a)) for a in data.actions])
+        texts = sorted(set(data.instructions))
+        emb = policy.embed_instructions(texts).cpu()
+        self.text = {t: emb[i] for i, t in enumerate(texts)}
+        episode_task = np.asarray(data.tasks)
+        self.frames_of_task = {}
+        for task in sorted(set(data.tasks)):
+            eps = np.flatnonzero(episode_task == task)
+            self.frames_of_task[task] = np.concatenate([np.arange(data.starts[e], data.starts[e] + data.lengths[e])
+                                                        for e in eps])
+
+    def batch(self, rng: np.random.Generator, size: int) -> dict:
+        """``size`` windows: ``images`` (B, T, H, W, 3) uint8, ``text`` (B, D), ``tokens`` (B, T, 6), ``valid``."""
+        tasks = sorted(self.frames_of_task)
+        ends = [int(rng.choice(self.frames_of_task[tasks[rng.integers(len(tasks))]])) for _ in range(size)]
+        windows = [self.data.window(e, self.history) for e in ends]
+        idx = np.stack([w[0] for w in windows])
+        return {"images": torch.from_numpy(self.data.images[idx]), "tokens": torch.from_numpy(self.tokens[idx]),
+                "valid": torch.from_numpy(np.stack([w[1] for w in windows])),
+                "text": torch.stack([self.text[self.data.instructions[e]] for e in ends])}
+
+
+def train_rt1(config: RT1TrainConfig, data: Trajectories | None = None) -> Path:
+    """Train RT-1; returns ``out_dir/checkpoints/last`` (loadable with ``vlarm.policies.load_policy``).
+
+    Args:
+        config: :class:`RT1TrainConfig`.
+        data: trajectories in memory (default: the first ``demos`` episodes of each of ``config.data_dirs``).
+
+    Raises:
+        ValueError: non-train data, a run with other settings in ``out_dir``, a complete checkpoint with
+            ``resume=False``, or a diverged loss. CheckpointError: only incomplete checkpoints in ``out_dir``.
+    """
+    cpu_start = time.process_time()
+    torch.set_num_threads(int(config.threads))
+    if data is None:
+        data = Trajectories.concat([Trajectories.open(d, config.demos) for d in config.data_dirs])
+    if data.split != "train":
+        raise ValueError(f"the trajectories are {data.split}-split episodes; train on the train split only")
+    tasks = sorted(set(data.tasks))
+    config.tasks, config.task = tasks, (tasks[0] if len(tasks) == 1 else "multi")
+    out_dir, rng = Path(config.out_dir), np.random.default_rng(config.seed)
+    ckpt_dir = out_dir / "checkpoints"
+    last_dir = ckpt_dir / "last"
+    resume_dir, incomplete = find_resume_checkpoint(ckpt_dir)
+    if resume_dir is not None and not config.resume:
+        raise ValueError(f"{out_dir} already holds a training run; pass resume=True or a new out_dir")
+    if resume_dir is None and incomplete:
+        raise CheckpointError(f"{ckpt_dir} holds no complete checkpoint; move it away or pass a new out_dir")
+    torch.manual_seed(config.seed)
+    if resume_dir is not None:
+        _check_same_run(resume_dir, config)
+        if resume_dir != last_dir:
+            copy_checkpoint(resume_dir, last_dir)
+        policy = Policy.from_pretrained(last_dir)
+    else:
+        policy = make_policy("rt1", **{"tasks": tuple(tasks), **config.policy_overrides})
+    if tuple(data.images.shape[1:3]) != tuple(policy.config.image_size):
+        raise ValueError(f"the trajectories have {data.images.shape[1:3]} images, the policy expects "
+                         f"{policy.config.image_size}")
+    policy.train()
+    optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=config.lr,
+                                  weight_decay=config.weight_decay)
+    step, seconds, cpu_base = 0, 0.0, 0.0
+    if resume_dir is not None:
+        state = load_training_state(last_dir, optimizer, rng)
+        step, seconds = int(state["step"]), float(state["seconds"])
+        cpu_base = float(state.get("process_cpu_seconds", 0.0))
+    if step >= config.steps:
+        return last_dir
+    sampler = WindowSampler(data, policy)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    prepare_log(out_dir / LOG_NAME, step)
+    window: list[dict] = []
+    bar = tqdm(total=config.steps, initial=step, desc="train rt1", disable=not config.progress)
+    with (out_dir / LOG_NAME).open("a", newline="") as log_file:
+        writer = csv.writer(log_file)
+        while step < config.steps:
+            start = time.perf_counter()
+            loss, info = policy(sampler.batch(rng, config.batch_size))
+            if not torch.isfinite(loss):
+                raise ValueError(f"training diverged at step {step + 1} (loss {loss.item()}); lower lr ({config.lr})")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            seconds += time.perf_counter() - start
+            window.append(info)
+            bar.update(1)
+            cpu = cpu_base + time.process_time() - cpu_start
+            if step % config.log_every == 0 or step == config.steps:
+                writer.writerow([step, f"{np.mean([w['loss'] for w in window]):.5f}",
+                                 f"{np.mean([w['token_accuracy'] for w in window]):.5f}", "", f"{seconds:.2f}",
+                                 f"{cpu:.1f}"])
+                log_file.flush()
+                bar.set_postfix(loss=f"{window[-1]['loss']:.3f}")
+                window = []
+            if step % config.save_every == 0 or step == config.steps:
+                ckpt_dir.mkdir(parents=True, exist_ok=True)
+                step_dir = save_checkpoint(ckpt_dir / f"step_{step:06d}", policy, optimizer, step, rng, seconds,
+                                           config, process_cpu_seconds=cpu)
+                copy_checkpoint(step_dir, last_dir)
+    bar.close()
+    return last_dir
+
+
+__all__ = ["RT1TrainConfig", "WindowSampler", "train_rt1"]
