@@ -76,14 +76,14 @@ def test_user_errors_are_one_line(trained, tmp_path):
 
 @pytest.mark.parametrize("command, dataclass", [("build", BenchmarkConfig), ("train", QATrainConfig)])
 def test_help_defaults_are_the_dataclass_defaults(command, dataclass):
-    """Options default to None and the dataclass fills them in; the help text's "[default X]" must say the same."""
+    """Options default to None and the dataclass fills them in; the help text's "(default X)" must say the same."""
     import typer.main
 
     group = typer.main.get_command(app).commands["vlm"].commands["qa"].commands[command]
     defaults = {f.name: f.default for f in fields(dataclass)}
     checked = 0
     for param in group.params:
-        m = re.search(r"\[default ([^\]]+)\]", param.help or "")
+        m = re.search(r"\(default ([^)]+)\)", param.help or "")
         if m and param.name in defaults:
             assert m.group(1) == str(defaults[param.name]), param.name
             checked += 1

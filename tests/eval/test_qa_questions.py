@@ -7,8 +7,10 @@ from vlarm.eval.qa.questions import (
     ValueStats,
     false_values,
     is_novel,
+    parse_question,
     positives,
     truth,
+    unknown_values,
 )
 from vlarm.eval.qa.scenes import (
     AttributePrior,
@@ -65,6 +67,22 @@ def test_templates():
     assert Query("relation", "block", "left of", "bowl").text == "Is the block left of the bowl?"
     assert Query("face", "block", "green").text == "Does the block have a green side?"
     assert Query("size", "bowl", "small").with_value("large").text == "Is the bowl large?"
+
+
+def test_parse_question_reads_what_a_person_types():
+    for text in ("Is the bowl purple?", "is the bowl purple", "  IS the  bowl purple ?! ", "Is the bowl purple."):
+        assert parse_question(text) == Query("color", "bowl", "purple")
+    assert parse_question("Is the red object a letter L?") == Query("shape", "red", "letter L")
+    assert parse_question("Is anything here?") is None
+
+
+def test_unknown_values_name_the_valid_ones():
+    assert unknown_values(Query("color", "block", "red")) is None
+    assert unknown_values(Query("relation", "block", "left of", "bowl")) is None
+    message = unknown_values(Query("color", "cube", "magenta"))
+    assert "'cube' is not a kind here (kinds: block, bowl" in message
+    assert "'magenta' is not a colour here (colours: blue" in message
+    assert "'above' is not a relation" in unknown_values(Query("relation", "block", "above", "bowl"))
 
 
 def test_positives_are_true_and_negative_candidates_false():

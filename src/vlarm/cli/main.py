@@ -636,7 +636,8 @@ def vlm_captions(
 
 
 # Attribute questions from many views (MIAVLM, issue 12): plain functions in vlarm.eval.qa.commands. Options left
-# unset take the defaults of BenchmarkConfig / QATrainConfig (one home for them); help shows those defaults.
+# unset take the defaults of BenchmarkConfig / QATrainConfig (one home for them); help shows those defaults as
+# "(default X)" (rich would swallow "[default X]" as a markup tag).
 qa_app = typer.Typer(no_args_is_help=True,
                      help="Yes/no attribute questions from many views (MIAVLM): build, train, eval, ask.")
 vlm_app.add_typer(qa_app, name="qa")
@@ -646,19 +647,20 @@ vlm_app.add_typer(qa_app, name="qa")
 @_user_errors
 def vlm_qa_build(
     out: Annotated[Path, typer.Option(help="benchmark directory (a rerun resumes it)")],
-    scenes: Annotated[int | None, typer.Option(help="seen-value scenes, split 9:1 train/test [default 400]")] = None,
-    unseen_scenes: Annotated[int | None, typer.Option(help="unseen-value test scenes [default 40]")] = None,
-    seed: Annotated[int | None, typer.Option(help="benchmark seed [default 0]")] = None,
-    image_size: Annotated[int | None, typer.Option(help="view side in pixels [default 64]")] = None,
+    scenes: Annotated[int | None, typer.Option(
+        help="seen-value scenes, split 8:1:1 train/val/test (default 400)")] = None,
+    unseen_scenes: Annotated[int | None, typer.Option(help="unseen-value test scenes (default 40)")] = None,
+    seed: Annotated[int | None, typer.Option(help="benchmark seed (default 0)")] = None,
+    image_size: Annotated[int | None, typer.Option(help="view side in pixels (default 64)")] = None,
     camera_scale: Annotated[float | None, typer.Option(
-        help="robot camera resolution relative to 480x640, before the crop [default 0.4]")] = None,
-    sampled_views: Annotated[int | None, typer.Option(help="views sampled around the table [default 6]")] = None,
+        help="robot camera resolution relative to 480x640, before the crop (default 0.4)")] = None,
+    sampled_views: Annotated[int | None, typer.Option(help="views sampled around the table (default 6)")] = None,
     face_probability: Annotated[float | None, typer.Option(
-        help="probability that the block has a painted side [default 0.6]")] = None,
+        help="probability that the block has a painted side (default 0.6)")] = None,
     face_hidden_probability: Annotated[float | None, typer.Option(
-        help="probability that the painted side faces away from the front camera [default 0.8]")] = None,
+        help="probability that the painted side faces away from the front camera (default 0.8)")] = None,
     occluder_probability: Annotated[float | None, typer.Option(
-        help="probability of a wall hiding one object from the front camera [default 0.5]")] = None,
+        help="probability of a wall hiding one object from the front camera (default 0.5)")] = None,
 ) -> None:
     """Render the HoOA-style benchmark: scenes, nine views each, yes/no questions with POPE negatives."""
     _check_dir(out, "--out")
@@ -675,20 +677,20 @@ def vlm_qa_train(
     benchmark: Annotated[Path, typer.Option(help="benchmark directory (vlarm vlm qa build)")],
     out: Annotated[Path, typer.Option(help="output directory; a rerun with the same options resumes")],
     fusion: Annotated[str | None, typer.Option(
-        help="map (MIAVLM), concat (order-sensitive), tile (9in1) or mean [default map]")] = None,
-    views: Annotated[str | None, typer.Option(help="1 (front camera) or 1+8 (all nine views) [default 1+8]")] = None,
+        help="map (MIAVLM), concat (order-sensitive), tile (9in1) or mean (default map)")] = None,
+    views: Annotated[str | None, typer.Option(help="1 (front camera) or 1+8 (all nine views) (default 1+8)")] = None,
     negative_instructions: Annotated[bool | None, typer.Option(
         "--negative-instructions/--no-negative-instructions",
-        help="train with each positive's negative twin [default: with]")] = None,
-    question_encoder: Annotated[str | None, typer.Option(help="minilm or words [default minilm]")] = None,
-    epochs: Annotated[int | None, typer.Option(help="[default 20]")] = None,
-    lr: Annotated[float | None, typer.Option(help="Adam learning rate, cosine-annealed [default 0.001]")] = None,
-    batch_scenes: Annotated[int | None, typer.Option(help="scenes per batch [default 8]")] = None,
-    seed: Annotated[int | None, typer.Option(help="[default 0]")] = None,
+        help="train with each positive's negative twin (default: with)")] = None,
+    question_encoder: Annotated[str | None, typer.Option(help="minilm or words (default minilm)")] = None,
+    epochs: Annotated[int | None, typer.Option(help="(default 20)")] = None,
+    lr: Annotated[float | None, typer.Option(help="Adam learning rate, cosine-annealed (default 0.001)")] = None,
+    batch_scenes: Annotated[int | None, typer.Option(help="scenes per batch (default 8)")] = None,
+    seed: Annotated[int | None, typer.Option(help="(default 0)")] = None,
     view_dropout: Annotated[float | None, typer.Option(
-        help="probability of leaving each view of a training scene out (map, mean) [default 0.0]")] = None,
+        help="probability of leaving each view of a training scene out (map, mean) (default 0.0)")] = None,
     view_entropy: Annotated[float | None, typer.Option(
-        help="weight of the view-weight entropy bonus (map) [default 0.0]")] = None,
+        help="weight of the view-weight entropy bonus (map) (default 0.0)")] = None,
 ) -> None:
     """Train MIAVLM or a baseline on the benchmark's train split."""
     _check_dir(out, "--out")

@@ -245,12 +245,13 @@ def parse_question(text: str) -> Query | None:
     """Read a question written in one of the benchmark's templates back into a :class:`Query`.
 
     Args:
-        text: e.g. ``"Is the block left of the bowl?"`` (case and surrounding spaces do not matter).
+        text: e.g. ``"Is the block left of the bowl?"`` (case, surrounding spaces and the closing punctuation do not
+            matter: ``"is the bowl purple"`` reads as ``"Is the bowl purple?"``).
 
     Returns:
         The query, or None when the text follows no template (its truth in a scene is then unknown).
     """
-    text = " ".join(text.lower().split())
+    text = " ".join(text.lower().split()).rstrip("?.! ") + "?"
     for kind, pattern in _PATTERNS:
         m = pattern.match(text)
         if m:
