@@ -738,7 +738,7 @@ def vlm_qa_ask(
 ) -> None:
     """Answer yes/no questions about a scene rendered from a seed (with the true answer where it is known)."""
     check_output(views_png, "--views-png", suffixes=(".png",))
-    from vlarm.vlm.qa.commands import qa_ask
+    from vlarm.eval.qa.commands import qa_ask
 
     _print_json(qa_ask(model, question, seed=seed, scene=scene, benchmark=benchmark, views_png=views_png))
 
