@@ -76,7 +76,7 @@ def test_pgd_raises_the_loss_of_every_image(classifier, images):
 
 
 def test_bad_arguments_are_refused(classifier, images):
-    with pytest.raises(ValueError, match="valid: fgsm"):
+    with pytest.raises(ValueError, match="valid: noise, fgsm"):
         attack(classifier, images, np.zeros(12, int), "cw", 0.1)
     with pytest.raises(ValueError, match="eps"):
         attack(classifier, images, np.zeros(12, int), "fgsm", -0.1)

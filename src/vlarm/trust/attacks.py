@@ -2,7 +2,8 @@
 
 * FGSM: Goodfellow et al. 2015, Sec. 4 (one signed-gradient step of size eps);
 * PGD: Madry et al. 2018, Sec. 2.1 (iterated signed steps projected on the L-inf ball, random start);
-* Square: Andriushchenko et al. 2020 (score-based black-box: random square-shaped updates, queries only).
+* Square: Andriushchenko et al. 2020 (score-based black-box: random square-shaped updates, queries only);
+* noise: the control, random signs of size eps (what an attack adds beyond a random perturbation of its size).
 
 Budgets are L-inf in pixel units on [0, 1] images (``eps = 8/255``): the attacked module
 (:class:`~vlarm.trust.models.VLMClassifier`, :class:`~vlarm.trust.models.HeatmapPolicy`) normalises inside.
@@ -30,8 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
-#: Attacks this module runs (name -> kind).
-ATTACKS = {"fgsm": "white-box", "pgd": "white-box", "square": "black-box"}
+#: Attacks this module runs (name -> kind); ``noise`` is the control: random signs of size eps, no model access.
+ATTACKS = {"noise": "control", "fgsm": "white-box", "pgd": "white-box", "square": "black-box"}
 
 
 @contextlib.contextmanager
@@ -94,7 +95,7 @@ def attack(model: nn.Module, x: torch.Tensor | np.ndarray, labels: torch.Tensor 
         model: ``forward((B, *input_shape) float in [0, 1]) -> (B, C) logits``.
         x: ``(N, *input_shape)`` float32 images in [0, 1].
         labels: ``(N,)`` int true classes (for a policy: the clean argmax cell).
-        method: one of :data:`ATTACKS` (``fgsm``, ``pgd``, ``square``).
+        method: one of :data:`ATTACKS` (``noise``, ``fgsm``, ``pgd``, ``square``).
         eps: budget in pixel units on [0, 1] (e.g. ``8 / 255``), >= 0.
         steps: PGD iterations / Square queries per image (FGSM ignores it).
         seed: seeds numpy and torch for the random start / random squares.
@@ -118,6 +119,9 @@ def attack(model: nn.Module, x: torch.Tensor | np.ndarray, labels: torch.Tensor 
         return x.copy()
     np.random.seed(seed)
     torch.manual_seed(seed)
+    if method == "noise":
+        signs = np.random.default_rng(seed).choice(np.array([-1.0, 1.0], np.float32), size=x.shape)
+        return project(x, x + eps * signs, eps)
     with preserved_state(model), torch.enable_grad():
         nb_classes = int(model(torch.from_numpy(x[:1]).to(_device(model))).shape[1])
         classifier = art_classifier(model, x.shape[1:], nb_classes)

@@ -26,6 +26,9 @@ import numpy as np
 from vlarm.eval.metrics import format_ci
 
 SECTIONS = ("robustness", "adversarial", "fairness", "privacy", "safety")
+#: SGD learning rate of DP head training (momentum 0.9), fixed before any measurement: small, so that the noise
+#: cannot carry the pretrained head far (Adam 1e-2 trains the non-private head).
+DP_LR = 0.02
 
 
 @dataclass
@@ -79,7 +82,7 @@ class TrustConfig:
             value = getattr(self, f.name)
             if f.name in ("checkpoint", "out") or value == getattr(defaults, f.name):
                 continue
-            flag = "--" + f.name.replace("_", "-")
+            flag = "--" + {"families": "family", "eps": "eps"}.get(f.name, f.name).replace("_", "-")
             for v in (value if isinstance(value, tuple) else (value,)):
                 parts += [flag, str(v)]
         return shlex.join(parts)
@@ -300,7 +303,7 @@ def adversarial_section(cfg: TrustConfig) -> Section:
     clf = VLMClassifier.from_pretrained(path, classes)
     x, y, _, _ = _crops(cfg, classes, cfg.split, max(3, cfg.attack_images // 6))
     x, y = x[: cfg.attack_images], y[: cfg.attack_images]
-    steps = {"fgsm": 1, "pgd": cfg.pgd_steps, "square": cfg.square_queries}
+    steps = {"noise": 1, "fgsm": 1, "pgd": cfg.pgd_steps, "square": cfg.square_queries}
     vlm_rows = []
     for method in ATTACKS:
         for e in cfg.eps:
@@ -324,11 +327,13 @@ def adversarial_section(cfg: TrustConfig) -> Section:
         for method in ATTACKS:
             for e in cfg.eps:
                 adv = attack(pick_model, x0, y0, method, e / 255, steps=min(steps[method], 50), seed=cfg.seed)
+                adv = np.round(adv * 255) / 255   # the policy sees uint8 images; stays within budget (eps in levels)
                 px = pick_model.cell_to_pixel(int(predict(pick_model, adv)[0]))
                 pol_rows[(method, e, "pick")].append(_on_object(env, hm, px, "block", goal.get("pick"), 0.03))
                 if method == "square" or e != max(cfg.eps):
                     continue   # place head: white-box attacks at the largest budget (36 rotations are costly)
                 adv = attack(place_model, x0, yp, method, e / 255, steps=steps[method], seed=cfg.seed)
+                adv = np.round(adv * 255) / 255
                 pp = _place_pixel(policy, int(predict(place_model, adv)[0]))
                 pol_rows[(method, e, "place")].append(_on_object(env, hm, pp, "bowl", goal.get("place"), 0.06))
     n = len(clean_pick)
@@ -368,7 +373,8 @@ def adversarial_section(cfg: TrustConfig) -> Section:
     plt.close(fig)
     md = [f"VLM `{path}`, zero-shot over {len(classes)} classes, {len(y)} object crops ({cfg.split} scenes). "
           f"Budgets in pixel units (normalisation inside the attacked model); PGD {cfg.pgd_steps} steps with a random "
-          f"start, Square (black-box, scores only) {cfg.square_queries} queries; accuracy with 95% Wilson intervals.",
+          f"start, Square (black-box, scores only) {cfg.square_queries} queries; noise = random signs of size eps (the "
+          "control: what any perturbation of that size does); accuracy with 95% Wilson intervals.",
           "", _table(["attack", "eps", "clean acc.", "adversarial acc.", "max |delta| (x255)"],
                      [[r["method"], f"{r['eps_255']}/255", format_ci(r["clean_accuracy"], r["clean_ci"]),
                        format_ci(r["adversarial_accuracy"], r["adversarial_ci"]), f"{255 * r['linf']:.2f}"]
@@ -508,7 +514,7 @@ def privacy_section(cfg: TrustConfig) -> Section:
         model = VLMClassifier.from_pretrained(path, classes, train_head=True)
         head = projection_head(model)
         fm, fn = frozen_features(model, xm), frozen_features(model, xn)
-        info = fit_head(head, fm, ym, epochs=60, lr=1e-2 if dp is None else 0.5, batch_size=16, dp=dp, seed=cfg.seed)
+        info = fit_head(head, fm, ym, epochs=60, lr=1e-2 if dp is None else DP_LR, batch_size=16, dp=dp, seed=cfg.seed)
         mia = loss_threshold_attack(per_sample_losses(head, fm, ym), per_sample_losses(head, fn, yn))
         acc = 100 * float((predict(model, xn) == yn).mean())
         rows.append({"head": name, "epsilon": info["epsilon"], "delta": info["delta"], "test_accuracy": acc,
