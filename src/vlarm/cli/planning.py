@@ -7,6 +7,7 @@ Heavy imports happen inside the functions, so ``vlarm --help`` stays fast.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -57,7 +58,8 @@ def load_skill_policy(checkpoint: Path | None, policy: str | None, device: str =
 
 def load_planner(method: str = "saycan", lm: str | None = None, policy=None, explain: bool = False,
                  max_steps: int = 8, value: bool = True, threads: int | None = None):
-    """Build a planner and report the language model's source.
+    """Build a planner and report the language model's source (``lm`` None: ``$VLARM_PLANNER_LM`` if set, else
+    Gemma-3-270M).
 
     Returns:
         ``(planner, description)``.
@@ -73,7 +75,7 @@ def load_planner(method: str = "saycan", lm: str | None = None, policy=None, exp
         from vlarm.planning.lm import load_language_model
         from vlarm.planning.scorer import CausalLMScorer
 
-        loaded = load_language_model(lm, threads=threads)
+        loaded = load_language_model(lm or os.environ.get("VLARM_PLANNER_LM") or None, threads=threads)
         scorer = CausalLMScorer(loaded.model, loaded.tokenizer, source=loaded.source)
         notes.append(f"LM: {loaded.source}, loaded in {loaded.seconds:.1f} s")
     if method in ("generative", "bc-use"):

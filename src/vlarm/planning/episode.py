@@ -250,7 +250,7 @@ def refusal_message(instruction: str, seen: list[str], refuse_absent: bool = Tru
     if refuse_absent:
         missing = absent_references(instruction, seen)
         if missing:
-            names = " or ".join(f"no {m}" for m in missing)
+            names = " and ".join(f"no {m}" for m in missing)
             return f"there is {names} on the table (the cameras see: {', '.join(seen) or 'nothing'}); nothing to do"
     return ""
 

@@ -3,9 +3,12 @@
 SayCan's tabletop finds objects with an open-vocabulary detector (ViLD) instead of reading the simulator. Here the
 class-agnostic proposals of :mod:`vlarm.vlm.grounding` (connected components of the heightmap above the table) are
 refined by height: a block resting in a bowl stands above the bowl's 3 cm walls, so a taller part that covers only
-part of a component becomes its own proposal. Each proposal's isolated crop is then classified zero-shot among every
-"<colour> <kind>" phrase (CLIP, Radford et al. 2021, Sec. 3.1.2): ``p(name | crop) = softmax_j(s * cos_j)``. The
-detected name is the argmax; its probability is the detection confidence the affordance uses.
+part of a component becomes its own proposal. The kind comes from the geometry (a block's footprint is about 160
+pixels, a bowl's about 1,150: proposals under :data:`BLOCK_MAX_AREA` pixels are blocks), and the colour from the VLM:
+each proposal's isolated crop is classified zero-shot among the "<colour> <kind>" phrases of its kind (CLIP, Radford
+et al. 2021, Sec. 3.1.2), ``p(name | crop) = softmax_j(s * cos_j)``. (The shipped VLM alone mistakes some purple
+blocks for purple bowls.) The detected name is the argmax; its probability is the detection confidence the
+affordance uses.
 
 Never simulator ground truth: the inputs are the ``(H, W, 3)`` uint8 colour map and ``(H, W)`` float32 heightmap
 (metres) fused from the RGB-D cameras.
@@ -20,7 +23,7 @@ import numpy as np
 import torch
 
 from vlarm.sim.heightmap import PIXEL_SIZE, WORKSPACE_BOUNDS, pixel_to_xyz
-from vlarm.tasks.attributes import ALL_COLORS
+from vlarm.tasks.saycan_tabletop import PLACES, SAYCAN_COLORS
 from vlarm.vlm.grounding import PhraseGrounder, isolated_crops, object_proposals
 
 #: The VLM shipped with vlarm (pre-trained on simulator crops of every palette colour; README).
@@ -30,6 +33,10 @@ KINDS: tuple[str, ...] = ("block", "bowl")
 TALL_HEIGHT = 0.035
 #: A tall part covering less than this share of its proposal is split off as its own proposal.
 SPLIT_SHARE = 0.7
+#: Proposals with fewer pixels than this are blocks (a 4 cm block covers ~164 pixels at 3.125 mm, a 12 cm bowl ~1,150).
+BLOCK_MAX_AREA = 600
+#: A block this close to a named place is "at" it, metres.
+AT_PLACE = 0.06
 #: Centres closer than this are "near" each other in the scene description, metres.
 NEAR = 0.15
 
@@ -105,11 +112,13 @@ class Perception:
     Args:
         grounder: a :class:`vlarm.vlm.grounding.PhraseGrounder` (its model, transform, tokenizer, crop size and
             template are used).
-        colors: colour words of the vocabulary (default: the whole palette).
+        colors: colour words of the vocabulary (default: the colours of SayCan's tabletop objects; like the
+            category list SayCan's tabletop gives its open-vocabulary detector, ViLD). With the whole palette, the
+            shipped VLM confuses red/brown/orange and blue/cyan on some blocks.
         kinds: object kinds of the vocabulary.
     """
 
-    def __init__(self, grounder: PhraseGrounder, colors: tuple[str, ...] = ALL_COLORS,
+    def __init__(self, grounder: PhraseGrounder, colors: tuple[str, ...] = SAYCAN_COLORS,
                  kinds: tuple[str, ...] = KINDS):
         self.grounder = grounder
         self.vocabulary = [f"{c} {k}" for k in kinds for c in colors]
@@ -125,7 +134,7 @@ class Perception:
 
     @torch.no_grad()
     def detect(self, colormap: np.ndarray, heightmap: np.ndarray) -> list[Detection]:
-        """Objects on the table, one per proposal, the most confident first for each name (duplicates dropped).
+        """Objects on the table: one name per proposal, each name at most once (:func:`assign_names`).
 
         Args:
             colormap: ``(H, W, 3)`` uint8 top-down colours.
@@ -145,28 +154,50 @@ class Perception:
         regions = g.model.encode_image(crops.to(device).contiguous(memory_format=torch.channels_last),
                                        normalize=True).float().cpu()
         texts = g.encode_texts([g.template.format(p) for p in self.vocabulary])
-        probs = torch.softmax(g.model.logit_multiplier * (regions @ texts.t()), dim=1).numpy()   # (N, V)
-        found: dict[str, Detection] = {}
+        logits = g.model.logit_multiplier * (regions @ texts.t())                                   # (N, V)
+        is_block = torch.tensor([int((labels == k + 1).sum()) < BLOCK_MAX_AREA for k in range(len(centres))])
+        vocab_block = torch.tensor([p.endswith(" block") for p in self.vocabulary])
+        logits = logits.masked_fill(is_block[:, None] != vocab_block[None, :], float("-inf"))   # kind from geometry
+        probs = torch.softmax(logits, dim=1).numpy()
+        names = assign_names(probs)
+        found: dict[int, Detection] = {}
         for k, centre in enumerate(centres):
-            j = int(np.argmax(probs[k]))
-            name = self.vocabulary[j]
+            j = names.get(k)
+            if j is None:
+                continue
             xyz = pixel_to_xyz(np.array(centre), None, WORKSPACE_BOUNDS, PIXEL_SIZE)
-            det = Detection(name, float(probs[k, j]), dict(zip(self.vocabulary, probs[k].tolist(), strict=True)),
-                            centre, (float(xyz[0]), float(xyz[1])), labels == k + 1)
-            det.inside = str(parent.get(k + 1, ""))
-            if name not in found or det.confidence > found[name].confidence:
-                found[name] = det
-        by_label = {str(k + 1): self.vocabulary[int(np.argmax(probs[k]))] for k in range(len(centres))}
-        for det in found.values():
-            det.inside = by_label.get(det.inside, "")
+            found[k] = Detection(self.vocabulary[j], float(probs[k, j]),
+                                 dict(zip(self.vocabulary, probs[k].tolist(), strict=True)), centre,
+                                 (float(xyz[0]), float(xyz[1])), labels == k + 1)
+        for k, det in found.items():
+            owner = parent.get(k + 1)
+            det.inside = found[owner - 1].name if owner is not None and owner - 1 in found else ""
         return sorted(found.values(), key=lambda d: (not d.name.endswith(" block"), -d.confidence))
+
+
+def assign_names(probs: np.ndarray) -> dict[int, int]:
+    """One name per proposal and one proposal per name (the objects of a scene have distinct colours): the
+    assignment maximising the summed log-probability (Hungarian algorithm).
+
+    Args:
+        probs: ``(N, V)`` probabilities of proposal n being vocabulary name v (0 where impossible).
+
+    Returns:
+        proposal index -> vocabulary index; proposals left without a possible name are absent.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    cost = -np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0))
+    rows, cols = linear_sum_assignment(cost)
+    return {int(r): int(c) for r, c in zip(rows, cols, strict=True) if probs[r, c] > 0}
 
 
 def describe_scene(detections: list[Detection]) -> str:
     """A one-line description for the planner's prompt: the objects, then where blocks are relative to bowls.
 
-    ``"objects = [red block, blue bowl]; red block in blue bowl"``: a block split off a bowl is "in" it; a block whose
-    nearest bowl is within :data:`NEAR` metres is "near" it.
+    ``"objects = [red block, blue bowl]; red block in blue bowl"``: a block split off a bowl is "in" it, a block within
+    :data:`AT_PLACE` metres of a named place is "at" it, and one whose nearest bowl is within :data:`NEAR` metres is
+    "near" it.
     """
     names = [d.name for d in detections]
     relations = []
@@ -177,6 +208,10 @@ def describe_scene(detections: list[Detection]) -> str:
         if d.inside:
             relations.append(f"{d.name} in {d.inside}")
             continue
+        place = next((p for p, xy in PLACES.items() if np.hypot(d.xy[0] - xy[0], d.xy[1] - xy[1]) < AT_PLACE), None)
+        if place is not None:
+            relations.append(f"{d.name} at {place}")
+            continue
         dist = [(np.hypot(d.xy[0] - b.xy[0], d.xy[1] - b.xy[1]), b.name) for b in bowls]
         if dist and min(dist)[0] < NEAR:
             relations.append(f"{d.name} near {min(dist)[1]}")
@@ -184,4 +219,4 @@ def describe_scene(detections: list[Detection]) -> str:
     return line + (f"; {', '.join(relations)}" if relations else "")
 
 
-__all__ = ["DEFAULT_VLM", "Detection", "Perception", "describe_scene", "split_tall_parts"]
+__all__ = ["DEFAULT_VLM", "Detection", "Perception", "assign_names", "describe_scene", "split_tall_parts"]
