@@ -1,0 +1,62 @@
+"""ee_delta expert trajectories on disk (vlarm.data.trajectories): layout, terminate frame, resume, refusals."""
+
+import json
+
+import numpy as np
+import pytest
+
+from vlarm.data.errors import DatasetError
+from vlarm.data.trajectories import Trajectories, collect_trajectories, ee_action_dict, ee_action_vector
+
+TASK = "put-block-in-bowl-seen-colors"
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("traj") / "ds"
+    report = collect_trajectories(TASK, "train", 1, root, camera_scale=0.25, progress=False)
+    return root, report
+
+
+def test_layout_and_contents(dataset):
+    root, report = dataset
+    info = json.loads((root / "meta/info.json").read_text())
+    assert info["fps"] == 10 and info["action_mode"] == "ee_delta" and info["codebase_version"] == "v3.0"
+    assert info["features"]["action"]["shape"] == [6] and info["total_episodes"] == 1
+    data = Trajectories.open(root)
+    assert data.images.shape == (report["frames"], 96, 128, 3) and data.images.dtype == np.uint8
+    assert data.actions.shape == (report["frames"], 6)
+    assert data.actions[-1, 5] == 1 and not data.actions[:-1, 5].any()     # only the last frame terminates
+    assert np.abs(data.actions[:, :3]).max() <= 0.03 + 1e-6
+    assert data.actions[:, 4].any()                                        # suction was used
+
+
+def test_resume_keeps_episodes_and_refuses_other_settings(dataset):
+    root, _ = dataset
+    again = collect_trajectories(TASK, "train", 1, root, camera_scale=0.25, progress=False)
+    assert again["tried"] == 0 and again["episodes"] == 1
+    with pytest.raises(DatasetError, match="other settings"):
+        collect_trajectories(TASK, "train", 1, root, camera_scale=0.25, image_scale=0.25, progress=False)
+
+
+def test_pick_place_dataset_is_refused(tmp_path):
+    (tmp_path / "meta").mkdir()
+    (tmp_path / "meta/info.json").write_text(json.dumps({"codebase_version": "v3.0", "fps": 10}))
+    with pytest.raises(DatasetError, match="never mixed"):
+        Trajectories.open(tmp_path)
+
+
+def test_window_pads_the_episode_start_with_its_first_frame(dataset):
+    data = Trajectories.open(dataset[0])
+    idx, valid = data.window(2, 6)
+    assert idx.tolist() == [0, 0, 0, 0, 1, 2] and valid.tolist() == [False] * 3 + [True] * 3
+    idx, valid = data.window(10, 6)
+    assert idx.tolist() == list(range(5, 11)) and valid.all()
+
+
+def test_action_vector_round_trip():
+    action = {"translation": np.array([0.01, 0.0, -0.02], np.float32), "yaw": np.array([0.1], np.float32),
+              "suction": 1, "terminate": 0}
+    back = ee_action_dict(ee_action_vector(action))
+    np.testing.assert_array_equal(back["translation"], action["translation"])
+    assert back["suction"] == 1 and back["terminate"] == 0

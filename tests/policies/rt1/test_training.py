@@ -1,0 +1,58 @@
+"""RT-1 training (shared checkpoints, resume, log) and closed-loop evaluation of its checkpoint."""
+
+import csv
+
+import numpy as np
+import pytest
+
+from vlarm.data.trajectories import Trajectories
+from vlarm.eval.rollout import CheckpointAgentFactory, evaluate
+from vlarm.policies.rt1.training import RT1TrainConfig, train_rt1
+
+TINY = {"d_model": 16, "layers": 1, "heads": 2, "key_size": 8, "feed_forward": 16, "history": 2,
+        "backbone_pretrained": False, "train_backbone": False}
+
+
+def synthetic(episodes=2, length=4, size=(96, 128)):
+    rng = np.random.default_rng(0)
+    n = episodes * length
+    actions = np.zeros((n, 6), np.float32)
+    actions[:, :3] = rng.uniform(-0.03, 0.03, (n, 3))
+    actions[length - 1 :: length, 5] = 1
+    return Trajectories(rng.integers(0, 255, (n, *size, 3), dtype=np.uint8), actions,
+                        ["put the red blocks in a green bowl"] * n, np.arange(0, n, length), np.full(episodes, length),
+                        ["put-block-in-bowl-seen-colors"] * episodes, list(range(episodes)))
+
+
+def config(out, **kw):
+    return RT1TrainConfig(data_dirs=["unused"], steps=4, batch_size=2, save_every=2, log_every=2, out_dir=out,
+                          policy_overrides=TINY, progress=False, **kw)
+
+
+def test_train_resume_and_refuse_other_settings(tmp_path):
+    data = synthetic()
+    last = train_rt1(config(tmp_path / "run"), data)
+    assert (last / "model.safetensors").is_file() and (tmp_path / "run/checkpoints/step_000002").is_dir()
+    more = config(tmp_path / "run")
+    more.steps = 6
+    train_rt1(more, data)
+    with (tmp_path / "run/train_log.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == [2, 4, 6]
+    assert all(float(r["loss"]) > 0 and float(r["process_cpu_seconds"]) > 0 for r in rows)
+    with pytest.raises(ValueError, match="other settings"):
+        train_rt1(config(tmp_path / "run", lr=1e-3), data)
+    val = synthetic()
+    val.split = "val"
+    with pytest.raises(ValueError, match="train split"):
+        train_rt1(config(tmp_path / "other"), val)
+
+
+def test_checkpoint_evaluates_closed_loop_and_is_cut_at_the_step_limit(tmp_path):
+    last = train_rt1(config(tmp_path / "run"), synthetic())
+    factory = CheckpointAgentFactory(str(last))
+    assert factory.env_options == {"action_mode": "ee_delta", "image_scale": 0.2}
+    results = evaluate(factory, "put-block-in-bowl-seen-colors", split="val", episodes=1, camera_scale=0.25,
+                       progress=False, env_options={**factory.env_options, "max_control_steps": 3})
+    assert results["episodes"] == 1 and results["mean_steps"] <= 3
+    assert 0.0 <= results["score"] <= 100.0
