@@ -118,12 +118,25 @@ def collect(
     address: Annotated[str | None, typer.Option(
         help="Ray cluster for the workers: auto (started here with `ray start --head`), HOST:6379, or "
              "ray://HOST:10001; default: a local Ray when --workers > 1")] = None,
+    action_mode: Annotated[str, typer.Option(
+        help="pick_place (one-shot poses, CLIPort/Transporter) or ee_delta (10 Hz closed-loop expert trajectories "
+             "of the front camera at 96x128, for RT-1; one process)")] = "pick_place",
 ) -> None:
     """Collect oracle demonstrations (keeps reward > 0.99; resumable, also with --workers)."""
     from vlarm.data.collect import collect as run_collect
     from vlarm.sim.cameras import RENDERERS
 
     _check_positive(episodes=episodes, camera_scale=camera_scale, workers=workers)
+    if action_mode == "ee_delta":
+        from vlarm.data.trajectories import collect_trajectories
+
+        _check_dir(out, "--out")
+        report = collect_trajectories(task, split, episodes, out, camera_scale=camera_scale)
+        console.print(f"[green]{report['episodes']} ee_delta trajectories[/] ({report['frames']} frames at 10 Hz) in "
+                      f"{out}; {len(report['failed_seeds'])} seeds failed")
+        return
+    if action_mode != "pick_place":
+        raise ValueError(f"--action-mode must be pick_place or ee_delta, got {action_mode!r}")
     if renderer not in (*RENDERERS, "auto"):
         raise ValueError(f"--renderer must be one of {', '.join(RENDERERS)}, auto; got {renderer!r}")
     _check_dir(out, "--out")
@@ -137,7 +150,7 @@ def collect(
 @app.command()
 @_user_errors
 def train(
-    policy: Annotated[str, typer.Option(help="transporter or cliport")],
+    policy: Annotated[str, typer.Option(help="transporter, cliport or rt1")],
     task: Annotated[list[str], typer.Option(
         help="task name; repeat it to train one multi-task policy on several tasks (the instruction tells them "
              "apart), or pass 'multi' to train on the tasks the --data datasets record")],
@@ -197,6 +210,15 @@ def train(
     if policy not in available_policies():
         raise ValueError(f"unknown policy {policy!r}; valid policies: {', '.join(available_policies())}")
     _check_positive(demos=demos, steps=steps, batch_size=batch_size, lr=lr, save_every=save_every)
+    if policy == "rt1":   # closed-loop trajectories (`vlarm collect --action-mode ee_delta`), one dataset per task
+        from vlarm.policies.rt1.training import RT1TrainConfig, train_rt1
+
+        flags = dict(steps=steps, batch_size=batch_size, lr=lr, save_every=save_every, threads=threads or None)
+        config = RT1TrainConfig(data_dirs=[str(d) for d in data], demos=demos, seed=seed,
+                                out_dir=out or Path("runs") / f"rt1-{'-'.join(task)}-{demos}",
+                                **{k: v for k, v in flags.items() if v is not None})
+        console.print(f"[green]done[/]: checkpoint {train_rt1(config)}")
+        return
     if threads is not None and threads < 0:
         raise ValueError(f"--threads must be >= 0 (0: automatic), got {threads}")
     _check_seed(seed)

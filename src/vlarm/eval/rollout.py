@@ -60,6 +60,16 @@ class OracleAgent:
         return self.env.oracle_action()
 
 
+def agent_env_options(agent) -> dict:
+    """:func:`vlarm.envs.make_env` arguments an agent needs: ``{}`` for pick-and-place agents; for a closed-loop
+    policy (its config's ``action_mode`` is ``"ee_delta"``, e.g. RT-1) that mode and the ``image_scale`` rendering
+    its ``image_size`` (relative to 480x640)."""
+    config = getattr(agent, "config", None)
+    if getattr(config, "action_mode", "pick_place") != "ee_delta":
+        return {}
+    return {"action_mode": "ee_delta", "image_scale": float(config.image_size[0]) / 480.0}
+
+
 @dataclass(frozen=True)
 class CheckpointAgentFactory:
     """A picklable agent factory: ``factory(env)`` loads the policy checkpoint at ``path`` (in eval mode).
@@ -322,7 +332,9 @@ def evaluate(agent_factory, task: str, split: str = "test", episodes: int = 100,
     check_workers(workers)
     check_episode_count(split, episodes)
     if env_options is None:
-        env_options = getattr(agent_factory, "env_options", {})
+        env_options = getattr(agent_factory, "env_options", None)
+    if env_options is None:   # a closure over a loaded policy (the CLI, `vlarm select`): ask the policy itself
+        env_options = {} if isinstance(agent_factory, type) else agent_env_options(agent_factory(None))
     env = make_env(task, split=split, camera_scale=camera_scale, render_terminal=False,  # nothing looks at it
                    **env_options)
     out = Path(out_dir) if out_dir is not None else None
