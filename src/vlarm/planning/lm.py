@@ -167,7 +167,15 @@ def convert_gguf_package(target: Path) -> Path:
     kwargs = {"gguf_file": gguf_path.name}
     model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), dtype=torch.float32, **kwargs)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), **kwargs)
-    model.save_pretrained(tmp, safe_serialization=True)
+    # transformers refuses save_pretrained on a GGUF-loaded model ("not serializable"), although its weights are
+    # plain float32 tensors after dequantisation: write the config (without the GGUF marker) and the tensors.
+    from safetensors.torch import save_model
+
+    model.config.quantization_config = None
+    if hasattr(model.config, "__dict__"):
+        model.config.__dict__.pop("quantization_config", None)
+    model.config.save_pretrained(tmp)
+    save_model(model, str(tmp / "model.safetensors"), metadata={"format": "pt"})
     tokenizer.save_pretrained(tmp)
     digests = {p.name: file_sha256(p) for p in sorted(tmp.iterdir()) if p.suffix == ".safetensors"}
     (tmp / MANIFEST).write_text(json.dumps({"source": f"{GGUF_PACKAGE} ({gguf_path.name})", "gguf_sha256": actual,
