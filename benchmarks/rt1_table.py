@@ -21,6 +21,8 @@ from vlarm.data.trajectories import collect_trajectories
 from vlarm.eval.rollout import CheckpointAgentFactory, evaluate
 from vlarm.policies.rt1 import RT1Config, RT1Policy, paper_config
 from vlarm.policies.rt1.training import RT1TrainConfig, train_rt1
+from vlarm.sim import appearance
+from vlarm.tasks.attributes import COLORS
 
 A, B = "put-block-in-bowl-seen-colors", "packing-shapes"
 #: name -> (datasets, demos per task, steps): the main multi-task run and the diversity-vs-quantity ablation.
@@ -39,6 +41,48 @@ EVALS = [
 ]
 
 
+class ExtraDistractors:
+    """Scene hook for the distractor test: ``count`` more blocks, in colours no object of the scene has (so never
+    the pick or place colour), dropped on free table spots (>= 8 cm from every object)."""
+
+    def __init__(self, count: int = 4):
+        self.count = count
+
+    def __call__(self, scene, rng: np.random.Generator) -> None:
+        used = {o.color for o in scene.objects.values()}
+        palette = [c for c in COLORS if c not in used]
+        taken = [scene.pose(b)[0][:2] for b in scene.objects]
+        added = 0
+        for _ in range(200):
+            xy = rng.uniform([0.3, -0.4], [0.7, 0.4])
+            if added == self.count or not palette:
+                break
+            if all(np.linalg.norm(xy - t) > 0.08 for t in taken):
+                color = palette[added % len(palette)]
+                scene.add_block((np.array([*xy, 0.0]), np.array([0.0, 0.0, 0.0, 1.0])), COLORS[color], color)
+                taken.append(xy)
+                added += 1
+        scene.settle()
+
+
+class NewBackground:
+    """Scene hook for the background test: a random table-top colour and a random ground colour
+    (:mod:`vlarm.sim.appearance`), never seen in training (trained on the plain dark table). Table *textures* are
+    left out: ``appearance.set_table_texture`` writes a PPM that this PyBullet build refuses ("Unsupported texture
+    image format"), so the table would stay plain."""
+
+    def __call__(self, scene, rng: np.random.Generator) -> None:
+        appearance.set_table_color(scene, rng.uniform(0.3, 0.9, 3))
+        appearance.set_background_color(scene, rng.uniform(0.1, 0.9, 3))
+
+
+#: (run, task, label, scene hook): the distractor and background tests on the seen task's test seeds.
+EVALS_APPEARANCE = [
+    ("multi-2tasks-40demos", A, "distractors (+4 blocks)", ExtraDistractors(4)),
+    ("multi-2tasks-40demos", A, "backgrounds (new table and ground colours)", NewBackground()),
+]
+
+
 def cpu_minutes() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return (r.ru_utime + r.ru_stime) / 60
@@ -54,7 +98,7 @@ def record(out: Path, key: str, value) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("outputs/rt1"))
-    parser.add_argument("--stage", choices=["collect", "train", "eval", "latency", "all"], default="all")
+    parser.add_argument("--stage", choices=["collect", "train", "eval", "latency", "eval2", "all"], default="all")
     parser.add_argument("--episodes", type=int, default=10, help="test episodes per evaluation cell")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -87,6 +131,19 @@ def main() -> None:
                 "mean_steps": res["mean_steps"], "select_action_ms_mean": res["select_action_ms_mean"],
                 "cpu_minutes": cpu_minutes() - start})
             print("eval", name, task, res["score"], res["success_rate"], flush=True)
+    if args.stage in ("eval2",):
+        for name, task, label, hook in EVALS_APPEARANCE:
+            start = cpu_minutes()
+            factory = CheckpointAgentFactory(str(args.out / "runs" / name / "checkpoints" / "last"))
+            tag = type(hook).__name__
+            res = evaluate(factory, task, split="test", episodes=args.episodes, camera_scale=0.5, progress=False,
+                           label=f"rt1 {name} {tag}", out_dir=args.out / "eval" / f"{name}__{task}__{tag}",
+                           env_options={**factory.env_options, "appearance": hook})
+            record(args.out, f"eval/{name}/{task}/{tag}", {
+                "label": label, "score": res["score"], "score_ci": res["score_ci"],
+                "success_rate": res["success_rate"], "success_ci": res["success_ci"], "episodes": res["episodes"],
+                "mean_steps": res["mean_steps"], "cpu_minutes": cpu_minutes() - start})
+            print("eval", name, task, tag, res["score"], flush=True)
     if args.stage in ("latency", "all"):
         rng = np.random.default_rng(0)
         for label, config in (("cpu", RT1Config()), ("paper", paper_config())):
