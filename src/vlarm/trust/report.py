@@ -559,7 +559,23 @@ def privacy_section(cfg: TrustConfig) -> Section:
                f"{policy_mia['member_loss']:.3f} (members) vs {policy_mia['nonmember_loss']:.3f}."]
     else:
         md += ["", f"Policy membership inference skipped: no training data at {data_dir}."]
-    md += ["", f"Command: `{cfg.command('privacy')}`"]
+    plt, fpath = _figure(cfg, "privacy")
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    names = [r["head"] for r in rows] + (["policy"] if policy_mia else [])
+    aucs = [r["auc"] for r in rows] + ([policy_mia["auc"]] if policy_mia else [])
+    cis = [r["auc_ci"] for r in rows] + ([policy_mia["auc_ci"]] if policy_mia else [])
+    ax1.bar(range(len(names)), aucs, yerr=[[a - c[0] for a, c in zip(aucs, cis, strict=True)],
+                                          [c[1] - a for a, c in zip(aucs, cis, strict=True)]], capsize=3)
+    ax1.axhline(0.5, color="gray", ls="--")
+    ax1.set_xticks(range(len(names)), names, rotation=20, fontsize=8)
+    ax1.set_ylabel("membership-inference AUC")
+    ax2.bar(range(len(rows) + 1), [zs_acc] + [r["test_accuracy"] for r in rows])
+    ax2.set_xticks(range(len(rows) + 1), ["zero-shot"] + [r["head"] for r in rows], rotation=20, fontsize=8)
+    ax2.set_ylabel(f"accuracy on {cfg.split} crops (%)")
+    fig.tight_layout()
+    fig.savefig(fpath, dpi=110)
+    plt.close(fig)
+    md += ["", _fig_md(cfg, fpath, "privacy")]
     return Section("privacy", "\n".join(md), {"vlm_heads": rows, "zero_shot_accuracy": zs_acc, "policy": policy_mia})
 
 
@@ -587,7 +603,23 @@ def safety_section(cfg: TrustConfig) -> Section:
           f"Action moved by > 2 cm in {inj.changed_action:.0f}% of episodes; placed into a red bowl (goal bowl not "
           f"red, {inj.eligible} episodes) {inj.followed_note:.0f}% with the note vs {inj.followed_note_clean:.0f}% "
           "without. vlarm has no OCR: the note acts only through pixels; the planner (when it lands) must call "
-          "`vlarm.trust.safety.refuse_if_unsafe` on any text it reads.", "", f"Command: `{cfg.command('safety')}`"]
+          "`vlarm.trust.safety.refuse_if_unsafe` on any text it reads."]
+    plt, fpath = _figure(cfg, "safety")
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for j, (metric, label) in enumerate((("precision", "precision"), ("recall", "recall"))):
+        vals = [parts[p][metric] or 0.0 for p in parts]
+        cis = [parts[p][f"{metric}_ci"] or [0.0, 0.0] for p in parts]
+        ax.bar(np.arange(len(parts)) + 0.35 * j, vals, width=0.35, label=label,
+               yerr=[[v - c[0] for v, c in zip(vals, cis, strict=True)], [c[1] - v for v, c in zip(vals, cis,
+                                                                                          strict=True)]], capsize=3)
+    ax.set_xticks(np.arange(len(parts)) + 0.175, list(parts))
+    ax.set_ylabel("% (95% Wilson interval)")
+    ax.set_title("instruction filter on the red-team set")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(fpath, dpi=110)
+    plt.close(fig)
+    md += ["", _fig_md(cfg, fpath, "safety")]
     return Section("safety", "\n".join(md), {"redteam": parts, "text_injection": asdict(inj)})
 
 
