@@ -159,7 +159,7 @@ def fit_head(head: nn.Module, feats: torch.Tensor, labels: torch.Tensor | np.nda
             loss = (per_sample * wb).sum() / wb.sum()
             loss.backward()
             optimizer.step()
-            total, count = total + float(loss) * len(yb), count + len(yb)
+            total, count = total + loss.item() * len(yb), count + len(yb)
         last = total / max(count, 1)
     head.eval()
     out = {"epochs": epochs, "final_loss": last, "epsilon": None, "delta": None}
