@@ -192,3 +192,15 @@ def test_the_entropy_bonus_spreads_saturated_view_weights():
     with torch.no_grad():
         after = float(view_entropy(sampler(cls, prompts)))
     assert before < 0.9 and after > before + 0.08
+
+
+def test_the_model_side_imports_no_simulator_tasks_or_eval():
+    """DESIGN layering: vlarm.vlm may import text and vision only; the benchmark builder lives in vlarm.eval.qa."""
+    import subprocess
+    import sys
+
+    code = ("import sys, vlarm.vlm.qa.dataset, vlarm.vlm.qa.model, vlarm.vlm.qa.train, vlarm.vlm.qa.inference; "
+            "print(sorted({m.split('.')[1] for m in sys.modules if m.startswith('vlarm.') and m.count('.') >= 1}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    layers = set(eval(out))                                   # noqa: S307 - our own printed list
+    assert "vlm" in layers and layers.isdisjoint({"sim", "tasks", "envs", "data", "eval", "policies"}), layers
