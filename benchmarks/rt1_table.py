@@ -27,17 +27,19 @@ from vlarm.tasks.attributes import COLORS
 A, B = "put-block-in-bowl-seen-colors", "packing-shapes"
 #: name -> (datasets, demos per task, steps): the main multi-task run and the diversity-vs-quantity ablation.
 RUNS = {
-    "multi-2tasks-40demos": ([A, B], 40, 500),
-    "fewer-tasks-1task-40demos": ([A], 40, 300),
-    "less-data-2tasks-20demos": ([A, B], 20, 300),
+    "multi-2tasks-40demos": ([A, B], 40, 1500),
+    "fewer-tasks-1task-40demos": ([A], 40, 750),
+    "less-data-2tasks-20demos": ([A, B], 20, 750),
 }
-#: (run, eval task, label): seen = training tasks' test seeds; unseen = held-out colour combinations.
+#: (run, checkpoint, eval task, label): seen = training tasks' test seeds; unseen = held-out colour combinations.
+#: The checkpoints are fixed in advance (the last step; step 750 of the main run for the equal-steps ablation).
 EVALS = [
-    ("multi-2tasks-40demos", A, "seen (put-block-in-bowl, seen colours)"),
-    ("multi-2tasks-40demos", B, "seen (packing-shapes, unseen shapes on test)"),
-    ("multi-2tasks-40demos", "put-block-in-bowl-unseen-colors", "unseen instructions (novel colours)"),
-    ("fewer-tasks-1task-40demos", A, "ablation: fewer tasks"),
-    ("less-data-2tasks-20demos", A, "ablation: less data per task"),
+    ("multi-2tasks-40demos", "last", A, "seen (put-block-in-bowl, seen colours)"),
+    ("multi-2tasks-40demos", "last", B, "seen (packing-shapes, unseen shapes on test)"),
+    ("multi-2tasks-40demos", "last", "put-block-in-bowl-unseen-colors", "unseen instructions (novel colours)"),
+    ("multi-2tasks-40demos", "step_000750", A, "ablation: 2 tasks x 40 demos (step 750)"),
+    ("fewer-tasks-1task-40demos", "last", A, "ablation: fewer tasks (1 x 40, step 750)"),
+    ("less-data-2tasks-20demos", "last", A, "ablation: less data per task (2 x 20, step 750)"),
 ]
 
 
@@ -113,24 +115,24 @@ def main() -> None:
         for name, (tasks, demos, steps) in RUNS.items():
             start = cpu_minutes()
             cfg = RT1TrainConfig(data_dirs=[str(args.out / "data" / t) for t in tasks], demos=demos, steps=steps,
-                                 batch_size=4, out_dir=args.out / "runs" / name, save_every=100, log_every=20,
+                                 batch_size=4, out_dir=args.out / "runs" / name, save_every=250, log_every=20,
                                  progress=False)
             last = train_rt1(cfg)
             record(args.out, f"train/{name}", {"checkpoint": str(last), "tasks": tasks, "demos": demos,
                                                 "steps": steps, "cpu_minutes_this_process": cpu_minutes() - start})
             print("trained", name, flush=True)
     if args.stage in ("eval", "all"):
-        for name, task, label in EVALS:
+        for name, ckpt, task, label in EVALS:
             start = cpu_minutes()
-            factory = CheckpointAgentFactory(str(args.out / "runs" / name / "checkpoints" / "last"))
+            factory = CheckpointAgentFactory(str(args.out / "runs" / name / "checkpoints" / ckpt))
             res = evaluate(factory, task, split="test", episodes=args.episodes, camera_scale=0.5, progress=False,
-                           label=f"rt1 {name}", out_dir=args.out / "eval" / f"{name}__{task}")
-            record(args.out, f"eval/{name}/{task}", {
+                           label=f"rt1 {name} {ckpt}", out_dir=args.out / "eval" / f"{name}__{ckpt}__{task}")
+            record(args.out, f"eval/{name}/{ckpt}/{task}", {
                 "label": label, "score": res["score"], "score_ci": res["score_ci"],
                 "success_rate": res["success_rate"], "success_ci": res["success_ci"], "episodes": res["episodes"],
                 "mean_steps": res["mean_steps"], "select_action_ms_mean": res["select_action_ms_mean"],
                 "cpu_minutes": cpu_minutes() - start})
-            print("eval", name, task, res["score"], res["success_rate"], flush=True)
+            print("eval", name, ckpt, task, res["score"], res["success_rate"], flush=True)
     if args.stage in ("eval2",):
         for name, task, label, hook in EVALS_APPEARANCE:
             start = cpu_minutes()
