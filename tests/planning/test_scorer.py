@@ -136,3 +136,18 @@ def test_bad_inputs_raise_clear_errors(tokenizer):
         CausalLMScorer(tiny_llama(), tokenizer, normalization="avg")
     with pytest.raises(ValueError, match="valid: right, left"):
         CausalLMScorer(tiny_llama(), tokenizer, padding_side="middle")
+
+
+def test_skill_options_share_stems_and_still_equal_the_reference(tokenizer):
+    model = tiny_gemma(sliding_window=6)
+    targets = ["top left corner", "top right corner", "middle", "red bowl", "blue bowl", "green block"]
+    options = [f"pick the {c} block and place it on the {t}" for c in ("red", "blue", "yellow") for t in targets
+               if not t.startswith(c)] + ["done ( )"]
+    scorer = CausalLMScorer(model, tokenizer, batch_size=5)
+    ids = [tuple(tokenizer(o, add_special_tokens=False)["input_ids"]) for o in options]
+    stems = scorer.stems(ids)
+    assert tokenizer.decode(list(stems[ids[0]])) == "pick the red block and place it on the"
+    assert stems[ids[-1]] == ()
+    got = scorer.score(PROMPT, options)
+    np.testing.assert_allclose(got, [reference_logprobs(model, tokenizer, PROMPT, o).sum() for o in options],
+                               atol=1e-4)

@@ -7,7 +7,9 @@ prompt and each option are tokenised separately and their ids concatenated, so e
 prompt tokens; write prompts that end where an option starts (a newline), so that the split is the natural one.
 
 Cost. The prompt is run through the model once and its key/value cache is reused by every option (copied and
-expanded to the batch); options are run in padded batches. A prompt that extends a recent one (the planner appends
+expanded to the batch). Options run in two stages: the *stems* they share (the longest prefix common to at least
+an eighth of them, e.g. "pick the red block and place it on the") once each, then every option's remaining tokens in
+padded batches on a copy of its stem's cache, so shared tokens are not recomputed per option. A prompt that extends a recent one (the planner appends
 one step at a time to the same few-shot prompt) runs only its new tokens. Identical options are scored once, and the
 output layer (for Gemma-3-270M, 262k x 640: more work per token than the 18 transformer layers) runs once per
 distinct option *prefix*, because options sharing their first k tokens share the predictions of tokens 2..k+1.
@@ -89,7 +91,7 @@ class CausalLMScorer:
         ValueError: an unknown normalisation or padding side, or ``batch_size < 1``.
     """
 
-    def __init__(self, model, tokenizer, normalization: str = "sum", batch_size: int = 64,
+    def __init__(self, model, tokenizer, normalization: str = "sum", batch_size: int = 128,
                  padding_side: str = "right", source: str = ""):
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"unknown normalization {normalization!r}; valid: {', '.join(NORMALIZATIONS)}")
@@ -142,10 +144,17 @@ class CausalLMScorer:
                 raise ValueError(f"option {text!r} has no tokens")
         cache, last_logprobs = self._prompt(tuple(prompt_ids))
         unique = list(dict.fromkeys(option_ids))
-        results: dict[tuple[int, ...], np.ndarray] = {}
-        for start in range(0, len(unique), self.batch_size):
-            chunk = unique[start : start + self.batch_size]
-            results.update(zip(chunk, self._score_batch(len(prompt_ids), cache, last_logprobs, chunk), strict=True))
+        hidden = self._option_hidden(len(prompt_ids), cache, unique)
+        # the output layer once per distinct prefix that predicts a token (the first token: the prompt's last position)
+        prefixes = list(dict.fromkeys(o[:j] for o in unique for j in range(1, len(o))))
+        logprobs = None
+        if prefixes:
+            logprobs = torch.log_softmax(self._logits(torch.stack([hidden[k] for k in prefixes])).float(), dim=-1)
+        row = {k: i for i, k in enumerate(prefixes)}
+        results = {}
+        for o in unique:
+            values = [float(last_logprobs[o[0]])] + [float(logprobs[row[o[:j]], o[j]]) for j in range(1, len(o))]
+            results[o] = np.asarray(values, dtype=np.float64)
         return [results[ids] for ids in option_ids]
 
     @torch.no_grad()
@@ -226,47 +235,73 @@ class CausalLMScorer:
             return int(window)
         return None
 
-    def _score_batch(self, prompt_len: int, cache, last_logprobs: torch.Tensor,
-                     options: list[tuple[int, ...]]) -> list[np.ndarray]:
-        n, width = len(options), max(len(o) for o in options)
+    def stems(self, options: list[tuple[int, ...]]) -> dict[tuple[int, ...], tuple[int, ...]]:
+        """Option -> its *stem*: the longest prefix it shares with at least ``max(2, ceil(N / 8))`` of the N options
+        (empty when none). Stems run once each (stage 1), the rest of each option (its tail) on its stem's cache
+        (stage 2); the skills "pick the X block and place it on the Y" share "pick the X block and place it on the"."""
+        share = max(2, -(-len(options) // 8))
+        count: dict[tuple[int, ...], int] = {}
+        for o in options:
+            for k in range(1, len(o) + 1):
+                count[o[:k]] = count.get(o[:k], 0) + 1
+        return {o: max((o[:k] for k in range(1, len(o) + 1) if count[o[:k]] >= share), key=len, default=())
+                for o in options}
+
+    def _option_hidden(self, prompt_len: int, cache, options: list[tuple[int, ...]]) -> dict[tuple, torch.Tensor]:
+        """Last hidden state ``(D,)`` of every prefix of every option (key: the prefix's token ids), in two stages
+        (:meth:`stems`): stems of one length in one batch on the prompt cache, then the tails of the options of those
+        stems, in batches, on copies of the stems' caches (rows selected per tail)."""
+        stem_of = self.stems(options)
+        hidden: dict[tuple, torch.Tensor] = {}
+        by_length: dict[int, list[tuple[int, ...]]] = {}
+        for stem in dict.fromkeys(stem_of.values()):
+            by_length.setdefault(len(stem), []).append(stem)
+        for length, stems in sorted(by_length.items()):
+            if length == 0:
+                base, rows_of = cache, {(): 0}
+            else:   # stage 1: equal lengths, so no padding between prompt and stem
+                base = copy.deepcopy(cache)
+                base.batch_repeat_interleave(len(stems))
+                h = self._run(base, prompt_len, [list(t) for t in stems], "right")
+                for i, stem in enumerate(stems):
+                    for j in range(length):
+                        hidden.setdefault(stem[: j + 1], h[i, j])
+                rows_of = {stem: i for i, stem in enumerate(stems)}
+            tails = [(o, o[length:]) for o in options if stem_of[o] in rows_of and len(o) > length]
+            for start in range(0, len(tails), self.batch_size):   # stage 2
+                chunk = tails[start : start + self.batch_size]
+                batch = copy.deepcopy(base)
+                batch.batch_select_indices(torch.tensor([rows_of[stem_of[o]] for o, _ in chunk], device=self._device))
+                h, cols = self._run(batch, prompt_len + length, [list(t) for _, t in chunk], self.padding_side,
+                                    return_columns=True)
+                for i, (o, tail) in enumerate(chunk):
+                    for j in range(len(tail)):
+                        hidden.setdefault(o[: length + j + 1], h[i, cols[i][j]])
+        return hidden
+
+    def _run(self, cache, past_len: int, sequences: list[list[int]], padding_side: str,
+             return_columns: bool = False):
+        """Run padded ``sequences`` on ``cache`` (batch = len(sequences), ``past_len`` tokens cached): last hidden
+        states ``(n, width, D)`` (and, with ``return_columns``, each row's columns of its real tokens)."""
+        n, width = len(sequences), max(len(q) for q in sequences)
         window = self._sliding_window()
-        if self.padding_side == "left" and window is not None and prompt_len + width > window - 1:
-            raise ValueError(f"left padding is inexact here: the prompt ({prompt_len} tokens) plus an option "
+        if padding_side == "left" and window is not None and past_len + width > window - 1:
+            raise ValueError(f"left padding is inexact here: the prompt ({past_len} tokens) plus an option "
                              f"({width}) exceed the model's sliding window ({window}); use padding_side='right'")
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         ids = torch.full((n, width), int(pad), dtype=torch.long)
         mask = torch.zeros((n, width), dtype=torch.long)
-        for i, o in enumerate(options):
-            sl = slice(0, len(o)) if self.padding_side == "right" else slice(width - len(o), width)
-            ids[i, sl] = torch.tensor(o)
-            mask[i, sl] = 1
-        positions = (prompt_len + torch.cumsum(mask, dim=1) - 1).clamp(min=prompt_len)
-        attention = torch.cat([torch.ones((n, prompt_len), dtype=torch.long), mask], dim=1)
-        batch_cache = copy.deepcopy(cache)
-        batch_cache.batch_repeat_interleave(n)
-        kwargs = {_cache_keyword(self._base): batch_cache}
-        hidden = self._hidden_states(ids.to(self._device), attention.to(self._device), positions.to(self._device),
-                                     kwargs)                                           # (n, width, D)
-        # Predictors: the first token of each option is predicted by the prompt's last position, token j > 0 by
-        # the row's own position of token j - 1. Options sharing a prefix share predictors: compute each once.
-        rows, keys = [], {}
-        for i, o in enumerate(options):
-            cols = torch.nonzero(mask[i]).flatten().tolist()
-            for j in range(1, len(o)):
-                key = o[:j]
-                if key not in keys:
-                    keys[key] = len(rows)
-                    rows.append((i, cols[j - 1]))
-        logprobs = None
-        if rows:
-            idx = torch.tensor(rows, device=self._device)
-            logprobs = torch.log_softmax(self._logits(hidden[idx[:, 0], idx[:, 1]]).float(), dim=-1)
-        out = []
-        for o in options:
-            values = [float(last_logprobs[o[0]])]
-            values += [float(logprobs[keys[o[:j]], o[j]]) for j in range(1, len(o))]
-            out.append(np.asarray(values, dtype=np.float64))
-        return out
+        cols = []
+        for i, q in enumerate(sequences):
+            start = 0 if padding_side == "right" else width - len(q)
+            ids[i, start : start + len(q)] = torch.tensor(q)
+            mask[i, start : start + len(q)] = 1
+            cols.append(list(range(start, start + len(q))))
+        positions = (past_len + torch.cumsum(mask, dim=1) - 1).clamp(min=past_len)
+        attention = torch.cat([torch.ones((n, past_len), dtype=torch.long), mask], dim=1)
+        kwargs = {_cache_keyword(self._base): cache}
+        h = self._hidden_states(ids.to(self._device), attention.to(self._device), positions.to(self._device), kwargs)
+        return (h, cols) if return_columns else h
 
     def _hidden_states(self, ids, attention, positions, cache_kwargs) -> torch.Tensor:
         """Last hidden states ``(n, width, D)`` of the option tokens (the output layer is applied selectively)."""
