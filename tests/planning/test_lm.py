@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from tests.planning.tiny_lm import tiny_llama, tiny_tokenizer
+
 from vlarm.planning.lm import MANIFEST, file_sha256, load_language_model, verify_converted
 
 
