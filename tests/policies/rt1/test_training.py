@@ -56,3 +56,12 @@ def test_checkpoint_evaluates_closed_loop_and_is_cut_at_the_step_limit(tmp_path)
                        progress=False, env_options={**factory.env_options, "max_control_steps": 3})
     assert results["episodes"] == 1 and results["mean_steps"] <= 3
     assert 0.0 <= results["score"] <= 100.0
+
+
+def test_a_loaded_policy_names_its_env_options():
+    from vlarm.eval.rollout import agent_env_options
+    from vlarm.policies.rt1 import RT1Config, RT1Policy
+
+    policy = RT1Policy(RT1Config(**TINY))
+    assert agent_env_options(policy) == {"action_mode": "ee_delta", "image_scale": 0.2}
+    assert agent_env_options(object()) == {}
