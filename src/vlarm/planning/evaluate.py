@@ -104,7 +104,8 @@ def evaluate_planner(runners: dict[str, object], instructions: Sequence[Instruct
     rows_path = out / "rows.jsonl"
     rows = read_rows(rows_path)
     done = {(r["method"], r["executor"], r["id"]) for r in rows}
-    todo = [(m, i) for m in runners for i in instructions if (m, executor, i.id) not in done]
+    # instruction-major: the methods that share a language model ask it the same first step (answered from its memo)
+    todo = [(m, i) for i in instructions for m in runners if (m, executor, i.id) not in done]
     bar = tqdm(total=len(todo), desc=f"planner eval ({executor})", unit="ep", disable=not progress)
     with rows_path.open("a") as f:
         for method, ins in todo:

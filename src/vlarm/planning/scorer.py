@@ -43,6 +43,8 @@ NORMALIZATIONS: tuple[str, ...] = ("sum", "mean")
 PADDING_SIDES: tuple[str, ...] = ("right", "left")
 #: Prompt states (KV cache + last log-probabilities) kept for reuse (least recently used dropped first).
 PROMPT_STATES = 4
+#: Results of recent (prompt, options) requests kept (the same request is answered without the model).
+MEMO_SIZE = 256
 
 
 class Scorer(Protocol):
@@ -107,6 +109,7 @@ class CausalLMScorer:
         self._base, self._head = model.base_model, model.get_output_embeddings()
         self._cache_kw = _cache_keyword(model)
         self._prompt_states: OrderedDict[tuple[int, ...], tuple[object, torch.Tensor]] = OrderedDict()
+        self._memo: OrderedDict[tuple, list[np.ndarray]] = OrderedDict()
         self._device = next(model.parameters()).device
 
     # ------------------------------------------------------------------ public
@@ -143,6 +146,9 @@ class CausalLMScorer:
         for text, ids in zip(options, option_ids, strict=True):
             if not ids:
                 raise ValueError(f"option {text!r} has no tokens")
+        memo_key = (tuple(prompt_ids), tuple(option_ids))
+        if memo_key in self._memo:   # the same step asked again (e.g. by several planners on one episode)
+            return [v.copy() for v in self._memo[memo_key]]
         cache, last_logprobs = self._prompt(tuple(prompt_ids))
         unique = list(dict.fromkeys(option_ids))
         hidden = self._option_hidden(len(prompt_ids), cache, unique)
@@ -156,7 +162,11 @@ class CausalLMScorer:
         for o in unique:
             values = [float(last_logprobs[o[0]])] + [float(logprobs[row[o[:j]], o[j]]) for j in range(1, len(o))]
             results[o] = np.asarray(values, dtype=np.float64)
-        return [results[ids] for ids in option_ids]
+        out = [results[ids] for ids in option_ids]
+        self._memo[memo_key] = [v.copy() for v in out]
+        while len(self._memo) > MEMO_SIZE:
+            self._memo.popitem(last=False)
+        return out
 
     @torch.no_grad()
     def generate(self, prompt: str, max_new_tokens: int = 24, stop: str = "\n") -> str:
