@@ -36,10 +36,15 @@ def tokenizer():
     return tiny_tokenizer()
 
 
-@pytest.mark.parametrize("make", [lambda: tiny_gemma(sliding_window=6), tiny_llama], ids=["gemma-sliding", "llama"])
-def test_score_equals_reference_sum_of_token_logprobs(make, tokenizer):
+@pytest.mark.parametrize("make, strategy", [
+    (lambda: tiny_gemma(sliding_window=6), "batched"),     # the prompt exceeds the window: sliding layers cut it
+    (lambda: tiny_gemma(sliding_window=128), "tree"),
+    (tiny_llama, "tree"),
+    (tiny_llama, "batched"),
+], ids=["gemma-sliding-batched", "gemma-tree", "llama-tree", "llama-batched"])
+def test_score_equals_reference_sum_of_token_logprobs(make, strategy, tokenizer):
     model = make()
-    scorer = CausalLMScorer(model, tokenizer, batch_size=4)
+    scorer = CausalLMScorer(model, tokenizer, batch_size=4, strategy=strategy)
     got = scorer.token_logprobs(PROMPT, OPTIONS)
     for option, values in zip(OPTIONS, got, strict=True):
         np.testing.assert_allclose(values, reference_logprobs(model, tokenizer, PROMPT, option), atol=1e-4)
@@ -52,9 +57,11 @@ def test_score_equals_reference_sum_of_token_logprobs(make, tokenizer):
 @pytest.mark.parametrize("make", [lambda: tiny_gemma(sliding_window=128), tiny_llama], ids=["gemma", "llama"])
 def test_one_at_a_time_equals_batched_left_and_right_padding(make, tokenizer):
     model = make()
-    alone = np.array([CausalLMScorer(model, tokenizer).score(PROMPT, [o])[0] for o in OPTIONS])
-    right = CausalLMScorer(model, tokenizer, padding_side="right", batch_size=8).score(PROMPT, OPTIONS)
-    left = CausalLMScorer(model, tokenizer, padding_side="left", batch_size=8).score(PROMPT, OPTIONS)
+    alone = np.array([CausalLMScorer(model, tokenizer, strategy="batched").score(PROMPT, [o])[0] for o in OPTIONS])
+    right = CausalLMScorer(model, tokenizer, padding_side="right", batch_size=8, strategy="batched").score(PROMPT,
+                                                                                                          OPTIONS)
+    left = CausalLMScorer(model, tokenizer, padding_side="left", batch_size=8, strategy="batched").score(PROMPT,
+                                                                                                        OPTIONS)
     np.testing.assert_allclose(right, alone, atol=1e-4)
     np.testing.assert_allclose(left, alone, atol=1e-4)
 
@@ -63,10 +70,13 @@ def test_left_padding_refused_where_a_sliding_window_makes_it_inexact(tokenizer)
     scorer = CausalLMScorer(tiny_gemma(sliding_window=6), tokenizer, padding_side="left")
     with pytest.raises(ValueError, match="sliding window"):
         scorer.score(PROMPT, OPTIONS)
+    with pytest.raises(ValueError, match="sliding window"):
+        CausalLMScorer(tiny_gemma(sliding_window=6), tokenizer, strategy="tree").score(PROMPT, OPTIONS)
 
 
-def test_prefix_option_scores_the_same_first_last_or_alone(tokenizer):
-    model = tiny_gemma(sliding_window=6)
+@pytest.mark.parametrize("window", [6, 128], ids=["batched", "tree"])
+def test_prefix_option_scores_the_same_first_last_or_alone(tokenizer, window):
+    model = tiny_gemma(sliding_window=window)
     short, long = "the red block", "the red block and place it on the blue bowl"
     others = ["done ( )", "the blue bowl"]
     alone = CausalLMScorer(model, tokenizer).score(PROMPT, [short])[0]

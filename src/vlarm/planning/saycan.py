@@ -32,11 +32,9 @@ from vlarm.planning.skills import DONE_SKILL, Skill
 from vlarm.tasks.attributes import COLORS
 
 #: Few-shot examples of the prompt: (scene line, instruction, explanation, steps). None of them is in the evaluation
-#: instruction set (:mod:`vlarm.planning.instructions`).
+#: instruction set (:mod:`vlarm.planning.instructions`). Six, so that the prompt of an episode stays under Gemma-3's
+#: 512-token sliding window and the scorer's tree strategy applies (:mod:`vlarm.planning.scorer`).
 EXAMPLES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
-    ("objects = [red block, yellow block, blue block, green bowl, red bowl, purple bowl]",
-     "put the yellow block on the purple bowl", "one block goes to one bowl.",
-     ("pick the yellow block and place it on the purple bowl",)),
     ("objects = [blue block, green block, orange block, yellow bowl, blue bowl, green bowl]",
      "put every block in the bowl of its own color", "the blue and green blocks have bowls of their color.",
      ("pick the blue block and place it on the blue bowl", "pick the green block and place it on the green bowl")),
@@ -58,8 +56,6 @@ EXAMPLES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("objects = [red block, blue block, green block, yellow bowl, green bowl]",
      "put two blocks in the yellow bowl", "two blocks, any two: red and blue.",
      ("pick the red block and place it on the yellow bowl", "pick the blue block and place it on the yellow bowl")),
-    ("objects = [red block, blue block, green bowl, yellow bowl]",
-     "put the pink block in the green bowl", "there is no pink block, so nothing can be done.", ()),
 )
 STEP_DONE = "done()"
 

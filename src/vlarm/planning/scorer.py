@@ -6,12 +6,19 @@ prompt, i.e. the sum over the option's tokens of ``log p(token_j | prompt, token
 prompt and each option are tokenised separately and their ids concatenated, so every option is scored on the same
 prompt tokens; write prompts that end where an option starts (a newline), so that the split is the natural one.
 
-Cost. The prompt is run through the model once and its key/value cache is reused by every option (copied and
-expanded to the batch). Options run in two stages: the *stems* they share (the longest prefix common to at least
-an eighth of them, e.g. "pick the red block and place it on the") once each, then every option's remaining tokens in
-padded batches on a copy of its stem's cache, so shared tokens are not recomputed per option. A prompt that extends
-a recent one (the planner appends one step at a time to the same few-shot prompt) runs only its new tokens.
-Identical options are scored once, and the output layer (for Gemma-3-270M, 262k x 640: more work per token than
+Cost. The prompt is run through the model once and its key/value cache is reused by every option. Two strategies:
+
+* ``"tree"`` (tree attention): the distinct option prefixes (a token trie: 65 skills have ~130 distinct prefixes
+  for ~780 option tokens) run as ONE sequence of batch 1 after the prompt, each token attending to the prompt and
+  to its own ancestors only (a custom 4-D mask), at the position it has in its option. Nothing is recomputed and the
+  prompt's cache is not copied per option. Exact when no sliding window cuts the prompt (Gemma-3's local layers:
+  prompt + option under 512 tokens); ``"auto"`` uses it then.
+* ``"batched"``: the prompt's cache is copied and expanded to the batch. Options run in two stages: the *stems*
+  they share (the longest prefix common to at least an eighth of them, e.g. "pick the red block and place it on
+  the") once each, then every option's remaining tokens in padded batches on a copy of its stem's cache.
+
+A prompt that extends a recent one (the planner appends one step at a time to the same few-shot prompt) runs only
+its new tokens. Identical options are scored once, and the output layer (for Gemma-3-270M, 262k x 640: more work per token than
 the 18 transformer layers) runs once per distinct option *prefix*, because options sharing their first k tokens
 share the predictions of tokens 2..k+1.
 
@@ -41,6 +48,7 @@ import torch
 #: How option log-probabilities are compared across lengths (see the module docstring).
 NORMALIZATIONS: tuple[str, ...] = ("sum", "mean")
 PADDING_SIDES: tuple[str, ...] = ("right", "left")
+STRATEGIES: tuple[str, ...] = ("auto", "tree", "batched")
 #: Prompt states (KV cache + last log-probabilities) kept for reuse (least recently used dropped first).
 PROMPT_STATES = 4
 #: Results of recent (prompt, options) requests kept (the same request is answered without the model).
@@ -87,19 +95,24 @@ class CausalLMScorer:
         tokenizer: its tokenizer (the prompt gets the tokenizer's special tokens, e.g. Gemma's BOS; options none).
         normalization: ``"sum"`` or ``"mean"``.
         batch_size: options per forward pass.
-        padding_side: ``"right"`` or ``"left"``.
+        padding_side: ``"right"`` or ``"left"`` (the batched strategy).
         source: where the model came from, for reports.
+        strategy: ``"auto"`` (tree attention where exact, else batched), ``"tree"`` or ``"batched"`` (module
+            docstring).
 
     Raises:
         ValueError: an unknown normalisation or padding side, or ``batch_size < 1``.
     """
 
     def __init__(self, model, tokenizer, normalization: str = "sum", batch_size: int = 128,
-                 padding_side: str = "right", source: str = ""):
+                 padding_side: str = "right", source: str = "", strategy: str = "auto"):
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"unknown normalization {normalization!r}; valid: {', '.join(NORMALIZATIONS)}")
         if padding_side not in PADDING_SIDES:
             raise ValueError(f"unknown padding side {padding_side!r}; valid: {', '.join(PADDING_SIDES)}")
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r}; valid: {', '.join(STRATEGIES)}")
+        self.strategy = strategy
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model, self.tokenizer = model.eval(), tokenizer
@@ -151,7 +164,10 @@ class CausalLMScorer:
             return [v.copy() for v in self._memo[memo_key]]
         cache, last_logprobs = self._prompt(tuple(prompt_ids))
         unique = list(dict.fromkeys(option_ids))
-        hidden = self._option_hidden(len(prompt_ids), cache, unique)
+        if self._use_tree(len(prompt_ids), unique):
+            hidden = self._tree_hidden(len(prompt_ids), cache, unique)
+        else:
+            hidden = self._option_hidden(len(prompt_ids), cache, unique)
         # the output layer once per distinct prefix that predicts a token (the first token: the prompt's last position)
         prefixes = list(dict.fromkeys(o[:j] for o in unique for j in range(1, len(o))))
         logprobs = None
@@ -245,6 +261,39 @@ class CausalLMScorer:
         if window and (layer_types is None or any("sliding" in str(t) for t in layer_types)):
             return int(window)
         return None
+
+    def _use_tree(self, prompt_len: int, options: list[tuple[int, ...]]) -> bool:
+        """Whether :meth:`_tree_hidden` is exact and chosen (``strategy``): with sliding-window layers only when the
+        prompt plus the longest option fits in the window (then no window cuts anything)."""
+        if self.strategy == "batched":
+            return False
+        window = self._sliding_window()
+        fits = window is None or prompt_len + max(len(o) for o in options) < window - 1
+        if self.strategy == "tree" and not fits:
+            raise ValueError(f"the tree strategy is inexact here: the prompt ({prompt_len} tokens) plus the longest "
+                             f"option exceed the model's sliding window ({window}); use strategy='batched' or 'auto'")
+        return fits
+
+    def _tree_hidden(self, prompt_len: int, cache, options: list[tuple[int, ...]]) -> dict[tuple, torch.Tensor]:
+        """Last hidden state of every option prefix in ONE forward pass of batch 1 (tree attention): the distinct
+        prefixes are laid out as one sequence after the prompt, each attending to the prompt and to its own
+        ancestors only, at the position it has in its option. The prompt's cache is not copied per option."""
+        nodes = list(dict.fromkeys(o[:k] for o in sorted(options, key=len) for k in range(1, len(o) + 1)))
+        nodes.sort(key=len)
+        index = {n: i for i, n in enumerate(nodes)}
+        q = len(nodes)
+        mask = torch.full((1, 1, q, prompt_len + q), torch.finfo(torch.float32).min)
+        mask[..., :prompt_len] = 0.0
+        for i, n in enumerate(nodes):
+            mask[0, 0, i, [prompt_len + index[n[:k]] for k in range(1, len(n) + 1)]] = 0.0
+        ids = torch.tensor([[n[-1] for n in nodes]], device=self._device)
+        positions = torch.tensor([[prompt_len + len(n) - 1 for n in nodes]], device=self._device)
+        dtype = next(self.model.parameters()).dtype
+        batch = copy.deepcopy(cache)
+        out = self._base(input_ids=ids, attention_mask=mask.to(self._device, dtype), position_ids=positions,
+                         use_cache=True, **{_cache_keyword(self._base): batch})
+        h = out.last_hidden_state[0]
+        return {n: h[i] for i, n in enumerate(nodes)}
 
     def stems(self, options: list[tuple[int, ...]]) -> dict[tuple[int, ...], tuple[int, ...]]:
         """Option -> its *stem*: the longest prefix it shares with at least ``max(2, ceil(N / 8))`` of the N options
@@ -340,4 +389,4 @@ def _cache_of(output):
     return cache if cache is not None else output.past_key_values
 
 
-__all__ = ["NORMALIZATIONS", "PADDING_SIDES", "CausalLMScorer", "Scorer", "normalize_scores"]
+__all__ = ["NORMALIZATIONS", "PADDING_SIDES", "STRATEGIES", "CausalLMScorer", "Scorer", "normalize_scores"]
