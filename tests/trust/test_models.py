@@ -58,6 +58,13 @@ def test_attack_on_policy_heatmap_respects_budget_in_grey_levels(policy, observa
     assert levels.max() <= 4 and not policy.training
 
 
+def test_square_attack_runs_on_non_square_images(policy, observation):
+    pick = HeatmapPolicy(policy, observation, "pick")
+    x = colormap_to_input(observation["colormap"]).numpy()
+    adv = attack(pick, x, predict(pick, x), "square", 8 / 255, steps=30)
+    assert np.abs(adv - x).max() <= 8 / 255 + 1e-6
+
+
 def test_colormap_round_trip():
     cm = np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
     assert np.array_equal(input_to_colormap(colormap_to_input(cm)[0]), cm)

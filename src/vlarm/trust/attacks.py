@@ -83,8 +83,11 @@ def _art_attack(name: str, classifier, eps: float, steps: int, seed: int, batch_
         return ProjectedGradientDescent(classifier, norm=np.inf, eps=eps, eps_step=pgd_step(eps, steps),
                                         max_iter=steps, num_random_init=1, batch_size=batch_size, verbose=False,
                                         random_eps=False)
+    # ART draws square positions in [0, side - square); its square (side sqrt(p H W)) must fit the short side of
+    # non-square inputs (a 320 x 160 heightmap image), so p_init = 0.8 (ART's default) scaled by short^2 / (H W).
+    h, w = classifier.input_shape[-2:]
     return SquareAttack(classifier, norm=np.inf, eps=eps, max_iter=steps, nb_restarts=1, batch_size=batch_size,
-                        verbose=False)
+                        p_init=0.8 * min(h, w) ** 2 / (h * w), verbose=False)
 
 
 def attack(model: nn.Module, x: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray, method: str,
