@@ -9,7 +9,7 @@ export MALLOC_MMAP_THRESHOLD_=17179869184 MALLOC_TRIM_THRESHOLD_=17179869184 MAL
   HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false OMP_NUM_THREADS=1
 LOGS=${LOGS:-/work/logs/saycan}
 DEMOS=${DEMOS:-120}
-STEPS=${STEPS:-3000}
+STEPS=${STEPS:-2000}
 mkdir -p "$LOGS"
 /usr/bin/time -v nice -n 10 .venv/bin/vlarm collect --task saycan-skills --split train --episodes "$DEMOS" \
   --out data/saycan-skills-train > "$LOGS/collect.log" 2> "$LOGS/collect.time"
