@@ -130,7 +130,7 @@ def qa_ask(model: Path, questions: list[str], seed: int = 0, scene: int = 0, ben
         config = BenchmarkConfig(seed=seed, image_size=net.config.image_size)
     if config.image_size != net.config.image_size:
         raise ValueError(f"the model reads {net.config.image_size}-pixel views; the benchmark renders "
-                         f"{config.image_size}")
+                         f"{config.image_size}: pass --benchmark with the benchmark the model was trained on")
     spec, images = render_scene(config, scene)
     answers = ask(net, images, questions)
     for a in answers:

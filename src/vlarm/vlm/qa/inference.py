@@ -138,7 +138,8 @@ def ask(model: MIAVLM, images: np.ndarray, questions: list[str] | str,
     views = list(model.config.views)
     if images.ndim != 4 or images.shape[0] <= max(views):
         raise ValueError(f"the model reads views {views}; got images of shape {tuple(images.shape)} "
-                         "(expected (V, S, S, 3) with V > the largest view index)")
+                         "(expected (V, S, S, 3) with V > the largest view index): give the scene's views from a "
+                         "benchmark built like the one the model was trained on")
     featurizer = featurizer or QuestionFeaturizer(model.config)
     visual, weights = model.encode_views(torch.from_numpy(np.ascontiguousarray(images[views]))[None])
     feats, mask = featurizer(questions)
