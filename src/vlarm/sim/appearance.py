@@ -7,7 +7,7 @@ robustness part of Vu & Lai 2025). Everything here changes how the scene *looks*
 The API is four functions and one dataclass:
 
 * :func:`set_table_color` / :func:`set_background_color`: RGB of the workspace slab / ground plane;
-* :func:`set_table_texture`: a checkerboard texture on the workspace slab (written as a PPM file PyBullet loads);
+* :func:`set_table_checker`: a checkerboard pattern over the workspace slab;
 * :class:`Lighting`: direction and coefficients of PyBullet's directional light;
 * :func:`jitter_cameras`: camera poses with a random translation and rotation error;
 * :func:`observe`: render the scene (optionally with other lighting and *other* camera poses) and fuse the
@@ -18,10 +18,8 @@ Colours are RGB floats in [0, 1]; distances metres; angles radians. Imports only
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 import pybullet as p
@@ -62,42 +60,35 @@ def set_background_color(scene: Scene, color: Sequence[float]) -> None:
                         physicsClientId=scene.client)
 
 
-def checker_texture(size: int, cells: int, color_a: Sequence[float], color_b: Sequence[float]) -> np.ndarray:
-    """A ``(size, size, 3)`` uint8 checkerboard of ``cells`` x ``cells`` squares in two RGB colours.
+def set_table_checker(scene: Scene, cell: float = 0.0625, color: Sequence[float] = (0.7, 0.7, 0.7)) -> list[int]:
+    """Lay a checkerboard over the workspace: squares of ``cell`` metres in ``color`` on every other cell, the
+    table's own colour in between (visual-only bodies: no collision, 1 mm thin with its top 2 mm above the
+    table, as thin as the depth buffer resolves without z-fighting; objects are detected from 4 mm up).
 
-    Raises:
-        ValueError: ``cells`` < 1, ``size`` < ``cells``, or a colour outside [0, 1].
-    """
-    if cells < 1 or size < cells:
-        raise ValueError(f"a checker texture needs cells >= 1 and size >= cells, got size={size}, cells={cells}")
-    a = np.array(_rgb(color_a, "checker colour"))
-    b = np.array(_rgb(color_b, "checker colour"))
-    idx = (np.arange(size) * cells // size)
-    board = (idx[:, None] + idx[None, :]) % 2
-    return np.round(255 * np.where(board[..., None] == 0, a, b)).astype(np.uint8)
-
-
-def set_table_texture(scene: Scene, texture: np.ndarray) -> None:
-    """Put an image texture on the workspace slab (PyBullet maps it over each face of the box).
+    PyBullet's procedural boxes carry no usable texture coordinates, so the pattern is made of geometry.
 
     Args:
         scene: a reset scene.
-        texture: ``(H, W, 3)`` uint8 RGB image (e.g. :func:`checker_texture`).
+        cell: square side in metres (> 0; the workspace must hold at least one).
+        color: RGB floats in [0, 1] of the squares.
+
+    Returns:
+        The body ids of the squares.
 
     Raises:
-        ValueError: a texture that is not ``(H, W, 3)`` uint8.
+        ValueError: a bad ``cell`` or colour.
     """
-    texture = np.asarray(texture)
-    if texture.ndim != 3 or texture.shape[2] != 3 or texture.dtype != np.uint8:
-        raise ValueError(f"a texture is an (H, W, 3) uint8 image, got {texture.shape} {texture.dtype}")
-    h, w = texture.shape[:2]
-    # PyBullet loads textures from files only; binary PPM needs no image library.
-    with tempfile.TemporaryDirectory(prefix="vlarm-texture-") as tmp:
-        path = Path(tmp) / "table.ppm"
-        path.write_bytes(f"P6 {w} {h} 255\n".encode() + texture.tobytes())
-        tex = p.loadTexture(str(path), physicsClientId=scene.client)
-    p.changeVisualShape(scene.workspace, -1, rgbaColor=[1, 1, 1, 1], textureUniqueId=tex,
-                        physicsClientId=scene.client)
+    rgb = _rgb(color, "checker colour")
+    (x0, x1), (y0, y1) = scene.bounds[0], scene.bounds[1]
+    if not 0 < cell <= min(x1 - x0, y1 - y0):
+        raise ValueError(f"cell must be in (0, {min(x1 - x0, y1 - y0)}] metres, got {cell}")
+    nx, ny = int((x1 - x0) // cell), int((y1 - y0) // cell)
+    centres = [[x0 + (i + 0.5) * cell, y0 + (j + 0.5) * cell, 0.0015]
+               for i in range(nx) for j in range(ny) if (i + j) % 2 == 0]
+    vis = p.createVisualShape(p.GEOM_BOX, halfExtents=[cell / 2, cell / 2, 0.0005], rgbaColor=[*rgb, 1.0],
+                              physicsClientId=scene.client)
+    # one body per square: PyBullet's renderers draw only part of a multi-shape visual array
+    return [p.createMultiBody(0, -1, vis, c, physicsClientId=scene.client) for c in centres]
 
 
 @dataclass(frozen=True)
@@ -216,5 +207,4 @@ def observe(scene: Scene, lighting: Lighting | None = None,
     return obs
 
 
-__all__ = ["Lighting", "checker_texture", "jitter_cameras", "observe", "set_background_color", "set_table_color",
-           "set_table_texture"]
+__all__ = ["Lighting", "jitter_cameras", "observe", "set_background_color", "set_table_checker", "set_table_color"]

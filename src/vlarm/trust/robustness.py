@@ -133,7 +133,7 @@ def apply_scene(env, family: str, level: int, rng: np.random.Generator, goal_col
             appearance.set_table_color(scene, (0.55, 0.38, 0.22))
             appearance.set_background_color(scene, (1.0, 1.0, 1.0))
         else:
-            appearance.set_table_texture(scene, appearance.checker_texture(64, 8, (0.15, 0.15, 0.15), _GREY))
+            appearance.set_table_checker(scene, 0.0625, _GREY)
 
 
 def observe(env, family: str, level: int, rng: np.random.Generator, current: dict | None = None) -> dict:
