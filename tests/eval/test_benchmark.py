@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -84,5 +85,22 @@ def test_a_tiny_grid_runs_end_to_end_and_resumes(tmp_path, monkeypatch):
     assert set(record["cpu_seconds"]) == {"collect", "train", "select", "test"}
     assert (tmp_path / "out" / "table1.md").is_file() and (tmp_path / "out" / "plots").is_dir()
     # a second run reads the finished cell back instead of redoing it
+    real_train = sys.modules["vlarm.eval.benchmark"]._train
     monkeypatch.setattr("vlarm.eval.benchmark._train", lambda *a, **k: pytest.fail("retrained a finished cell"))
     assert run_grid(grid, tmp_path / "out", progress=False)[0] == record
+    monkeypatch.setattr("vlarm.eval.benchmark._train", real_train)   # resumes: its checkpoints are all there
+    # a run cut off during the test stage keeps the tasks it finished and the CPU of the stages before it
+    cell_dir = tmp_path / "out" / record["cell"]["name"]
+    (cell_dir / "cell.json").unlink()
+    unseen = cell_dir / "test" / "put-block-in-bowl-unseen-colors" / "results.json"
+    unseen.unlink()
+    tested = []
+    rollout_module = sys.modules["vlarm.eval.rollout"]   # (the package's `rollout` attribute is the function)
+    real_evaluate = rollout_module.evaluate
+    monkeypatch.setattr(rollout_module, "evaluate", lambda *a, **k: tested.append(a[1]) or real_evaluate(*a, **k))
+    again = run_grid(grid, tmp_path / "out", progress=False)[0]
+    assert tested == ["put-block-in-bowl-unseen-colors"]   # the seen variant's finished test was read back
+    assert again["test"]["put-block-in-bowl-seen-colors"] == record["test"]["put-block-in-bowl-seen-colors"]
+    assert again["test"] == record["test"]   # the same seeds and checkpoint give the same episodes
+    for stage in ("collect", "train", "select"):   # the first run's CPU, not the resumed run's near-zero
+        assert again["cpu_seconds"][stage] >= record["cpu_seconds"][stage]

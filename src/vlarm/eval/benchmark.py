@@ -6,7 +6,8 @@ step budget, evaluated on some task variants. :func:`run_grid` runs every cell u
 (Shridhar et al. CoRL 2021, Sec. 4.2) with vlarm's stricter rules: the checkpoint is chosen on the val split only
 (``vlarm.eval.selection``), the test split is read once, and every score carries its 95% interval, its episode
 count and the all/some/none-novel breakdown. Each finished cell is written to ``<out>/<cell>/cell.json`` and skipped
-when the grid is run again (resume). The CPU time of every stage (this process and its children) is recorded.
+when the grid is run again (resume). The CPU time of every stage (this process and its children) is recorded,
+also across interrupted runs (``<cell>/cpu.json`` keeps the finished stages'; a stage cut off midway loses its share).
 
 :func:`grid_markdown` renders the table (rows: task variants; columns: method x demos; the paper's figure beside
 ours where ``vlarm.eval.paper`` has one) and :func:`plot_grid` the score-vs-demos curves per task.
@@ -137,8 +138,32 @@ def _train(cell: Cell, grid: Grid, run_dir: Path, progress: bool) -> None:
                       save_every=grid.save_every, progress=progress, **which, **cell.train_options))
 
 
+#: The fields of an evaluation's results kept in a cell record.
+TEST_SUMMARY = ("episodes", "score", "score_ci", "success_rate", "success_ci", "by_novelty")
+
+
+def _finished_test(task_dir: Path, task: str, grid: Grid) -> dict | None:
+    """``(summary, CPU seconds)`` of a finished test evaluation in ``task_dir`` (``results.json`` of ``task``'s test
+    split with the grid's episode count and camera scale), or None when there is none or it does not match. The CPU
+    seconds are those the evaluation recorded (0 for results written before evaluations recorded them)."""
+    path = task_dir / "results.json"
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    wanted = {"task": task, "split": "test", "episodes": grid.test_episodes, "camera_scale": grid.camera_scale}
+    if any(results.get(k) != v for k, v in wanted.items()) or any(k not in results for k in TEST_SUMMARY):
+        return None
+    return {k: results[k] for k in TEST_SUMMARY}, float(results.get("cpu_seconds", 0.0))
+
+
 def run_cell(cell: Cell, grid: Grid, out_dir: str | Path, progress: bool = True) -> dict:
     """Collect, train, select on val and test one cell (resumable at every stage).
+
+    Test results are kept per evaluated task: a rerun reads back every task already tested on the selected
+    checkpoint (``test/selected.json`` names it; ``test/<task>/results.json`` with the grid's episode count and camera
+    scale), so an interrupted test stage loses at most the task it was on, and ``vlarm eval --checkpoint <selected>
+    --split test --out <cell>/test/<task>`` run alongside fills tasks in parallel.
 
     Returns:
         The cell record written to ``<out_dir>/<cell.name>/cell.json``: the cell, the selected checkpoint and its
@@ -159,26 +184,46 @@ def run_cell(cell: Cell, grid: Grid, out_dir: str | Path, progress: bool = True)
         record = json.loads(record_path.read_text())
         if all(record.get(k) == v for k, v in spec.items()):
             return record
+    cpu_path = cell_dir / "cpu.json"   # CPU of the stages finished by earlier (interrupted) runs of this cell
+    done = json.loads(cpu_path.read_text()) if cpu_path.is_file() else {}
     cpu: dict[str, float] = {}
+
+    def finished(stage: str, since: float) -> float:
+        cpu[stage] = done.get(stage, 0.0) + cpu_seconds() - since
+        cell_dir.mkdir(parents=True, exist_ok=True)
+        cpu_path.write_text(json.dumps({**done, **cpu}) + "\n")
+        return cpu_seconds()
+
     start = cpu_seconds()
     for task in cell.tasks:
         collect(task, "train", cell.demos, Path(grid.data_root) / f"{task}-train", camera_scale=grid.camera_scale,
                 progress=progress, workers=grid.workers)
-    cpu["collect"], start = cpu_seconds() - start, cpu_seconds()
+    start = finished("collect", start)
     _train(cell, grid, cell_dir / "run", progress)
-    cpu["train"], start = cpu_seconds() - start, cpu_seconds()
+    start = finished("train", start)
     selection = select_checkpoint([cell_dir / "run"], list(cell.tasks), grid.val_episodes, cell_dir / "selection",
                                   camera_scale=grid.camera_scale, progress=progress)
-    cpu["select"], start = cpu_seconds() - start, cpu_seconds()
+    start = finished("select", start)
     best = selection["best"]
     policy = load_policy(best["checkpoint"])
     policy.eval()
     test = {}
+    marker = cell_dir / "test" / "selected.json"   # which checkpoint the finished test results belong to
+    selected = {"checkpoint": str(best["checkpoint"]), "camera_scale": grid.camera_scale}
+    if not (marker.is_file() and json.loads(marker.read_text()) == selected):
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps(selected) + "\n")
+    else:   # resuming: tasks already tested on this checkpoint are read back (with the CPU they cost), not rerun
+        for task in cell.eval_tasks:
+            if (found := _finished_test(cell_dir / "test" / task, task, grid)) is not None:
+                test[task], start = found[0], start - found[1]   # its CPU counts as this stage's
     for task in cell.eval_tasks:
+        if task in test:
+            continue
         results = evaluate(lambda env, p=policy: p, task, "test", grid.test_episodes, cell_dir / "test" / task,
                            camera_scale=grid.camera_scale, progress=progress, label=cell.name)
-        test[task] = {k: results[k] for k in ("episodes", "score", "score_ci", "success_rate", "success_ci",
-                                               "by_novelty")}
+        test[task] = {k: results[k] for k in TEST_SUMMARY}
+    test = {task: test[task] for task in cell.eval_tasks}
     cpu["test"] = cpu_seconds() - start
     record = {**spec, "method": cell.method, "checkpoint": best["checkpoint"], "val": best["per_task"],
               "test": test, "cpu_seconds": cpu}

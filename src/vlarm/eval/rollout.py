@@ -343,7 +343,7 @@ def evaluate(agent_factory, task: str, split: str = "test", episodes: int = 100,
     episode = functools.partial(_evaluation_episode, split=split, video_dir=str(out / "videos") if out else None,
                                 video_seeds=frozenset(seeds[:videos]), ship_video=ship)
     records: list[EpisodeRecord] = []
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     try:
         gpus = 0.0
         if ship:   # workers log nowhere: check the agent here (a bad factory also fails before Ray starts)
@@ -366,6 +366,7 @@ def evaluate(agent_factory, task: str, split: str = "test", episodes: int = 100,
         env.close()
     results = {"agent": label, "task": task, "split": split, "camera_scale": camera_scale, **summarize(records),
                "seconds": time.perf_counter() - start,
+               "cpu_seconds": time.process_time() - cpu_start,   # this process's threads (Ray workers not counted)
                "units": {"score": "mean total reward x 100 (final state)",
                          "success_rate": "percent of episodes with final total reward > 0.99",
                          "score_ci": "95% percentile bootstrap over episodes",
