@@ -10,8 +10,8 @@ false one. The replacement is drawn three ways, as POPE (Li et al. 2023, Sec. 3.
   colour, size and face questions, its colour for shape questions, the pair of kinds for relations).
 
 Ties are broken at random. Question types and templates (objects are named by kind, or by colour for shape
-questions; kinds and colours are unique within a scene, :mod:`vlarm.eval.qa.scenes`). Question types and settings
-are the benchmark format's (:mod:`vlarm.vlm.qa.dataset`):
+questions; kinds and colours are unique within a scene, :mod:`vlarm.eval.qa.scenes`; the type and setting names
+belong to the file format, :mod:`vlarm.vlm.qa.dataset`):
 
 =========  ==========================================  ======================================================
 type       template                                    false values
