@@ -18,9 +18,9 @@ Cost. The prompt is run through the model once and its key/value cache is reused
   the") once each, then every option's remaining tokens in padded batches on a copy of its stem's cache.
 
 A prompt that extends a recent one (the planner appends one step at a time to the same few-shot prompt) runs only
-its new tokens. Identical options are scored once, and the output layer (for Gemma-3-270M, 262k x 640: more work per token than
-the 18 transformer layers) runs once per distinct option *prefix*, because options sharing their first k tokens
-share the predictions of tokens 2..k+1.
+its new tokens. Identical options are scored once, and the output layer (for Gemma-3-270M, 262k x 640: more work
+per token than the 18 transformer layers) runs once per distinct option *prefix*, because options sharing their
+first k tokens share the predictions of tokens 2..k+1. Recent (prompt, options) requests are answered from a memo.
 
 Padding. Options of different lengths are padded on the right (default) or on the left. Real tokens take the
 position ids they would have alone (prompt length + their index), the attention mask hides the padding, and each
