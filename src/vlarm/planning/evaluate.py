@@ -189,7 +189,8 @@ def results_markdown(summary: dict) -> str:
             label = {"all": "**all**", "tuning": "tuning part", "held_out": "held-out part"}.get(name, name)
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines += ["", "| | " + " | ".join(c["method"] for c in cols) + " |", "|---|" + "---:|" * len(cols),
-                  "| mean planner decision per step (s) | " + " | ".join(
+                  "| mean planner decision per step, wall s (methods after the first reuse the LM's answers to "
+                  "identical requests) | " + " | ".join(
                       "-" if c["mean_decision_seconds"] is None else f"{c['mean_decision_seconds']:.2f}"
                       for c in cols) + " |",
                   "| CPU-minutes | " + " | ".join(f"{c['cpu_minutes']:.1f}" for c in cols) + " |", ""]
