@@ -766,6 +766,7 @@ def vlm_qa_ask(
 
 
 from vlarm.cli.trust import trust_app  # noqa: E402 - imports main only lazily
+
 app.add_typer(trust_app, name="trust")
 
 if __name__ == "__main__":
