@@ -52,3 +52,12 @@ def test_bad_flags_are_clear_errors(tmp_path):
     assert result.exit_code == 2 and "held-out" in result.output
     result = runner.invoke(app, ["plan", "stack the blocks", "--policy", "magic"])
     assert result.exit_code == 2 and "oracle" in result.output
+
+
+def test_explain_runs_the_chain_of_thought_line_first(tiny_lm_dir, tmp_path):
+    out = tmp_path / "ep.json"
+    result = runner.invoke(app, ["plan", "stack all the blocks", "--policy", "oracle", "--lm", str(tiny_lm_dir),
+                                 "--max-steps", "1", "--explain", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    record = json.loads(out.read_text())
+    assert isinstance(record["explanation"], str) and record["stop"] in ("done", "step limit")
