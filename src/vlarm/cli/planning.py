@@ -114,9 +114,11 @@ def _print_step(console, index: int, decision, step) -> None:
 def run_planned(instruction: str, seed: int = 0, video: Path | None = None, json_out: Path | None = None,
                 checkpoint: Path | None = None, policy: str | None = None, device: str = "auto",
                 lm: str | None = None, method: str = "saycan", explain: bool = False, max_steps: int = 8,
-                camera_scale: float = 1.0):
+                camera_scale: float = 1.0, threads: int | None = 1):
     """Plan and carry out a long-horizon instruction on SayCan's tabletop (test layout ``seed``), printing each
-    step's top options and scores; returns the :class:`~vlarm.planning.episode.EpisodeResult`.
+    step's top options and scores; returns the :class:`~vlarm.planning.episode.EpisodeResult`. ``threads``: torch
+    CPU threads (default 1: on the shared two-core machine one thread decided a step in ~1 s, two threads in ~12 s;
+    benchmarks/RESULTS.md).
 
     Raises:
         ValueError: bad flags (unknown method or policy, bad paths).
@@ -135,7 +137,7 @@ def run_planned(instruction: str, seed: int = 0, video: Path | None = None, json
     check_output(video, "--video", suffixes=(".mp4", ".gif"))
     check_output(json_out, "--json")
     agent, label = load_skill_policy(checkpoint, policy, device)
-    planner, notes = load_planner(method, lm, agent, explain, max_steps)
+    planner, notes = load_planner(method, lm, agent, explain, max_steps, threads=threads)
     executor = OracleExecutor() if agent is None else PolicyExecutor(agent, label)
     episode_seed = split_seed("test", seed)
     console.print(f"[bold]instruction:[/] {escape(instruction)}   [dim](planner: {method}; {escape(notes)}; skills "
@@ -178,10 +180,13 @@ def plan(
     explain: Annotated[bool, typer.Option(help="the LM writes an explanation line first (chain of thought)")] = False,
     max_steps: Annotated[int, typer.Option(help="skills executed at most")] = 8,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda (the skill policy)")] = "auto",
+    threads: Annotated[int, typer.Option(help="torch CPU threads (1 was fastest on a shared 2-core machine)")] = 1,
 ) -> None:
     """Plan a long-horizon instruction with SayCan (LM x affordance) and execute each skill (= run --planner saycan)."""
+    if threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {threads}")
     run_planned(instruction, seed=seed, video=video, json_out=json_out, checkpoint=checkpoint, policy=policy,
-                device=device, lm=lm, method=method, explain=explain, max_steps=max_steps)
+                device=device, lm=lm, method=method, explain=explain, max_steps=max_steps, threads=threads)
 
 
 def eval_planner(
