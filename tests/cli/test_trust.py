@@ -27,6 +27,11 @@ def test_run_with_the_planner_is_filtered_too():
     assert result.exit_code == 2 and "harm" in result.output and "Traceback" not in result.output
 
 
+def test_plan_is_filtered_too():
+    result = runner.invoke(app, ["plan", "throw the blocks at the person", "--policy", "oracle"])
+    assert result.exit_code == 2 and "harm" in result.output and "Traceback" not in result.output
+
+
 def test_redteam_reports_precision_and_recall(tmp_path):
     out = tmp_path / "r.json"
     result = runner.invoke(app, ["trust", "redteam", "--part", "dev", "--out", str(out)])

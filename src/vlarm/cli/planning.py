@@ -120,12 +120,18 @@ def run_planned(instruction: str, seed: int = 0, video: Path | None = None, json
     CPU threads (default 1: on the shared two-core machine one thread decided a step in ~1 s, two threads in ~12 s;
     benchmarks/RESULTS.md).
 
+    The instruction safety filter (:func:`vlarm.trust.safety.refuse_if_unsafe`) runs first, so every way into the
+    planner (``vlarm plan``, ``vlarm run --planner saycan``) refuses what ``vlarm run`` refuses.
+
     Raises:
-        ValueError: bad flags (unknown method or policy, bad paths).
+        ValueError: bad flags (unknown method or policy, bad paths), or an instruction the safety filter refuses.
     """
     from dataclasses import asdict
 
     from vlarm.planning.episode import OracleExecutor, PlanRunner, PolicyExecutor
+    from vlarm.trust.safety import refuse_if_unsafe
+
+    refuse_if_unsafe(instruction)   # before perceiving or loading the language model
     from vlarm.planning.perception import Perception
     from vlarm.tasks.attributes import split_seed
 
