@@ -154,7 +154,7 @@ def markdown(result: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--benchmark", default="data/miavlm-qa64")
+    parser.add_argument("--benchmark", default="data/miavlm-qa64-v2")
     parser.add_argument("--scenes", type=int, default=400)
     parser.add_argument("--unseen-scenes", type=int, default=40)
     parser.add_argument("--face-probability", type=float, default=1.0)
