@@ -61,3 +61,11 @@ def test_explain_runs_the_chain_of_thought_line_first(tiny_lm_dir, tmp_path):
     assert result.exit_code == 0, result.output
     record = json.loads(out.read_text())
     assert isinstance(record["explanation"], str) and record["stop"] in ("done", "step limit")
+
+
+@pytest.mark.parametrize("where, message", [("none", "no such directory"), ("empty", "could not load the language")])
+def test_a_missing_language_model_is_a_one_line_error_not_a_traceback(tmp_path, where, message):
+    (tmp_path / "empty").mkdir()
+    result = runner.invoke(app, ["plan", "stack all the blocks", "--policy", "oracle", "--lm", str(tmp_path / where)])
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split()) and "Traceback" not in result.output

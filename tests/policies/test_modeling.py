@@ -127,8 +127,8 @@ def test_checkpoint_errors(tmp_path):
 
 
 def test_factory():
-    assert available_policies() == ["cliport", "transporter"]
-    with pytest.raises(ValueError, match="cliport, transporter"):
+    assert available_policies() == ["cliport", "rt1", "transporter"]
+    with pytest.raises(ValueError, match="cliport, rt1, transporter"):
         make_policy("rt2")
     with pytest.raises(TypeError):
         make_policy("transporter", not_a_field=1)

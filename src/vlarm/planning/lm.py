@@ -30,8 +30,9 @@ CONVERTED_NAME = "gemma-3-270m-q4_k_m-dequantized"
 MANIFEST = "vlarm_manifest.json"
 
 
-class LanguageModelError(RuntimeError):
-    """No language model could be loaded; the message lists what was tried and why each failed."""
+class LanguageModelError(OSError):
+    """No language model could be loaded; the message lists what was tried and why each failed. An ``OSError``
+    (what transformers raises for a model it cannot find), so the CLI reports it as a one-line, user-fixable error."""
 
 
 @dataclass
@@ -77,7 +78,8 @@ def load_language_model(name_or_path: str | Path | None = None, threads: int | N
 
     Raises:
         FileNotFoundError: ``name_or_path`` looks like a path (contains a path separator) but is not a directory.
-        LanguageModelError: nothing could be loaded (the message lists each source and its error).
+        LanguageModelError: nothing could be loaded, or a given directory holds no loadable model (the message lists
+            each source and its error).
     """
     import torch
 
@@ -87,7 +89,12 @@ def load_language_model(name_or_path: str | Path | None = None, threads: int | N
     if name_or_path is not None:
         path = Path(name_or_path)
         if path.is_dir():
-            model, tokenizer = _from_pretrained(path)
+            try:
+                model, tokenizer = _from_pretrained(path)
+            except Exception as err:  # noqa: BLE001 - transformers' own errors do not name the fix
+                raise LanguageModelError(f"could not load the language model in {path}: {_short(err)} (the directory "
+                                         "must hold a Hugging Face causal LM: config.json, weights and a "
+                                         "tokenizer)") from None
             return LoadedLM(model, tokenizer, f"local directory {path}", time.perf_counter() - start)
         if os.sep in str(name_or_path) or str(name_or_path).startswith("."):
             raise FileNotFoundError(f"language model {name_or_path}: no such directory (pass a Hugging Face causal-LM "
