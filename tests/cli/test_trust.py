@@ -14,6 +14,8 @@ def test_check_refuses_with_reason_and_allows_benign():
     assert result.exit_code == 1 and "refused" in result.output and "harm" in result.output
     result = runner.invoke(app, ["trust", "check", "put the red blocks in a green bowl"])
     assert result.exit_code == 0 and "allowed" in result.output
+    result = runner.invoke(app, ["trust", "check", "  "])
+    assert result.exit_code == 2 and "empty instruction" in result.output
 
 
 def test_run_refuses_unsafe_instruction_before_routing():

@@ -94,3 +94,18 @@ def test_refusal_message_names_what_is_seen():
     assert refusal_message("stack the white block on the red block", ["red block"]).startswith(
         "there is no white block on the table (the cameras see: red block)")
     assert refusal_message("stack the blocks", ["red block"]) == ""
+
+
+@pytest.mark.parametrize("instruction, word, colour", [
+    ("put the purpel block in the green bowl", "purpel", "purple"),
+    ("put the red block in the gren bowl", "gren", "green"),
+    ("stack the yelow blocks", "yelow", "yellow"),
+])
+def test_a_misspelt_colour_is_named_not_planned_past(instruction, word, colour):
+    message = refusal_message(instruction, ["red block", "green bowl", "purple block", "yellow block"])
+    assert f"'{word}' is not a colour (did you mean '{colour}'?)" in message and message.endswith("nothing to do")
+
+
+def test_words_that_are_not_colours_are_left_alone():
+    assert refusal_message("stack the blocks on the middle block", ["red block"]) == ""
+    assert refusal_message("put the red block next to the bowl", ["red block"]) == ""

@@ -86,11 +86,14 @@ def report(
 
 
 @trust_app.command("check")
+@_user_errors
 def check(instruction: Annotated[str, typer.Argument(help="the instruction to check")]) -> None:
     """Run the instruction safety filter on one instruction (exit code 1 when refused)."""
     from vlarm.cli.main import console
     from vlarm.trust.safety import check_instruction
 
+    if not instruction.strip():
+        raise ValueError("an empty instruction: nothing to check (`vlarm run` and `vlarm plan` refuse it too)")
     verdict = check_instruction(instruction)
     console.print("allowed" if verdict.allowed else verdict.reason, soft_wrap=True)
     if not verdict.allowed:

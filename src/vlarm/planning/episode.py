@@ -23,7 +23,7 @@ import numpy as np
 
 from vlarm.planning.affordances import PlanState
 from vlarm.planning.perception import Perception, describe_scene
-from vlarm.planning.saycan import PlanContext, PlanStep, absent_references
+from vlarm.planning.saycan import PlanContext, PlanStep, absent_references, misspelt_colours
 from vlarm.planning.skills import DONE_SKILL, Skill, generate_skills
 from vlarm.sim import Scene
 from vlarm.sim.scene import Observation
@@ -244,9 +244,14 @@ class PlanRunner:
 
 
 def refusal_message(instruction: str, seen: list[str], refuse_absent: bool = True) -> str:
-    """Why an instruction cannot be planned at all (``""`` when it can): empty, or naming objects not seen."""
+    """Why an instruction cannot be planned at all (``""`` when it can): empty, a misspelt colour ("purpel block"),
+    or naming objects not seen."""
     if not instruction.strip():
         return "the instruction is empty: nothing to do"
+    typos = misspelt_colours(instruction)
+    if typos:
+        fixes = "; ".join(f"'{word}' is not a colour (did you mean '{colour}'?)" for word, colour in typos)
+        return f"{fixes}; nothing to do"
     if refuse_absent:
         missing = absent_references(instruction, seen)
         if missing:

@@ -21,6 +21,7 @@ for the instruction (greedy), which stays in the prompt for every step.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -141,6 +142,21 @@ def absent_references(instruction: str, seen: Sequence[str]) -> list[str]:
         name = f"{'gray' if color == 'grey' else color} {kind}"
         if name not in seen and name not in out:
             out.append(name)
+    return out
+
+
+_NOUN_PHRASE = re.compile(r"\b([a-z]+)\s+(?:block|bowl)s?\b")
+
+
+def misspelt_colours(instruction: str) -> list[tuple[str, str]]:
+    """``(word, colour)`` for each word before "block(s)" / "bowl(s)" that is not a colour but is spelt like one
+    (difflib ratio >= 0.75, e.g. ``("purpel", "purple")``): a typo the planner must not silently read past."""
+    known = {*COLORS, "grey"}
+    out = []
+    for word in _NOUN_PHRASE.findall(instruction.lower()):
+        close = difflib.get_close_matches(word, sorted(known), n=1, cutoff=0.75)
+        if word not in known and close and (word, close[0]) not in out:
+            out.append((word, close[0]))
     return out
 
 
