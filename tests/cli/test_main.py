@@ -11,6 +11,7 @@ runner = CliRunner()
 def test_tasks_lists_registry():
     result = runner.invoke(app, ["tasks"])
     assert result.exit_code == 0 and "put-block-in-bowl-unseen-colors" in result.output
+    assert "vlarm/<task>-v0" in " ".join(result.output.split())
 
 
 def test_unknown_task_is_a_clear_error():

@@ -89,15 +89,17 @@ def tasks() -> None:
     from vlarm.tasks import family_example, list_families, make_task
 
     names = [n for variants in list_families().values() for n in variants]
-    table = Table(title="vlarm tasks (vlarm run routes an instruction to its family)")
+    example = names[0]
+    table = Table(title="vlarm tasks (vlarm run routes an instruction to its family)",
+                  caption=f"gymnasium ids: vlarm/<task>-v0 (pick-and-place, e.g. {env_id(example)}) and "
+                          "vlarm/<task>-ee-v0 (closed-loop ee_delta, for the pick-and-place families)")
     table.add_column("family / example instruction", overflow="fold")
-    table.add_column("task", no_wrap=True, min_width=max(map(len, names)))
-    table.add_column("gymnasium id", overflow="fold")
+    table.add_column("task", no_wrap=True, min_width=max(map(len, names)))   # whole, so it can be copied
     table.add_column("instruction template", overflow="fold")
     for family, variants in list_families().items():
         for i, name in enumerate(variants):
             first = f"[bold]{family}[/]\n\"{escape(family_example(family))}\"" if i == 0 else ""
-            table.add_row(first, name, env_id(name), escape(make_task(name).lang_template))
+            table.add_row(first, name, escape(make_task(name).lang_template))
         table.add_section()
     console.print(table)
 
