@@ -114,11 +114,11 @@ def _print_step(console, index: int, decision, step) -> None:
 def run_planned(instruction: str, seed: int = 0, video: Path | None = None, json_out: Path | None = None,
                 checkpoint: Path | None = None, policy: str | None = None, device: str = "auto",
                 lm: str | None = None, method: str = "saycan", explain: bool = False, max_steps: int = 8,
-                camera_scale: float = 1.0, threads: int | None = 1):
+                camera_scale: float = 1.0, threads: int | None = None):
     """Plan and carry out a long-horizon instruction on SayCan's tabletop (test layout ``seed``), printing each
     step's top options and scores; returns the :class:`~vlarm.planning.episode.EpisodeResult`. ``threads``: torch
-    CPU threads (default 1: on the shared two-core machine one thread decided a step in ~1 s, two threads in ~12 s;
-    benchmarks/RESULTS.md).
+    CPU threads (None: torch's default, every core; on an idle two-core machine a step takes ~0.6 s with two threads
+    and ~0.95 s with one, but one thread is faster when other jobs hold the cores: benchmarks/RESULTS.md).
 
     The instruction safety filter (:func:`vlarm.trust.safety.refuse_if_unsafe`) runs first, so every way into the
     planner (``vlarm plan``, ``vlarm run --planner saycan``) refuses what ``vlarm run`` refuses.
@@ -186,13 +186,14 @@ def plan(
     explain: Annotated[bool, typer.Option(help="the LM writes an explanation line first (chain of thought)")] = False,
     max_steps: Annotated[int, typer.Option(help="skills executed at most")] = 8,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda (the skill policy)")] = "auto",
-    threads: Annotated[int, typer.Option(help="torch CPU threads (1 was fastest on a shared 2-core machine)")] = 1,
+    threads: Annotated[int, typer.Option(help="torch CPU threads (0: every core, fastest on an idle machine; 1 is "
+                                              "faster when other jobs hold the cores)")] = 0,
 ) -> None:
     """Plan a long-horizon instruction with SayCan (LM x affordance) and execute each skill (= run --planner saycan)."""
-    if threads < 1:
-        raise ValueError(f"--threads must be >= 1, got {threads}")
+    if threads < 0:
+        raise ValueError(f"--threads must be >= 0 (0: every core), got {threads}")
     run_planned(instruction, seed=seed, video=video, json_out=json_out, checkpoint=checkpoint, policy=policy,
-                device=device, lm=lm, method=method, explain=explain, max_steps=max_steps, threads=threads)
+                device=device, lm=lm, method=method, explain=explain, max_steps=max_steps, threads=threads or None)
 
 
 def eval_planner(
