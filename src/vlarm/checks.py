@@ -64,14 +64,14 @@ def check_output(path: str | Path | None, flag: str, kind: str = "file",
         raise ValueError(f"kind must be 'file' or 'dir', got {kind!r}")
     path = Path(path)
     where = f"{flag} {path}"
-    if kind == "file" and suffixes and path.suffix.lower() not in suffixes:
-        raise ValueError(f"{flag} must end in {' or '.join(suffixes)}, got {path.name}")
-    if path.exists():
+    if path.exists():   # a file/directory mix-up first: it says more than a wrong suffix would
         if kind == "file" and path.is_dir():
             raise IsADirectoryError(f"{where}: is a directory; pass a file path inside it, e.g. "
                                     f"{path / ('output' + (suffixes[0] if suffixes else ''))}")
         if kind == "dir" and not path.is_dir():
             raise NotADirectoryError(f"{where}: {path} is a file, not a directory; pass a directory path")
+    if kind == "file" and suffixes and path.suffix.lower() not in suffixes:
+        raise ValueError(f"{flag} must end in {' or '.join(suffixes)}, got {path.name}")
     if kind == "file" and path.exists():   # an existing file (or device such as /dev/null)
         try:
             with open(path, "ab"):   # appending nothing leaves an existing file as it is

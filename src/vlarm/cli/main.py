@@ -514,7 +514,7 @@ def run(
         checkpoint = DEFAULT_CHECKPOINTS[family]
     _check_seed(seed)
     _check_video(video)
-    check_output(json_out, "--json")
+    check_output(json_out, "--json", suffixes=(".json",))
     _check_device(device)
     label, factory = _agent_factory(policy, checkpoint)
     env = make_env(task, split="test", render_terminal=False)   # the video renders its own frames

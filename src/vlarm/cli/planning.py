@@ -141,7 +141,7 @@ def run_planned(instruction: str, seed: int = 0, video: Path | None = None, json
     if max_steps < 1:
         raise ValueError(f"--max-steps must be >= 1, got {max_steps}")
     check_output(video, "--video", suffixes=(".mp4", ".gif"))
-    check_output(json_out, "--json")
+    check_output(json_out, "--json", suffixes=(".json",))
     agent, label = load_skill_policy(checkpoint, policy, device)
     planner, notes = load_planner(method, lm, agent, explain, max_steps, threads=threads)
     executor = OracleExecutor() if agent is None else PolicyExecutor(agent, label)
