@@ -146,13 +146,11 @@ def _finished_test(task_dir: Path, task: str, grid: Grid) -> dict | None:
     """``(summary, CPU seconds)`` of a finished test evaluation in ``task_dir`` (``results.json`` of ``task``'s test
     split with the grid's episode count and camera scale), or None when there is none or it does not match. The CPU
     seconds are those the evaluation recorded (0 for results written before evaluations recorded them)."""
-    path = task_dir / "results.json"
-    try:
-        results = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    wanted = {"task": task, "split": "test", "episodes": grid.test_episodes, "camera_scale": grid.camera_scale}
-    if any(results.get(k) != v for k, v in wanted.items()) or any(k not in results for k in TEST_SUMMARY):
+    from vlarm.eval.rollout import read_results
+
+    results = read_results(task_dir, task=task, split="test", episodes=grid.test_episodes,
+                           camera_scale=grid.camera_scale)
+    if results is None or any(k not in results for k in TEST_SUMMARY):
         return None
     return {k: results[k] for k in TEST_SUMMARY}, float(results.get("cpu_seconds", 0.0))
 

@@ -390,6 +390,19 @@ def _warn_untrained_task(trained: tuple[str, ...], task: str) -> None:
                    "outside its training tasks", ", ".join(trained), task)
 
 
+def read_results(out_dir: str | Path, **wanted) -> dict | None:
+    """The ``results.json`` that :func:`write_results` left in ``out_dir``, if it was made with ``wanted`` settings
+    (e.g. ``split="val", episodes=50``: every given key must hold the given value); None when there is none, it is
+    not valid JSON, or a setting differs (so the caller evaluates again instead of reusing stale results)."""
+    try:
+        results = json.loads((Path(out_dir) / "results.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not isinstance(results, dict) or any(results.get(k) != v for k, v in wanted.items()):
+        return None
+    return results
+
+
 def write_results(results: dict, out_dir: str | Path) -> None:
     """Write ``results.json`` and a Markdown report ``results.md`` (summary with intervals, novelty breakdown,
     per-episode rows) into ``out_dir``."""

@@ -19,7 +19,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from vlarm.eval.metrics import format_ci
-from vlarm.eval.rollout import evaluate, write_results
+from vlarm.eval.rollout import evaluate, read_results, write_results
 from vlarm.tasks.attributes import check_episode_count
 
 STEP_DIR = re.compile(r"^step_(\d+)$")
@@ -151,10 +151,9 @@ def select_checkpoint(
         per_task, policy, fingerprint = {}, None, cand.fingerprint()
         for task in tasks:
             task_dir = out / cand.key / task
-            cached = task_dir / "results.json"
-            results = json.loads(cached.read_text()) if cached.is_file() else None
-            wanted = {"episodes": episodes, "split": "val", "camera_scale": camera_scale, "fingerprint": fingerprint}
-            if results is None or any(results.get(k) != v for k, v in wanted.items()):
+            results = read_results(task_dir, episodes=episodes, split="val", camera_scale=camera_scale,
+                                   fingerprint=fingerprint)
+            if results is None:
                 policy = policy or load_policy(cand.path)
                 results = evaluate(lambda env, p=policy: p, task, "val", episodes, None, camera_scale=camera_scale,
                                    progress=False, label=str(cand.path), device=device)

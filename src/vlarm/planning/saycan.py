@@ -21,7 +21,6 @@ for the instruction (greedy), which stays in the prompt for every step.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ import numpy as np
 from vlarm.planning.affordances import Affordance, ConstantAffordance, PlanState, PolicyValue
 from vlarm.planning.skills import DONE_SKILL, Skill
 from vlarm.tasks.attributes import COLORS
+from vlarm.tasks.language import COLOR_HINT, COLOR_WORDS, Slot
 
 #: Few-shot examples of the prompt: (scene line, instruction, explanation, steps). None of them is in the evaluation
 #: instruction set (:mod:`vlarm.planning.instructions`). Six, so that the prompt of an episode stays under Gemma-3's
@@ -148,15 +148,19 @@ def absent_references(instruction: str, seen: Sequence[str]) -> list[str]:
 _NOUN_PHRASE = re.compile(r"\b([a-z]+)\s+(?:block|bowl)s?\b")
 
 
+#: The grammars' colour slot: its ``suggest`` is the tasks' own "did you mean" (and never "corrects" a known word).
+_COLOUR_SLOT = Slot("colour", COLOR_WORDS, COLOR_HINT)
+
+
 def misspelt_colours(instruction: str) -> list[tuple[str, str]]:
-    """``(word, colour)`` for each word before "block(s)" / "bowl(s)" that is not a colour but is spelt like one
-    (difflib ratio >= 0.75, e.g. ``("purpel", "purple")``): a typo the planner must not silently read past."""
-    known = {*COLORS, "grey"}
+    """``(word, colour)`` for each word before "block(s)" / "bowl(s)" that is not a known word but is spelt like a
+    colour (:meth:`vlarm.tasks.language.Slot.suggest`, e.g. ``("purpel", "purple")``): a typo the planner must not
+    silently read past."""
     out = []
     for word in _NOUN_PHRASE.findall(instruction.lower()):
-        close = difflib.get_close_matches(word, sorted(known), n=1, cutoff=0.75)
-        if word not in known and close and (word, close[0]) not in out:
-            out.append((word, close[0]))
+        guess = _COLOUR_SLOT.suggest(word)
+        if guess is not None and (word, guess) not in out:
+            out.append((word, guess))
     return out
 
 
