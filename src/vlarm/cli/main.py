@@ -6,27 +6,25 @@ message with exit code 2, never as a traceback.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from vlarm.checks import FEWSHOT_METHODS, VLM_EVAL_DATASETS, check_output
+from vlarm.cli.common import check_dir as _check_dir
+from vlarm.cli.common import console
+from vlarm.cli.common import user_errors as _user_errors
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="vlarm: language-conditioned robot manipulation in simulation.")
-# Wide consoles: results lines are long and logs are often redirected to files (80 columns would wrap them).
-console = Console(width=160) if not Console().is_terminal else Console()
-err_console = Console(stderr=True, width=160) if not Console(stderr=True).is_terminal else Console(stderr=True)
 
 #: The small CLIPort checkpoint shipped with the repository (see README: how it was trained).
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[3] / "checkpoints" / "cliport-vlm-put-block-in-bowl"
@@ -51,34 +49,6 @@ def _check_positive(**values: float) -> None:
         if value is not None and value <= 0:
             raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {value}")
 
-
-def _check_dir(path: Path | None, flag: str) -> None:
-    """Fail before any work unless ``path`` (a directory to create or reuse) can be written (see check_output)."""
-    check_output(path, flag, kind="dir")
-
-
-def _user_errors(fn):
-    """Turn user-fixable errors into a one-line message and exit code 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from gymnasium.error import Error as GymError
-
-        from vlarm.data import DatasetError
-        from vlarm.policies.base import CheckpointError
-
-        try:
-            return fn(*args, **kwargs)
-        except (ValueError, OSError, GymError, DatasetError, CheckpointError) as err:
-            err_console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
-            raise typer.Exit(code=2) from None
-        except KeyboardInterrupt:
-            hint = {"collect": " (rerun the same command to resume: finished episodes are kept)",
-                    "train": " (rerun the same command to resume from the last saved checkpoint)"}.get(fn.__name__, "")
-            err_console.print(f"[yellow]interrupted[/]{hint}")
-            raise typer.Exit(code=130) from None
-
-    return wrapper
 
 
 @app.command()
@@ -767,7 +737,7 @@ def vlm_qa_ask(
     _print_json(qa_ask(model, question, seed=seed, scene=scene, benchmark=benchmark, views_png=views_png))
 
 
-from vlarm.cli.trust import trust_app  # noqa: E402 - imports main only lazily
+from vlarm.cli.trust import trust_app  # noqa: E402 - registered here, next to the other command groups
 
 app.add_typer(trust_app, name="trust")
 

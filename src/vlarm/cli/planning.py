@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from vlarm.checks import check_output
+from vlarm.cli.common import console, err_console
 
 REPO = Path(__file__).resolve().parents[3]
 #: Every planner method (kept in step with vlarm.planning.evaluate.METHODS, without importing torch here).
@@ -26,10 +27,6 @@ DEFAULT_SKILL_POLICY = REPO / "checkpoints" / "cliport-saycan-skills"
 FALLBACK_POLICY = REPO / "checkpoints" / "cliport-vlm-put-block-in-bowl"
 
 
-def _console():
-    from vlarm.cli.main import console, err_console
-
-    return console, err_console
 
 
 def load_skill_policy(checkpoint: Path | None, policy: str | None, device: str = "auto"):
@@ -48,7 +45,7 @@ def load_skill_policy(checkpoint: Path | None, policy: str | None, device: str =
 
     path = checkpoint or (DEFAULT_SKILL_POLICY if DEFAULT_SKILL_POLICY.is_dir() else FALLBACK_POLICY)
     if checkpoint is None and path == FALLBACK_POLICY:
-        _console()[1].print(f"[yellow]warning:[/] no SayCan skill policy at {DEFAULT_SKILL_POLICY}; executing with "
+        err_console.print(f"[yellow]warning:[/] no SayCan skill policy at {DEFAULT_SKILL_POLICY}; executing with "
                             f"{FALLBACK_POLICY.name}, which knows 'put the X blocks in a Y bowl' only")
     agent = load_policy(str(path))
     agent.eval()
@@ -135,7 +132,6 @@ def run_planned(instruction: str, seed: int = 0, video: Path | None = None, json
     from vlarm.planning.perception import Perception
     from vlarm.tasks.attributes import split_seed
 
-    console, _ = _console()
     if seed < 0:
         raise ValueError(f"--seed must be >= 0, got {seed}")
     if max_steps < 1:
@@ -218,7 +214,6 @@ def eval_planner(
     from vlarm.planning.instructions import select_instructions
     from vlarm.planning.perception import Perception
 
-    console, _ = _console()
     names = check_methods([m.strip() for m in methods.split(",") if m.strip()])
     if executor not in EXECUTORS:
         raise ValueError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")

@@ -5,28 +5,18 @@ Thin: flags map onto :class:`vlarm.trust.report.TrustConfig` (whose defaults are
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from vlarm.cli.common import check_dir as _check_dir
+from vlarm.cli.common import console
+from vlarm.cli.common import user_errors as _user_errors
+
 trust_app = typer.Typer(no_args_is_help=True,
                         help="Trustworthiness: robustness, adversarial inputs, fairness, privacy, instruction safety.")
-
-
-def _user_errors(fn):
-    """``vlarm.cli.main._user_errors`` (one-line message, exit code 2), looked up at call time: main imports this
-    module, so importing main here at import time would be circular."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from vlarm.cli.main import _user_errors as handle
-
-        return handle(fn)(*args, **kwargs)
-
-    return wrapper
 
 
 @trust_app.command("report")
@@ -55,7 +45,6 @@ def report(
     seed: Annotated[int | None, typer.Option(help="[default 0]")] = None,
 ) -> None:
     """Measure a policy and its VLM and write one Markdown report with tables and plots."""
-    from vlarm.cli.main import _check_dir, console
     from vlarm.trust.report import SECTIONS, TrustConfig, write_report
     from vlarm.trust.robustness import FAMILIES
 
@@ -89,7 +78,6 @@ def report(
 @_user_errors
 def check(instruction: Annotated[str, typer.Argument(help="the instruction to check")]) -> None:
     """Run the instruction safety filter on one instruction (exit code 1 when refused)."""
-    from vlarm.cli.main import console
     from vlarm.trust.safety import check_instruction
 
     if not instruction.strip():
@@ -107,7 +95,6 @@ def redteam(
     out: Annotated[Path | None, typer.Option(help="write the result (with every mistake) as JSON")] = None,
 ) -> None:
     """Precision and recall of the safety filter on the red-team set (harmful = positive)."""
-    from vlarm.cli.main import console
     from vlarm.eval.metrics import format_ci
     from vlarm.trust.redteam import redteam_set
     from vlarm.trust.safety import evaluate_filter
