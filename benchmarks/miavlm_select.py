@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _miavlm import add_benchmark_args, build
 from _report import run_metadata
 
-from vlarm.eval.qa.benchmark import BenchmarkConfig, build_benchmark
 from vlarm.eval.qa.metrics import format_metric
 from vlarm.eval.qa.scoring import evaluate
-from vlarm.vlm.qa.dataset import NEGATIVE_SETTINGS, QABenchmark
+from vlarm.vlm.qa.dataset import NEGATIVE_SETTINGS
 from vlarm.vlm.qa.inference import view_weights
 from vlarm.vlm.qa.train import QATrainConfig, load_model, train
 
@@ -54,12 +54,7 @@ def markdown(result: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--benchmark", default="data/miavlm-qa64-v2")
-    parser.add_argument("--scenes", type=int, default=400)
-    parser.add_argument("--unseen-scenes", type=int, default=40)
-    parser.add_argument("--face-probability", type=float, default=1.0)
-    parser.add_argument("--face-hidden-probability", type=float, default=0.8)
-    parser.add_argument("--occluder-probability", type=float, default=0.5)
+    add_benchmark_args(parser)
     parser.add_argument("--runs", default="runs/miavlm-select")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--lr", type=float, default=2e-3)
@@ -70,13 +65,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     t0 = time.process_time()
-    config = BenchmarkConfig(scenes=args.scenes, unseen_scenes=args.unseen_scenes,
-                             face_probability=args.face_probability,
-                             face_hidden_probability=args.face_hidden_probability,
-                             occluder_probability=args.occluder_probability)
-    counts = build_benchmark(args.benchmark, config, progress=False)["splits"]
+    bench, counts = build(args)
     print(json.dumps({"benchmark_cpu_minutes": (time.process_time() - t0) / 60, "counts": counts}), flush=True)
-    bench = QABenchmark(args.benchmark)
     runs = []
     grid = itertools.product([float(x) for x in args.dropouts.split(",")],
                              [float(x) for x in args.entropies.split(",")])

@@ -32,9 +32,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _miavlm import add_benchmark_args, build
 from _report import run_metadata
 
-from vlarm.eval.qa.benchmark import BenchmarkConfig, build_benchmark
 from vlarm.eval.qa.metrics import format_metric
 from vlarm.eval.qa.scoring import evaluate
 from vlarm.vlm.qa.dataset import NEGATIVE_SETTINGS, QUESTION_TYPES, QABenchmark
@@ -154,12 +154,7 @@ def markdown(result: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--benchmark", default="data/miavlm-qa64-v2")
-    parser.add_argument("--scenes", type=int, default=400)
-    parser.add_argument("--unseen-scenes", type=int, default=40)
-    parser.add_argument("--face-probability", type=float, default=1.0)
-    parser.add_argument("--face-hidden-probability", type=float, default=0.8)
-    parser.add_argument("--occluder-probability", type=float, default=0.5)
+    add_benchmark_args(parser)
     parser.add_argument("--view-dropout", type=float, default=0.0, help="MIAVLM's view dropout (chosen on val)")
     parser.add_argument("--view-entropy", type=float, default=0.0, help="MIAVLM's entropy bonus (chosen on val)")
     parser.add_argument("--runs", default="runs/miavlm")
@@ -175,12 +170,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     t0 = time.process_time()
-    config = BenchmarkConfig(scenes=args.scenes, unseen_scenes=args.unseen_scenes,
-                             face_probability=args.face_probability,
-                             face_hidden_probability=args.face_hidden_probability,
-                             occluder_probability=args.occluder_probability)
-    counts = build_benchmark(args.benchmark, config, progress=False)["splits"]
-    bench = QABenchmark(args.benchmark)
+    bench, counts = build(args)
     models = MODELS + ((("uniform mean", "mean", "1+8"),) if args.mean else ())
     if args.only:
         models = tuple(m for m in models if f"{m[1]}-{m[2]}" in args.only.split(","))
