@@ -1,9 +1,12 @@
-"""Shared run metadata for the benchmark scripts: the command that reproduces a run, machine and threads."""
+"""Shared by the benchmark scripts: run metadata (the command that reproduces a run, machine, threads) and writing
+the JSON + Markdown outputs."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
+from pathlib import Path
 
 import torch
 
@@ -19,3 +22,11 @@ def run_metadata(script: str, args: argparse.Namespace) -> dict:
     flags = " ".join(f for f in (flag(k, v) for k, v in vars(args).items()) if f)
     return {"machine": platform.platform(), "torch_threads": torch.get_num_threads(),
             "command": f"benchmarks/{script} {flags}"}
+
+
+def write_outputs(result: dict, json_path: str | Path, markdown: str, markdown_path: str | Path) -> None:
+    """Write a run's ``result`` as JSON and its Markdown report (creating their folders), and print the report."""
+    for path, text in ((Path(json_path), json.dumps(result, indent=1) + "\n"), (Path(markdown_path), markdown)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    print(markdown)

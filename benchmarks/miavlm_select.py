@@ -19,12 +19,11 @@ import argparse
 import itertools
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from _miavlm import add_benchmark_args, build
-from _report import run_metadata
+from _report import run_metadata, write_outputs
 
 from vlarm.eval.qa.metrics import format_metric
 from vlarm.eval.qa.scoring import evaluate
@@ -90,11 +89,7 @@ def main() -> None:
     result = {"meta": run_metadata("miavlm_select.py", args), "counts": counts, "runs": runs,
               "chosen": {k: chosen[k] for k in ("view_dropout", "view_entropy", "mean_hooa")},
               "cpu_minutes": (time.process_time() - t0) / 60}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
-    Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.markdown).write_text(markdown(result))
-    print(markdown(result))
+    write_outputs(result, args.out, markdown(result), args.markdown)
 
 
 if __name__ == "__main__":
