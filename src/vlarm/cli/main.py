@@ -93,6 +93,9 @@ def collect(
     action_mode: Annotated[str, typer.Option(
         help="pick_place (one-shot poses, CLIPort/Transporter) or ee_delta (10 Hz closed-loop expert trajectories "
              "of the front camera at 96x128, for RT-1; one process)")] = "pick_place",
+    expert_noise: Annotated[float, typer.Option(
+        help="ee_delta only: DART noise, metres (std per translation axis) added to the expert's executed moves "
+             "while the labels stay its clean commands (0: the clean expert)")] = 0.0,
 ) -> None:
     """Collect oracle demonstrations (keeps reward > 0.99; resumable, also with --workers)."""
     from vlarm.data.collect import collect as run_collect
@@ -103,12 +106,18 @@ def collect(
         from vlarm.data.trajectories import collect_trajectories
 
         _check_dir(out, "--out")
-        report = collect_trajectories(task, split, episodes, out, camera_scale=camera_scale)
+        if not expert_noise >= 0:
+            raise ValueError(f"--expert-noise is a standard deviation in metres (>= 0), got {expert_noise}")
+        report = collect_trajectories(task, split, episodes, out, camera_scale=camera_scale,
+                                      expert_noise=expert_noise)
         console.print(f"[green]{report['episodes']} ee_delta trajectories[/] ({report['frames']} frames at 10 Hz) in "
                       f"{out}; {len(report['failed_seeds'])} seeds failed")
         return
     if action_mode != "pick_place":
         raise ValueError(f"--action-mode must be pick_place or ee_delta, got {action_mode!r}")
+    if expert_noise:
+        raise ValueError("--expert-noise applies to --action-mode ee_delta only (the pick-and-place oracle acts in "
+                         "one shot)")
     if renderer not in (*RENDERERS, "auto"):
         raise ValueError(f"--renderer must be one of {', '.join(RENDERERS)}, auto; got {renderer!r}")
     _check_dir(out, "--out")
@@ -159,6 +168,9 @@ def train(
         help="cache frozen backbone features per frame (warped under augmentation; approximate for rotations)")]
     = True,
     device: Annotated[str, typer.Option(help="auto (CUDA when available, else the CPU), cpu or cuda")] = "auto",
+    state_token: Annotated[bool, typer.Option(
+        help="rt1 only: add a token per frame embedding the tip pose and holding flag (vlarm's option, not in "
+             "RT-1)")] = False,
 ) -> None:
     """Train a policy by imitation on one task or several (multi-task); resumes from OUT/checkpoints/last if present.
 
@@ -188,9 +200,12 @@ def train(
         flags = dict(steps=steps, batch_size=batch_size, lr=lr, save_every=save_every, threads=threads or None)
         config = RT1TrainConfig(data_dirs=[str(d) for d in data], demos=demos, seed=seed,
                                 out_dir=out or Path("runs") / f"rt1-{'-'.join(task)}-{demos}",
+                                policy_overrides={"state_token": True} if state_token else {},
                                 **{k: v for k, v in flags.items() if v is not None})
         console.print(f"[green]done[/]: checkpoint {train_rt1(config)}")
         return
+    if state_token:
+        raise ValueError(f"--state-token applies to --policy rt1 only, not {policy}")
     if threads is not None and threads < 0:
         raise ValueError(f"--threads must be >= 0 (0: automatic), got {threads}")
     _check_seed(seed)

@@ -33,7 +33,7 @@ from vlarm.data.errors import DatasetError
 from vlarm.data.info import CODEBASE_VERSION
 from vlarm.data.storage import tasks_frame
 from vlarm.envs import make_env
-from vlarm.sim.servo import CONTROL_HZ
+from vlarm.sim.servo import CONTROL_HZ, MAX_TRANSLATION
 from vlarm.tasks import SUCCESS_THRESHOLD
 from vlarm.tasks.attributes import split_seed
 
@@ -57,14 +57,39 @@ def ee_action_dict(vector) -> dict:
             "terminate": int(v[5] > 0.5)}
 
 
-def run_ee_oracle_episode(env, seed: int, split: str) -> tuple[list[dict], float]:
+def perturb(action: dict, noise: float, rng: np.random.Generator) -> dict:
+    """``action`` with Gaussian noise of standard deviation ``noise`` metres added to each translation axis
+    (clipped to the action space); yaw, suction and terminate unchanged. DART (Laskey et al., CoRL 2017, Sec. 4):
+    the expert *executes* perturbed controls so that its demonstrations visit, and label, the states a learner's
+    small errors lead to."""
+    translation = np.asarray(action["translation"], np.float64) + rng.normal(0.0, noise, 3)
+    return {**action, "translation": np.clip(translation, -MAX_TRANSLATION, MAX_TRANSLATION).astype(np.float32)}
+
+
+def run_ee_oracle_episode(env, seed: int, split: str, expert_noise: float = 0.0) -> tuple[list[dict], float]:
     """Roll out the ``ee_delta`` expert (:meth:`vlarm.envs.closed_loop.ClosedLoopEnv.oracle_action`) for one seed.
+
+    Args:
+        env: a :class:`vlarm.envs.closed_loop.ClosedLoopEnv`.
+        seed: episode seed.
+        split: the seed's split.
+        expert_noise: DART noise, metres (standard deviation per translation axis, :func:`perturb`), added to the
+            *executed* action whenever the expert's command corrects it on the next step
+            (:attr:`ClosedLoopEnv.oracle_correcting`: approach, lift, retreat; never during a descent); the
+            recorded label is always the expert's clean command. The noise is seeded by ``seed``, so an episode
+            is reproducible. 0: the clean expert.
 
     Returns:
         ``(frames, total_reward)``; a frame holds the observation before its action (``rgb``, ``state``,
         ``instruction``), the action as a ``(6,)`` vector, ``reward`` and ``done``; a final frame with the
         terminate action closes a terminated episode.
+
+    Raises:
+        ValueError: ``expert_noise`` is negative or not finite.
     """
+    if not (np.isfinite(expert_noise) and expert_noise >= 0):
+        raise ValueError(f"expert_noise is a standard deviation in metres (>= 0), got {expert_noise}")
+    rng = np.random.default_rng([int(seed), 17])
     obs, _ = env.reset(seed=seed, options={"split": split})
     frames: list[dict] = []
     total, terminated = 0.0, False
@@ -76,6 +101,8 @@ def run_ee_oracle_episode(env, seed: int, split: str) -> tuple[list[dict], float
             frames.append({**frame, "action": ee_action_vector({**action, "terminate": 1}), "reward": 0.0,
                            "done": True})
             break
+        if expert_noise > 0 and env.oracle_correcting:
+            action = perturb(action, expert_noise, rng)
         obs, reward, terminated, truncated, info = env.step(action)
         total = info["total_reward"]
         frames.append({**frame, "reward": float(reward), "done": bool(truncated)})
@@ -122,7 +149,7 @@ def _features(image_shape) -> dict:
 
 
 def collect_trajectories(task: str, split: str, episodes: int, out: str | Path, camera_scale: float = 0.5,
-                         image_scale: float = 0.2, progress: bool = True) -> dict:
+                         image_scale: float = 0.2, expert_noise: float = 0.0, progress: bool = True) -> dict:
     """Collect ``episodes`` successful ``ee_delta`` expert trajectories (final total reward > 0.99) at ``out``.
 
     Seeds are the split's (``split_seed(split, i)`` in order; failed seeds are skipped and counted). A rerun with
@@ -135,6 +162,7 @@ def collect_trajectories(task: str, split: str, episodes: int, out: str | Path, 
         out: dataset root.
         camera_scale: planning-camera resolution (the expert's pick and place planning).
         image_scale: policy camera resolution relative to 480x640 (0.2: 96 x 128).
+        expert_noise: DART noise in metres (:func:`run_ee_oracle_episode`), recorded in ``meta/info.json``.
         progress: tqdm bar.
 
     Returns:
@@ -142,15 +170,20 @@ def collect_trajectories(task: str, split: str, episodes: int, out: str | Path, 
 
     Raises:
         DatasetError: ``out`` holds a dataset with other settings (or a pick-and-place dataset).
+        ValueError: a negative or non-finite ``expert_noise``.
     """
+    if not (np.isfinite(expert_noise) and expert_noise >= 0):
+        raise ValueError(f"expert_noise is a standard deviation in metres (>= 0), got {expert_noise}")
     root = Path(out)
     env = make_env(task, action_mode=ACTION_MODE, split=split, camera_scale=camera_scale, image_scale=image_scale)
     settings = {"action_mode": ACTION_MODE, "benchmark_task": task, "split": split,
                 "camera_scale": float(camera_scale), "image_scale": float(image_scale), "renderer": env.scene.renderer,
-                "image_shape": list(env.policy_camera.image_size)}
+                "image_shape": list(env.policy_camera.image_size), "expert_noise": float(expert_noise)}
     info_path = root / "meta/info.json"
     old = json.loads(info_path.read_text()) if info_path.is_file() else {}
-    diffs = {k: (old.get(k), v) for k, v in settings.items() if old and old.get(k) != v}
+    legacy = {"expert_noise": 0.0}      # datasets written before the setting existed
+    diffs = {k: (old.get(k, legacy.get(k)), v) for k, v in settings.items()
+             if old and old.get(k, legacy.get(k)) != v}
     if diffs:
         env.close()
         raise DatasetError(f"{root} holds a dataset with other settings (recorded, requested): {diffs}; use another "
@@ -169,7 +202,7 @@ def collect_trajectories(task: str, split: str, episodes: int, out: str | Path, 
             if seed in done:
                 continue
             tried += 1
-            frames, total = run_ee_oracle_episode(env, seed, split)
+            frames, total = run_ee_oracle_episode(env, seed, split, expert_noise)
             if total <= SUCCESS_THRESHOLD:
                 failed.append(seed)
             else:
@@ -212,6 +245,9 @@ class Trajectories:
         starts: ``(E,)`` int64 index of each episode's first frame; ``lengths``: ``(E,)`` frames per episode.
         tasks: ``E`` task names; ``seeds``: ``E`` episode seeds.
         fps: control rate, Hz.
+        split: the episodes' split.
+        states: ``(N, 8)`` float32 ``observation.state`` of every frame (tip xyz metres, quaternion xyzw, holding
+            flag); None for data built in memory without them.
     """
 
     images: np.ndarray
@@ -223,6 +259,7 @@ class Trajectories:
     seeds: list[int]
     fps: int = CONTROL_HZ
     split: str = "train"
+    states: np.ndarray | None = None
 
     @classmethod
     def open(cls, root: str | Path, episodes: int | None = None) -> Trajectories:
@@ -242,30 +279,33 @@ class Trajectories:
         n = info["total_episodes"] if episodes is None else int(episodes)
         if n > info["total_episodes"]:
             raise DatasetError(f"{root} has {info['total_episodes']} episodes, {n} asked")
-        images, actions, instructions, lengths, seeds = [], [], [], [], []
+        images, actions, states, instructions, lengths, seeds = [], [], [], [], [], []
         for e in range(n):
             table = pq.read_table(root / _FILE.format(e))
             images += [decode_png(b) for b in table.column(IMAGE_KEY).combine_chunks().field("bytes").to_pylist()]
             actions.append(table.column("action").combine_chunks().flatten().to_numpy().reshape(-1, 6))
+            states.append(table.column("observation.state").combine_chunks().flatten().to_numpy().reshape(-1, 8))
             instructions += [info["instructions"][i] for i in table.column("task_index").to_pylist()]
             lengths.append(table.num_rows)
             seeds.append(info["seeds"][e])
         lengths = np.asarray(lengths, np.int64)
         return cls(np.stack(images), np.concatenate(actions).astype(np.float32), instructions,
                    np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64), lengths,
-                   [info["benchmark_task"]] * n, seeds, int(info["fps"]), info["split"])
+                   [info["benchmark_task"]] * n, seeds, int(info["fps"]), info["split"],
+                   np.concatenate(states).astype(np.float32))
 
     @classmethod
     def concat(cls, parts: list[Trajectories]) -> Trajectories:
         """Several datasets as one (multi-task training); ValueError on different fps or image sizes."""
         if len({p.fps for p in parts}) != 1 or len({p.images.shape[1:] for p in parts}) != 1:
             raise ValueError("trajectory datasets with different fps or image sizes cannot be mixed")
+        states = None if any(p.states is None for p in parts) else np.concatenate([p.states for p in parts])
         offsets = np.cumsum([0] + [len(p.images) for p in parts[:-1]])
         return cls(np.concatenate([p.images for p in parts]), np.concatenate([p.actions for p in parts]),
                    [s for p in parts for s in p.instructions],
                    np.concatenate([p.starts + o for p, o in zip(parts, offsets, strict=True)]),
                    np.concatenate([p.lengths for p in parts]), [t for p in parts for t in p.tasks],
-                   [s for p in parts for s in p.seeds], parts[0].fps, parts[0].split)
+                   [s for p in parts for s in p.seeds], parts[0].fps, parts[0].split, states)
 
     def window(self, frame: int, history: int) -> tuple[np.ndarray, np.ndarray]:
         """Indices of the ``history`` frames ending at ``frame`` within its episode, the start padded by repeating
@@ -276,5 +316,5 @@ class Trajectories:
         return np.maximum(raw, first), raw >= first
 
 
-__all__ = ["ACTION_MODE", "Trajectories", "collect_trajectories", "ee_action_dict", "ee_action_vector",
+__all__ = ["ACTION_MODE", "Trajectories", "collect_trajectories", "ee_action_dict", "ee_action_vector", "perturb",
            "run_ee_oracle_episode"]

@@ -179,6 +179,13 @@ class ClosedLoopEnv(TabletopEnv):
                 return ee_action(move, turn, suction)
         return ee_action(move, turn, suction)
 
+    @property
+    def oracle_correcting(self) -> bool:
+        """Whether the expert's last :meth:`oracle_action` came from a closed-loop move towards a goal (approach,
+        lift, retreat: :attr:`PickPlaceWaypoints.CORRECTING_PHASES`), so that noise added to it is corrected by
+        the expert's next command (used for DART-style noise injection)."""
+        return self._expert is not None and self._expert.correcting
+
     def _render(self) -> None:
         self._rgb = render(self.scene.client, self.policy_camera, self.scene.renderer)[0]
 

@@ -158,6 +158,9 @@ class PickPlaceWaypoints:
     APPROACH = 0.20
     TOLERANCE = 0.004
     YAW_TOLERANCE = 0.02
+    #: Phases whose commands are computed from the real tip position towards a fixed goal, so that a perturbed
+    #: step is corrected by the next command (the descents go straight down until contact and correct nothing).
+    CORRECTING_PHASES = ("approach_pick", "lift", "approach_place", "retreat")
 
     def __init__(self, pick_pose: Pose, place_pose: Pose):
         self.pick = np.asarray(pick_pose[0], dtype=np.float64)
@@ -229,6 +232,11 @@ class PickPlaceWaypoints:
                 return np.zeros(3), 0.0, False
             return move, turn, False
         raise RuntimeError(f"unknown phase {self.phase!r}")
+
+    @property
+    def correcting(self) -> bool:
+        """Whether the command just returned belongs to a :data:`CORRECTING_PHASES` phase (not yet finished)."""
+        return not self.finished and self.phase in self.CORRECTING_PHASES
 
     def _toward(self, tip, goal, yaw, goal_yaw) -> tuple[np.ndarray | None, float]:
         """A bounded step from ``tip`` towards ``goal`` (and yaw towards ``goal_yaw``); None when both arrived."""

@@ -111,3 +111,32 @@ def test_select_action_caches_history_and_round_trips(tmp_path):
     policy.reset()
     a, b = loaded.select_action(obs), policy.select_action(obs)
     np.testing.assert_array_equal(a["translation"], b["translation"])
+
+
+def test_state_token_feeds_the_tip_state_and_is_required_when_configured(tmp_path):
+    torch.manual_seed(0)
+    policy = RT1Policy(RT1Config(**TINY, state_token=True)).eval()
+    policy.text_encoder = FakeEncoder()
+    assert policy.net.slots_per_frame == 8 + 1 + TOKENS_PER_ACTION
+    images, text = torch.rand(1, 2, 3, 64, 64) * 255, torch.randn(1, 384)
+    state = torch.zeros(1, 2, 8)
+    moved = state.clone()
+    moved[0, 1, :3] = torch.tensor([0.5, 0.1, 0.2])
+    with torch.no_grad():
+        a, b = policy.net(images, text, state), policy.net(images, text, moved)
+        torch.testing.assert_close(a[:, 0], b[:, 0])            # frame 0 cannot see frame 1's state
+        assert not torch.allclose(a[:, 1], b[:, 1])             # frame 1 does
+    with pytest.raises(ValueError, match="proprioceptive state"):
+        policy.net(images, text)
+    with pytest.raises(ValueError, match="no state token"):
+        RT1Policy(RT1Config(**TINY)).net(images, text, state)
+    obs = {"rgb": np.zeros((64, 64, 3), np.uint8), "state": np.zeros(8, np.float32),
+           "instruction": "put the red blocks in a green bowl"}
+    first = policy.select_action(obs)
+    policy.save_pretrained(tmp_path / "ckpt")
+    loaded = load_policy(tmp_path / "ckpt")
+    assert loaded.config.state_token
+    loaded.text_encoder = FakeEncoder()
+    policy.reset()
+    np.testing.assert_array_equal(loaded.select_action(obs)["translation"], policy.select_action(obs)["translation"])
+    assert set(first) == {"translation", "yaw", "suction", "terminate"}

@@ -29,6 +29,9 @@ class RT1Config:
         text_dim: instruction embedding size (MiniLM: 384; RT-1's USE: 512).
         backbone_pretrained: load the ImageNet EfficientNet-Lite0 weights (False only in tests).
         train_backbone: fine-tune the backbone's own weights (FiLM layers always train).
+        state_token: vlarm's addition, not RT-1's (which sees images only): one more token per frame, a linear
+            embedding of the env's ``(8,)`` proprioceptive state (tip xyz metres, quaternion xyzw, holding flag),
+            placed after the frame's image tokens. Off in both paper and CPU defaults.
         tasks: tasks the policy was trained on (recorded by training).
         action_mode: the env action mode this policy acts in (always ``"ee_delta"``).
     """
@@ -46,6 +49,7 @@ class RT1Config:
     text_dim: int = 384
     backbone_pretrained: bool = True
     train_backbone: bool = True
+    state_token: bool = False
     tasks: tuple[str, ...] = ()
     action_mode: str = "ee_delta"
 
@@ -57,6 +61,7 @@ class RT1Config:
         """
         self.image_size = tuple(int(v) for v in self.image_size)
         self.tasks = tuple(self.tasks)
+        self.state_token = bool(self.state_token)
         if len(self.image_size) != 2 or min(self.image_size) < 32:
             raise ValueError(f"image_size must be (H, W) with both >= 32 pixels, got {self.image_size}")
         for name in ("history", "tokens_per_frame", "d_model", "layers", "heads", "key_size", "feed_forward",

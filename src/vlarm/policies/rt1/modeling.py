@@ -7,9 +7,10 @@ vlarm's version: EfficientNet-Lite0 (ImageNet, :mod:`vlarm.vision.efficientnet`)
 MBConv block initialised to identity ((1 + gamma) x + beta with gamma = beta = 0); the instruction embedded by
 MiniLM (:mod:`vlarm.text`) in place of USE. Each frame contributes its 8 image tokens followed by 6 action slots
 (learned embeddings that carry no action values, as RT-1 feeds zeros in place of the action tokens); the action of
-frame t is read from its slots' outputs. Attention is RT-1's causal mask over the flattened (frame, slot) order
-(:func:`attention_mask`). At run time the image tokens of past frames are cached (:class:`RT1Policy`), so a control
-step runs the FiLM-EfficientNet once, on the newest frame.
+frame t is read from its slots' outputs. With ``state_token`` (vlarm's option, not RT-1's) a frame also carries one
+token embedding the env's proprioceptive state, between its image tokens and its action slots. Attention is RT-1's
+causal mask over the flattened (frame, slot) order (:func:`attention_mask`). At run time the image tokens of past
+frames are cached (:class:`RT1Policy`), so a control step runs the FiLM-EfficientNet once, on the newest frame.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from torch import nn
 from vlarm.policies.base import Policy, register_policy
 from vlarm.policies.rt1.configuration import RT1Config
 from vlarm.policies.rt1.tokenizer import MODES, NUM_BINS, TOKENS_PER_ACTION, decode_action
+
+#: Size of the proprioceptive state of :class:`vlarm.envs.closed_loop.ClosedLoopEnv` (tip xyz, quaternion, holding).
+STATE_DIM = 8
 
 
 class FiLM(nn.Module):
@@ -145,8 +149,9 @@ class DecoderLayer(nn.Module):
 class RT1Network(nn.Module):
     """The RT-1 network: images + instruction embedding -> action token logits.
 
-    ``forward(images, text)``: ``(B, T, 3, H, W)`` float RGB in [0, 255] (T <= ``history``) and ``(B, text_dim)``
-    float -> ``(B, T, 6, 256)`` logits of each frame's action tokens.
+    ``forward(images, text, state=None)``: ``(B, T, 3, H, W)`` float RGB in [0, 255] (T <= ``history``),
+    ``(B, text_dim)`` float and, with ``config.state_token``, ``(B, T, 8)`` float states -> ``(B, T, 6, 256)`` logits
+    of each frame's action tokens.
     """
 
     def __init__(self, config: RT1Config):
@@ -158,7 +163,8 @@ class RT1Network(nn.Module):
             for p in self.image_encoder.backbone.parameters():
                 p.requires_grad_(False)
         self.token_learner = TokenLearner(c.d_model, c.tokens_per_frame, c.token_learner_hidden)
-        self.slots_per_frame = c.tokens_per_frame + TOKENS_PER_ACTION
+        self.state_embed = nn.Linear(STATE_DIM, c.d_model) if c.state_token else None
+        self.slots_per_frame = c.tokens_per_frame + int(c.state_token) + TOKENS_PER_ACTION
         self.position = nn.Parameter(torch.zeros(c.history, self.slots_per_frame, c.d_model))
         self.action_slots = nn.Parameter(torch.zeros(TOKENS_PER_ACTION, c.d_model))
         nn.init.normal_(self.position, std=0.02)
@@ -168,13 +174,25 @@ class RT1Network(nn.Module):
         self.norm = nn.LayerNorm(c.d_model)
         self.head = nn.Linear(c.d_model, NUM_BINS)
 
-    def frame_tokens(self, images: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        """``(N, 3, H, W)`` images and ``(N, text_dim)`` embeddings -> ``(N, tokens_per_frame, d_model)`` tokens."""
+    def frame_tokens(self, images: torch.Tensor, text: torch.Tensor, state: torch.Tensor | None = None
+                     ) -> torch.Tensor:
+        """``(N, 3, H, W)`` images, ``(N, text_dim)`` embeddings and (with ``state_token``) ``(N, 8)`` states ->
+        ``(N, tokens_per_frame (+1), d_model)`` tokens.
+
+        Raises:
+            ValueError: ``state`` missing when the config has a state token, or given when it has none.
+        """
         feats = self.image_encoder(images, text)                      # (N, D, h, w)
-        return self.token_learner(feats.flatten(2).transpose(1, 2))
+        tokens = self.token_learner(feats.flatten(2).transpose(1, 2))
+        if (state is None) != (self.state_embed is None):
+            raise ValueError("this RT-1 config " + ("needs the (N, 8) proprioceptive state (state_token=True)"
+                                                    if state is None else "has no state token; pass state=None"))
+        if self.state_embed is None:
+            return tokens
+        return torch.cat([tokens, self.state_embed(state.float())[:, None]], dim=1)
 
     def action_logits(self, tokens: torch.Tensor) -> torch.Tensor:
-        """``(B, T, tokens_per_frame, d_model)`` frame tokens -> ``(B, T, 6, 256)`` logits (T <= history)."""
+        """``(B, T, K, d_model)`` frame tokens (:meth:`frame_tokens`) -> ``(B, T, 6, 256)`` logits (T <= history)."""
         b, t, k, d = tokens.shape
         if t > self.config.history:
             raise ValueError(f"at most {self.config.history} frames per window, got {t}")
@@ -187,10 +205,11 @@ class RT1Network(nn.Module):
         x = self.norm(x).view(b, t, self.slots_per_frame, d)[:, :, k:]
         return self.head(x)
 
-    def forward(self, images: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, text: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
         """See the class docstring."""
         b, t = images.shape[:2]
-        tokens = self.frame_tokens(images.flatten(0, 1), text.repeat_interleave(t, dim=0))
+        tokens = self.frame_tokens(images.flatten(0, 1), text.repeat_interleave(t, dim=0),
+                                   None if state is None else state.flatten(0, 1))
         return self.action_logits(tokens.view(b, t, *tokens.shape[1:]))
 
 
@@ -199,11 +218,13 @@ class RT1Policy(Policy):
     """RT-1 as a vlarm policy (closed-loop, ``ee_delta`` actions).
 
     ``forward(batch)`` (training): ``images`` ``(B, T, H, W, 3)`` uint8, ``text`` ``(B, text_dim)`` float32,
-    ``tokens`` ``(B, T, 6)`` int64 targets, optional ``valid`` ``(B, T)`` bool (frames that count) -> mean
+    ``tokens`` ``(B, T, 6)`` int64 targets, ``state`` ``(B, T, 8)`` float32 (only with ``config.state_token``),
+    optional ``valid`` ``(B, T)`` bool (frames that count) -> mean
     cross-entropy over the valid frames' action tokens, with ``{"loss", "token_accuracy"}``.
 
     ``select_action(observation, instruction)`` (acting): ``observation["rgb"]`` ``(H, W, 3)`` uint8 of the policy
-    camera; keeps the last ``history`` frames' image tokens (a new episode: :meth:`reset`), pads a short history by
+    camera (and ``observation["state"]`` ``(8,)`` with ``config.state_token``); keeps the last ``history`` frames'
+    tokens (a new episode: :meth:`reset`), pads a short history by
     repeating its first frame (as training does at an episode's start) and returns the newest frame's action,
     greedy per token (the mode token restricted to arm / terminate).
     """
@@ -239,7 +260,8 @@ class RT1Policy(Policy):
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
         """Cross-entropy on the action tokens (class docstring)."""
         images = batch["images"].to(self.device).permute(0, 1, 4, 2, 3).float()
-        logits = self.net(images, batch["text"].to(self.device))        # (B, T, 6, 256)
+        state = batch["state"].to(self.device) if self.config.state_token else None
+        logits = self.net(images, batch["text"].to(self.device), state)        # (B, T, 6, 256)
         target = batch["tokens"].to(self.device)
         valid = batch.get("valid")
         valid = torch.ones(target.shape[:2], dtype=torch.bool, device=self.device) if valid is None \
@@ -264,7 +286,9 @@ class RT1Policy(Policy):
                              f"the env with the matching image_scale")
         text = self.embed_instructions([instruction or observation["instruction"]])
         image = torch.as_tensor(rgb, device=self.device).permute(2, 0, 1)[None].float()
-        self._history.append(self.net.frame_tokens(image, text)[0])
+        state = (torch.as_tensor(np.asarray(observation["state"], np.float32), device=self.device)[None]
+                 if self.config.state_token else None)
+        self._history.append(self.net.frame_tokens(image, text, state)[0])
         frames = list(self._history)
         frames = [frames[0]] * (self.config.history - len(frames)) + frames
         logits = self.net.action_logits(torch.stack(frames)[None])[0, -1]       # (6, 256)
@@ -273,4 +297,4 @@ class RT1Policy(Policy):
         return decode_action(tokens.cpu().numpy())
 
 
-__all__ = ["FiLM", "FiLMEfficientNet", "RT1Network", "RT1Policy", "TokenLearner", "attention_mask"]
+__all__ = ["STATE_DIM", "FiLM", "FiLMEfficientNet", "RT1Network", "RT1Policy", "TokenLearner", "attention_mask"]

@@ -108,14 +108,18 @@ class WindowSampler:
                                                         for e in eps])
 
     def batch(self, rng: np.random.Generator, size: int) -> dict:
-        """``size`` windows: ``images`` (B, T, H, W, 3) uint8, ``text`` (B, D), ``tokens`` (B, T, 6), ``valid``."""
+        """``size`` windows: ``images`` (B, T, H, W, 3) uint8, ``text`` (B, D), ``tokens`` (B, T, 6), ``valid``
+        (B, T) bool and, when the data has them, ``state`` (B, T, 8) float32."""
         tasks = sorted(self.frames_of_task)
         ends = [int(rng.choice(self.frames_of_task[tasks[rng.integers(len(tasks))]])) for _ in range(size)]
         windows = [self.data.window(e, self.history) for e in ends]
         idx = np.stack([w[0] for w in windows])
-        return {"images": torch.from_numpy(self.data.images[idx]), "tokens": torch.from_numpy(self.tokens[idx]),
-                "valid": torch.from_numpy(np.stack([w[1] for w in windows])),
-                "text": torch.stack([self.text[self.data.instructions[e]] for e in ends])}
+        batch = {"images": torch.from_numpy(self.data.images[idx]), "tokens": torch.from_numpy(self.tokens[idx]),
+                 "valid": torch.from_numpy(np.stack([w[1] for w in windows])),
+                 "text": torch.stack([self.text[self.data.instructions[e]] for e in ends])}
+        if self.data.states is not None:
+            batch["state"] = torch.from_numpy(self.data.states[idx])
+        return batch
 
 
 def train_rt1(config: RT1TrainConfig, data: Trajectories | None = None) -> Path:
@@ -153,6 +157,9 @@ def train_rt1(config: RT1TrainConfig, data: Trajectories | None = None) -> Path:
         policy = Policy.from_pretrained(last_dir)
     else:
         policy = make_policy("rt1", **{"tasks": tuple(tasks), **config.policy_overrides})
+    if policy.config.state_token and data.states is None:
+        raise ValueError("the policy has a state token (state_token=True) but the trajectories carry no "
+                         "observation.state")
     if tuple(data.images.shape[1:3]) != tuple(policy.config.image_size):
         raise ValueError(f"the trajectories have {data.images.shape[1:3]} images, the policy expects "
                          f"{policy.config.image_size}")
