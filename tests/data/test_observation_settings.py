@@ -12,7 +12,7 @@ import pytest
 from vlarm.data import DatasetError, DatasetInfo, EpisodeDataset, EpisodeWriter, vlarm_features
 from vlarm.data import collect as collect_module
 from vlarm.data.collect import collect, observation_settings
-from vlarm.data.info import INFO_PATH
+from vlarm.data.info import INFO_PATH, collection_renderer
 from vlarm.envs import make_env
 
 from .conftest import TASK, make_episode
@@ -124,7 +124,10 @@ def test_resume_with_another_renderer_or_camera_is_refused(tmp_path, no_episodes
     _edit_info(root, renderer="egl")
     with pytest.raises(DatasetError, match="collected with renderer 'egl'; this run asks for 'tiny': pass the same "
                                            "--renderer to resume or a new --out"):
-        collect(TASK, "train", 2, root, progress=False)
+        collect(TASK, "train", 2, root, renderer="tiny", progress=False)
+    assert collection_renderer("auto", root) == "egl"             # the default resumes with the recorded one
+    assert collection_renderer("tiny", root) == "tiny"
+    assert collection_renderer("auto", tmp_path / "fresh") == "auto"
 
     _edit_info(root, renderer="tiny")
     cameras = _info_json(root)["cameras"]

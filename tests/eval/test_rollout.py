@@ -72,3 +72,32 @@ def test_each_step_records_the_instruction_it_acted_on():
     assert record.success and len(steps) == 6
     assert len(set(steps)) == 6 and all(s.startswith("put the ") for s in steps)   # one per pyramid step, in order
     assert steps[0].endswith("brown block") and " and " in steps[-1]                 # base row first, top last
+
+
+def test_a_policy_is_evaluated_with_the_renderer_it_learned_from(monkeypatch, caplog):
+    from vlarm.eval.rollout import policy_env_options
+    from vlarm.policies.pick_place import PickPlaceConfig
+    from vlarm.sim import cameras
+
+    assert policy_env_options(PickPlaceConfig()) == {"renderer": "tiny"}     # old checkpoints: tiny
+    assert policy_env_options({"type": "cliport"}) == {"renderer": "tiny"}    # config.json without the field
+    monkeypatch.setattr(cameras, "egl_available", lambda: True)
+    assert policy_env_options(PickPlaceConfig(renderer="egl")) == {"renderer": "egl"}
+    monkeypatch.setattr(cameras, "egl_available", lambda: False)
+    with caplog.at_level("WARNING"):
+        assert policy_env_options({"renderer": "egl"}) == {"renderer": "tiny"}
+    assert "EGL" in caplog.text
+    with pytest.raises(ValueError, match="valid: tiny, egl"):
+        PickPlaceConfig(renderer="opengl")
+
+
+def test_training_records_the_datasets_renderer():
+    from types import SimpleNamespace
+
+    from vlarm.policies.training import trained_renderer
+
+    one = SimpleNamespace(dataset_info=SimpleNamespace(renderer="egl"))
+    assert trained_renderer(one) == "egl"
+    assert trained_renderer(SimpleNamespace(datasets=[one, one])) == "egl"                  # multi-task
+    assert trained_renderer(SimpleNamespace(dataset_info=SimpleNamespace(renderer=None))) == "tiny"   # unrecorded
+    assert trained_renderer(object()) == "tiny"                                              # synthetic data

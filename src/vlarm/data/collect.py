@@ -25,9 +25,11 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from vlarm.data.info import collection_renderer
 from vlarm.data.writer import EpisodeWriter
 from vlarm.envs import make_env
 from vlarm.parallel import init_ray, map_episodes, uses_ray
+from vlarm.sim.cameras import COLLECTION_RENDERER
 from vlarm.tasks import SUCCESS_THRESHOLD, TaskError
 from vlarm.tasks.attributes import MAX_VAL_EPISODES, check_episode_count, split_seed
 
@@ -121,8 +123,9 @@ def _seeds(split: str, done: set[int]):
             yield seed
 
 
-def collect(task: str, split: str, episodes: int, out: str | Path, camera_scale: float = 1.0, renderer: str = "tiny",
-            progress: bool = True, workers: int = 1, address: str | None = None) -> CollectReport:
+def collect(task: str, split: str, episodes: int, out: str | Path, camera_scale: float = 1.0,
+            renderer: str = COLLECTION_RENDERER, progress: bool = True, workers: int = 1, address: str | None = None
+            ) -> CollectReport:
     """Collect ``episodes`` successful oracle demonstrations into a LeRobot-style dataset at ``out``.
 
     Args:
@@ -131,7 +134,8 @@ def collect(task: str, split: str, episodes: int, out: str | Path, camera_scale:
         episodes: number of successful episodes wanted in the dataset (counting ones already there).
         out: dataset directory (created or resumed).
         camera_scale: camera resolution relative to CLIPort's 480x640 (recorded in ``meta/info.json``).
-        renderer: ``"tiny"``, ``"egl"`` or ``"auto"`` (:class:`vlarm.sim.Scene`); the one used is recorded.
+        renderer: ``"tiny"``, ``"egl"`` or ``"auto"`` (EGL where it loads, else tiny; a resumed dataset keeps the
+            renderer it records: :func:`vlarm.data.info.collection_renderer`); the one used is recorded.
         progress: show a tqdm progress bar.
         workers: Ray actors rolling out episodes, each with its own simulator, at most ``episodes`` of them (1: in
             this process, Ray not imported). This process writes the episodes in seed order, so the dataset is the
@@ -155,7 +159,8 @@ def collect(task: str, split: str, episodes: int, out: str | Path, camera_scale:
         workers = episodes
     if uses_ray(workers, address):
         init_ray(workers, address)   # an unreachable cluster fails before the dataset directory is touched
-    env = make_env(task, split=split, camera_scale=camera_scale, renderer=renderer, render_terminal=False)
+    env = make_env(task, split=split, camera_scale=camera_scale, renderer=collection_renderer(renderer, out),
+                   render_terminal=False)
     start = time.perf_counter()
     new = rejected = 0
     try:

@@ -440,6 +440,19 @@ def _camera_differences(recorded: dict, requested: dict) -> list[tuple[str, Any,
     return out
 
 
+def collection_renderer(requested: str, root: str | Path) -> str:
+    """The renderer to collect into ``root`` with: ``requested``, except that ``"auto"`` keeps the renderer a
+    dataset already at ``root`` records (so resuming never mixes renderers; a fresh dataset gets EGL where it loads,
+    see :class:`vlarm.sim.Scene`). An unreadable ``meta/info.json`` leaves ``"auto"`` (the writer reports it)."""
+    if requested != "auto":
+        return requested
+    try:
+        recorded = json.loads((Path(root) / INFO_PATH).read_text()).get("renderer")
+    except (OSError, ValueError, AttributeError):
+        return requested
+    return recorded if isinstance(recorded, str) and recorded else requested
+
+
 def check_observation_settings(root: Path, requested: dict[str, Any]) -> None:
     """Refuse to add episodes to ``root`` unless its recorded observation settings equal ``requested``.
 

@@ -30,9 +30,10 @@ from tqdm.auto import tqdm
 
 from vlarm.data._io import atomic_write_json, atomic_write_parquet, decode_png, encode_png
 from vlarm.data.errors import DatasetError
-from vlarm.data.info import CODEBASE_VERSION
+from vlarm.data.info import CODEBASE_VERSION, collection_renderer
 from vlarm.data.storage import tasks_frame
 from vlarm.envs import make_env
+from vlarm.sim.cameras import COLLECTION_RENDERER, RENDERER
 from vlarm.sim.servo import CONTROL_HZ, MAX_TRANSLATION
 from vlarm.tasks import SUCCESS_THRESHOLD
 from vlarm.tasks.attributes import split_seed
@@ -149,7 +150,8 @@ def _features(image_shape) -> dict:
 
 
 def collect_trajectories(task: str, split: str, episodes: int, out: str | Path, camera_scale: float = 0.5,
-                         image_scale: float = 0.2, expert_noise: float = 0.0, progress: bool = True) -> dict:
+                         image_scale: float = 0.2, expert_noise: float = 0.0, renderer: str = COLLECTION_RENDERER,
+                         progress: bool = True) -> dict:
     """Collect ``episodes`` successful ``ee_delta`` expert trajectories (final total reward > 0.99) at ``out``.
 
     Seeds are the split's (``split_seed(split, i)`` in order; failed seeds are skipped and counted). A rerun with
@@ -163,6 +165,7 @@ def collect_trajectories(task: str, split: str, episodes: int, out: str | Path, 
         camera_scale: planning-camera resolution (the expert's pick and place planning).
         image_scale: policy camera resolution relative to 480x640 (0.2: 96 x 128).
         expert_noise: DART noise in metres (:func:`run_ee_oracle_episode`), recorded in ``meta/info.json``.
+        renderer: ``"tiny"``, ``"egl"`` or ``"auto"`` (:func:`vlarm.data.info.collection_renderer`); recorded.
         progress: tqdm bar.
 
     Returns:
@@ -175,7 +178,8 @@ def collect_trajectories(task: str, split: str, episodes: int, out: str | Path, 
     if not (np.isfinite(expert_noise) and expert_noise >= 0):
         raise ValueError(f"expert_noise is a standard deviation in metres (>= 0), got {expert_noise}")
     root = Path(out)
-    env = make_env(task, action_mode=ACTION_MODE, split=split, camera_scale=camera_scale, image_scale=image_scale)
+    env = make_env(task, action_mode=ACTION_MODE, split=split, camera_scale=camera_scale, image_scale=image_scale,
+                   renderer=collection_renderer(renderer, root))
     settings = {"action_mode": ACTION_MODE, "benchmark_task": task, "split": split,
                 "camera_scale": float(camera_scale), "image_scale": float(image_scale), "renderer": env.scene.renderer,
                 "image_shape": list(env.policy_camera.image_size), "expert_noise": float(expert_noise)}
@@ -248,6 +252,7 @@ class Trajectories:
         split: the episodes' split.
         states: ``(N, 8)`` float32 ``observation.state`` of every frame (tip xyz metres, quaternion xyzw, holding
             flag); None for data built in memory without them.
+        renderer: renderer of the images (``meta/info.json``; concatenated datasets must agree).
     """
 
     images: np.ndarray
@@ -260,6 +265,7 @@ class Trajectories:
     fps: int = CONTROL_HZ
     split: str = "train"
     states: np.ndarray | None = None
+    renderer: str = RENDERER
 
     @classmethod
     def open(cls, root: str | Path, episodes: int | None = None) -> Trajectories:
@@ -292,20 +298,22 @@ class Trajectories:
         return cls(np.stack(images), np.concatenate(actions).astype(np.float32), instructions,
                    np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64), lengths,
                    [info["benchmark_task"]] * n, seeds, int(info["fps"]), info["split"],
-                   np.concatenate(states).astype(np.float32))
+                   np.concatenate(states).astype(np.float32), info.get("renderer") or RENDERER)
 
     @classmethod
     def concat(cls, parts: list[Trajectories]) -> Trajectories:
-        """Several datasets as one (multi-task training); ValueError on different fps or image sizes."""
-        if len({p.fps for p in parts}) != 1 or len({p.images.shape[1:] for p in parts}) != 1:
-            raise ValueError("trajectory datasets with different fps or image sizes cannot be mixed")
+        """Several datasets as one (multi-task training); ValueError on different fps, image sizes or renderers."""
+        if len({p.fps for p in parts}) != 1 or len({p.images.shape[1:] for p in parts}) != 1 \
+                or len({p.renderer for p in parts}) != 1:
+            raise ValueError("trajectory datasets with different fps, image sizes or renderers cannot be mixed "
+                             f"(fps {sorted({p.fps for p in parts})}, renderers {sorted({p.renderer for p in parts})})")
         states = None if any(p.states is None for p in parts) else np.concatenate([p.states for p in parts])
         offsets = np.cumsum([0] + [len(p.images) for p in parts[:-1]])
         return cls(np.concatenate([p.images for p in parts]), np.concatenate([p.actions for p in parts]),
                    [s for p in parts for s in p.instructions],
                    np.concatenate([p.starts + o for p, o in zip(parts, offsets, strict=True)]),
                    np.concatenate([p.lengths for p in parts]), [t for p in parts for t in p.tasks],
-                   [s for p in parts for s in p.seeds], parts[0].fps, parts[0].split, states)
+                   [s for p in parts for s in p.seeds], parts[0].fps, parts[0].split, states, parts[0].renderer)
 
     def window(self, frame: int, history: int) -> tuple[np.ndarray, np.ndarray]:
         """Indices of the ``history`` frames ending at ``frame`` within its episode, the start padded by repeating

@@ -60,14 +60,47 @@ class OracleAgent:
         return self.env.oracle_action()
 
 
+def policy_env_options(config) -> dict:
+    """:func:`vlarm.envs.make_env` arguments that render what a policy learned from.
+
+    Args:
+        config: a policy config (dataclass) or its ``config.json`` as a dict.
+
+    Returns:
+        ``{"renderer": ...}``: the renderer the policy records (``"tiny"`` when it records none; an ``"egl"``
+        policy gets ``"tiny"`` with a logged warning where EGL does not load, as the two differ by ~16/255 in colour
+        and < 1 mm in height, issue 10); for a closed-loop policy (``action_mode`` ``"ee_delta"``, e.g. RT-1) also
+        that mode and the ``image_scale`` rendering its ``image_size`` (relative to 480x640).
+    """
+    from vlarm.sim.cameras import RENDERER, egl_available
+
+    get = config.get if isinstance(config, dict) else (lambda key, default=None: getattr(config, key, default))
+    renderer = get("renderer") or RENDERER
+    if renderer == "egl" and not egl_available():
+        logger.warning("this policy learned from EGL-rendered images but PyBullet's EGL plugin does not load here "
+                       "(Debian: apt install libegl-mesa0); rendering with TinyRenderer instead")
+        renderer = "tiny"
+    options = {"renderer": renderer}
+    if get("action_mode", "pick_place") == "ee_delta":
+        options.update(action_mode="ee_delta", image_scale=float(get("image_size")[0]) / 480.0)
+    return options
+
+
 def agent_env_options(agent) -> dict:
-    """:func:`vlarm.envs.make_env` arguments an agent needs: ``{}`` for pick-and-place agents; for a closed-loop
-    policy (its config's ``action_mode`` is ``"ee_delta"``, e.g. RT-1) that mode and the ``image_scale`` rendering
-    its ``image_size`` (relative to 480x640)."""
+    """:func:`policy_env_options` of an agent's ``config``; ``{}`` for an agent without one (the oracle, a
+    scripted agent: they read the simulator, not images)."""
     config = getattr(agent, "config", None)
-    if getattr(config, "action_mode", "pick_place") != "ee_delta":
-        return {}
-    return {"action_mode": "ee_delta", "image_scale": float(config.image_size[0]) / 480.0}
+    return {} if config is None else policy_env_options(config)
+
+
+def factory_env_options(agent_factory) -> dict:
+    """The env arguments for the agents ``agent_factory(env)`` builds: its own ``env_options`` when it has them
+    (:class:`CheckpointAgentFactory`), ``{}`` for an agent class (the oracle), else those of the agent a closure
+    returns for ``env=None`` (a loaded policy: the CLI, ``vlarm select``)."""
+    options = getattr(agent_factory, "env_options", None)
+    if options is not None:
+        return options
+    return {} if isinstance(agent_factory, type) else agent_env_options(agent_factory(None))
 
 
 @dataclass(frozen=True)
@@ -85,12 +118,8 @@ class CheckpointAgentFactory:
 
     @property
     def env_options(self) -> dict:
-        """Env arguments the checkpoint's policy needs: ``{}`` for pick-and-place policies; for a closed-loop policy
-        (RT-1) its ``action_mode`` and the ``image_scale`` that renders its image size (relative to 480x640)."""
-        config = json.loads((Path(self.path) / "config.json").read_text())
-        if config.get("action_mode", "pick_place") != "ee_delta":
-            return {}
-        return {"action_mode": "ee_delta", "image_scale": float(config["image_size"][0]) / 480.0}
+        """Env arguments the checkpoint's policy needs (:func:`policy_env_options` of its ``config.json``)."""
+        return policy_env_options(json.loads((Path(self.path) / "config.json").read_text()))
 
     def __call__(self, env):
         from vlarm.policies import load_policy
@@ -332,9 +361,7 @@ def evaluate(agent_factory, task: str, split: str = "test", episodes: int = 100,
     check_workers(workers)
     check_episode_count(split, episodes)
     if env_options is None:
-        env_options = getattr(agent_factory, "env_options", None)
-    if env_options is None:   # a closure over a loaded policy (the CLI, `vlarm select`): ask the policy itself
-        env_options = {} if isinstance(agent_factory, type) else agent_env_options(agent_factory(None))
+        env_options = factory_env_options(agent_factory)
     env = make_env(task, split=split, camera_scale=camera_scale, render_terminal=False,  # nothing looks at it
                    **env_options)
     out = Path(out_dir) if out_dir is not None else None

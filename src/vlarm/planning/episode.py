@@ -133,13 +133,19 @@ class PlanRunner:
         perception: a :class:`~vlarm.planning.perception.Perception`.
         executor: :class:`OracleExecutor` or :class:`PolicyExecutor`.
         camera_scale: camera resolution relative to 480x640 (the policy was trained at 1.0).
+
+    The scene renders with the executor's policy's renderer (:func:`vlarm.eval.rollout.agent_env_options`), the
+    default one for the oracle.
     """
 
     def __init__(self, planner, perception: Perception, executor, camera_scale: float = 1.0):
+        from vlarm.eval.rollout import agent_env_options
         from vlarm.sim import default_cameras
+        from vlarm.sim.cameras import RENDERER
 
         self.planner, self.perception, self.executor = planner, perception, executor
-        self.scene = Scene(cameras=default_cameras(camera_scale))
+        renderer = agent_env_options(getattr(executor, "policy", None)).get("renderer", RENDERER)
+        self.scene = Scene(cameras=default_cameras(camera_scale), renderer=renderer)
         self.task = SayCanTabletop(name="saycan-tabletop")
 
     def close(self) -> None:

@@ -33,6 +33,7 @@ from vlarm.policies.processing import (
     yaw_to_bin_torch,
 )
 from vlarm.policies.transport import transport_logits
+from vlarm.sim.cameras import RENDERER, check_renderer
 
 #: Stride of the feature maps the heads work on, relative to the heightmap.
 FEATURE_STRIDE = 2
@@ -59,6 +60,9 @@ class PickPlaceConfig:
         tasks: the benchmark tasks the policy was trained on (``vlarm train`` records them: one, or several for
             multi-task training); empty when not recorded (checkpoints written before this field existed).
             Evaluating on another task is allowed (a generalisation test) and warned about.
+        renderer: the renderer of the images the policy learned from (``"tiny"`` or ``"egl"``; ``vlarm train``
+            records the dataset's). Evaluation and ``vlarm run`` render with it (:func:`vlarm.eval.rollout.
+            policy_env_options`). Default ``"tiny"``: what every checkpoint written before this field learned from.
     """
 
     image_shape: tuple[int, int] = (320, 160)
@@ -72,14 +76,16 @@ class PickPlaceConfig:
     depth_mean: float = DEPTH_MEAN
     depth_std: float = DEPTH_STD
     tasks: tuple[str, ...] = ()
+    renderer: str = RENDERER
 
     def __post_init__(self) -> None:
-        """Validate shapes and normalisation statistics.
+        """Validate shapes, normalisation statistics and the renderer.
 
         Raises:
-            ValueError: on an image size not divisible by 32, non-positive sizes, or statistics that are not
-                3 (colour) finite numbers with positive std.
+            ValueError: on an image size not divisible by 32, non-positive sizes, statistics that are not
+                3 (colour) finite numbers with positive std, or an unknown renderer.
         """
+        check_renderer(self.renderer)
         self.image_shape = tuple(int(v) for v in self.image_shape)
         self.color_mean = tuple(float(v) for v in self.color_mean)
         self.color_std = tuple(float(v) for v in self.color_std)

@@ -549,6 +549,16 @@ def trained_tasks(config: TrainConfig, dataset: Any) -> tuple[str, ...]:
     return (recorded,) if recorded else ()
 
 
+def trained_renderer(dataset: Any) -> str:
+    """The renderer of a dataset's images, recorded in the policy's config (``PickPlaceConfig.renderer``) so that
+    evaluation renders the same way: the dataset's ``meta/info.json`` ``renderer`` (a multi-task dataset's are
+    checked equal; its first), else ``"tiny"`` (datasets written before the field existed, synthetic data)."""
+    from vlarm.sim.cameras import RENDERER
+
+    parts = getattr(dataset, "datasets", None) or [dataset]
+    return getattr(getattr(parts[0], "dataset_info", None), "renderer", None) or RENDERER
+
+
 def _check_same_run(last_dir: Path, config: TrainConfig) -> None:
     """Refuse to resume a run whose stored settings differ from ``config`` in what defines the model and data.
 
@@ -651,7 +661,8 @@ def train(config: TrainConfig, dataset: Any | None = None) -> Path:
         policy = Policy.from_pretrained(last_dir)
     else:
         policy = make_policy(config.policy, **_normalization_overrides(config, dataset),
-                             **{"tasks": trained_tasks(config, dataset), **config.policy_overrides})
+                             **{"tasks": trained_tasks(config, dataset), "renderer": trained_renderer(dataset),
+                                **config.policy_overrides})
     device = resolve_device(config.device)
     policy.to(device).train()
     params = [p for p in policy.parameters() if p.requires_grad]

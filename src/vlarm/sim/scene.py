@@ -6,6 +6,7 @@ episodes reproducible from a seed (REFERENCE.md Sec. 10: restoring state by rese
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,6 +21,7 @@ from vlarm.sim.cameras import (
     default_cameras,
     depth_to_points,
     load_egl_plugin,
+    native_output_silenced,
     render,
 )
 from vlarm.sim.heightmap import PIXEL_SIZE, WORKSPACE_BOUNDS, fuse_heightmap
@@ -162,8 +164,10 @@ class Scene:
     def close(self) -> None:
         """Disconnect the PyBullet clients (safe to call twice)."""
         for cid in (self.client, self.ik_client):
+            quiet = native_output_silenced() if self.renderer == "egl" else contextlib.nullcontext()
             try:
-                p.disconnect(physicsClientId=cid)
+                with quiet:   # the EGL plugin prints a banner when it unloads
+                    p.disconnect(physicsClientId=cid)
             except p.error:
                 pass
 

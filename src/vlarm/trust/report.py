@@ -257,11 +257,14 @@ def robustness_section(cfg: TrustConfig) -> Section:
 
 
 def _policy_observations(cfg: TrustConfig, n: int):
-    """Yield ``(env, info, observation)`` for ``n`` episodes of ``cfg.split`` (the env stays alive per yield)."""
+    """Yield ``(env, info, observation)`` for ``n`` episodes of ``cfg.split`` (the env stays alive per yield),
+    rendered as the policy of ``cfg.checkpoint`` learned its images."""
     from vlarm.envs import make_env
+    from vlarm.eval.rollout import CheckpointAgentFactory
     from vlarm.tasks.attributes import split_seed
 
-    env = make_env(cfg.task, split=cfg.split, render_terminal=False)
+    env = make_env(cfg.task, split=cfg.split, render_terminal=False,
+                   **CheckpointAgentFactory(str(cfg.checkpoint)).env_options)
     try:
         for i in range(n):
             obs, info = env.reset(seed=split_seed(cfg.split, i), options={"split": cfg.split})
@@ -427,9 +430,10 @@ def fairness_section(cfg: TrustConfig) -> Section:
     policy = load_policy_agent(cfg)
     outcome, phr, col, region = [], [], [], []
     from vlarm.envs import make_env
+    from vlarm.eval.rollout import agent_env_options
     from vlarm.tasks.attributes import split_seed
 
-    env = make_env(cfg.task, split=cfg.split, render_terminal=False)
+    env = make_env(cfg.task, split=cfg.split, render_terminal=False, **agent_env_options(policy))
     try:
         for i in range(cfg.episodes):
             for k, template in enumerate(PHRASINGS):
@@ -525,6 +529,7 @@ def privacy_section(cfg: TrustConfig) -> Section:
     # policy: first frames of its training demonstrations vs first frames of held-out episodes (oracle actions)
     from vlarm.data import EpisodeDataset
     from vlarm.envs import make_env
+    from vlarm.eval.rollout import agent_env_options
     from vlarm.tasks.attributes import split_seed
 
     policy = load_policy_agent(cfg)
@@ -533,7 +538,7 @@ def privacy_section(cfg: TrustConfig) -> Section:
     if data_dir.is_dir():
         ds = EpisodeDataset(data_dir)
         members = [f for f in (ds[i] for i in range(len(ds))) if f["frame_index"] == 0][: cfg.episodes * 3]
-        env = make_env(cfg.task, split="val", render_terminal=False)
+        env = make_env(cfg.task, split="val", render_terminal=False, **agent_env_options(policy))
         nonmembers = []
         try:
             for i in range(len(members)):

@@ -232,13 +232,15 @@ def run_policy(agent, task: str, family: str, level: int, episodes: int, split: 
         ValueError: unknown family/level/task, or ``episodes``/``steps`` < 1.
     """
     from vlarm.envs import make_env
+    from vlarm.eval.rollout import agent_env_options
     from vlarm.tasks import TaskError
     from vlarm.tasks.attributes import split_seed
 
     if episodes < 1 or steps < 1:
         raise ValueError(f"episodes and steps must be >= 1, got {episodes}, {steps}")
     check_level(family, level)
-    env = make_env(task_for(task, family, level), split=split, camera_scale=camera_scale, render_terminal=False)
+    env = make_env(task_for(task, family, level), split=split, camera_scale=camera_scale, render_terminal=False,
+                   **agent_env_options(agent))
     out = []
     try:
         for i in range(episodes):

@@ -133,11 +133,12 @@ def text_injection(agent, task: str, episodes: int, split: str = "val", note: st
     """
     from vlarm.envs import make_env
     from vlarm.eval.metrics import score_interval
+    from vlarm.eval.rollout import agent_env_options
     from vlarm.tasks.attributes import split_seed
 
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
-    env = make_env(task, split=split, camera_scale=camera_scale, render_terminal=False)
+    env = make_env(task, split=split, camera_scale=camera_scale, render_terminal=False, **agent_env_options(agent))
     clean, noted, changed, follow, follow_clean, eligible = [], [], [], [], [], 0
     try:
         for i in range(episodes):

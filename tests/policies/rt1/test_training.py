@@ -51,7 +51,7 @@ def test_train_resume_and_refuse_other_settings(tmp_path):
 def test_checkpoint_evaluates_closed_loop_and_is_cut_at_the_step_limit(tmp_path):
     last = train_rt1(config(tmp_path / "run"), synthetic())
     factory = CheckpointAgentFactory(str(last))
-    assert factory.env_options == {"action_mode": "ee_delta", "image_scale": 0.2}
+    assert factory.env_options == {"action_mode": "ee_delta", "image_scale": 0.2, "renderer": "tiny"}
     results = evaluate(factory, "put-block-in-bowl-seen-colors", split="val", episodes=1, camera_scale=0.25,
                        progress=False, env_options={**factory.env_options, "max_control_steps": 3})
     assert results["episodes"] == 1 and results["mean_steps"] <= 3
@@ -63,5 +63,17 @@ def test_a_loaded_policy_names_its_env_options():
     from vlarm.policies.rt1 import RT1Config, RT1Policy
 
     policy = RT1Policy(RT1Config(**TINY))
-    assert agent_env_options(policy) == {"action_mode": "ee_delta", "image_scale": 0.2}
+    assert agent_env_options(policy) == {"action_mode": "ee_delta", "image_scale": 0.2, "renderer": "tiny"}
     assert agent_env_options(object()) == {}
+
+
+def test_the_policy_records_the_renderer_of_its_trajectories(tmp_path):
+    from vlarm.policies import load_policy
+
+    data = synthetic()
+    data.renderer = "egl"
+    last = train_rt1(config(tmp_path / "run"), data)
+    assert load_policy(last).config.renderer == "egl"
+    other = synthetic()
+    with pytest.raises(ValueError, match="renderers"):
+        Trajectories.concat([data, other])

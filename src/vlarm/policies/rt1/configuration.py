@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vlarm.sim.cameras import RENDERER, check_renderer
+
 
 @dataclass
 class RT1Config:
@@ -33,6 +35,8 @@ class RT1Config:
             embedding of the env's ``(8,)`` proprioceptive state (tip xyz metres, quaternion xyzw, holding flag),
             placed after the frame's image tokens. Off in both paper and CPU defaults.
         tasks: tasks the policy was trained on (recorded by training).
+        renderer: renderer of the images it learned from (recorded by training from the trajectories; see
+            :class:`vlarm.policies.pick_place.PickPlaceConfig`).
         action_mode: the env action mode this policy acts in (always ``"ee_delta"``).
     """
 
@@ -51,17 +55,19 @@ class RT1Config:
     train_backbone: bool = True
     state_token: bool = False
     tasks: tuple[str, ...] = ()
+    renderer: str = RENDERER
     action_mode: str = "ee_delta"
 
     def __post_init__(self) -> None:
         """Validate sizes.
 
         Raises:
-            ValueError: naming the first field out of range.
+            ValueError: naming the first field out of range, or an unknown renderer.
         """
         self.image_size = tuple(int(v) for v in self.image_size)
         self.tasks = tuple(self.tasks)
         self.state_token = bool(self.state_token)
+        check_renderer(self.renderer)
         if len(self.image_size) != 2 or min(self.image_size) < 32:
             raise ValueError(f"image_size must be (H, W) with both >= 32 pixels, got {self.image_size}")
         for name in ("history", "tokens_per_frame", "d_model", "layers", "heads", "key_size", "feed_forward",

@@ -156,7 +156,7 @@ def train_rt1(config: RT1TrainConfig, data: Trajectories | None = None) -> Path:
             copy_checkpoint(resume_dir, last_dir)
         policy = Policy.from_pretrained(last_dir)
     else:
-        policy = make_policy("rt1", **{"tasks": tuple(tasks), **config.policy_overrides})
+        policy = make_policy("rt1", **{"tasks": tuple(tasks), "renderer": data.renderer, **config.policy_overrides})
     if policy.config.state_token and data.states is None:
         raise ValueError("the policy has a state token (state_token=True) but the trajectories carry no "
                          "observation.state")
