@@ -77,6 +77,9 @@ def test_perturb_changes_only_the_translation_and_stays_in_the_action_space():
     out = perturb(action, 0.05, np.random.default_rng(0))
     assert np.abs(out["translation"]).max() <= 0.03 and not np.allclose(out["translation"], action["translation"])
     assert out["yaw"] is action["yaw"] and out["suction"] == 1 and out["terminate"] == 0
+    small = {**action, "translation": np.array([0.0003, 0.0, 0.0], np.float32)}     # 1% of a full step
+    spread = np.std([perturb(small, 0.01, np.random.default_rng(i))["translation"][1] for i in range(200)])
+    assert 0.00005 < spread < 0.0002                                          # ~1% of the full-step noise
 
 
 def test_pick_place_dataset_is_refused(tmp_path):

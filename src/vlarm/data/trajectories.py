@@ -59,11 +59,14 @@ def ee_action_dict(vector) -> dict:
 
 
 def perturb(action: dict, noise: float, rng: np.random.Generator) -> dict:
-    """``action`` with Gaussian noise of standard deviation ``noise`` metres added to each translation axis
-    (clipped to the action space); yaw, suction and terminate unchanged. DART (Laskey et al., CoRL 2017, Sec. 4):
-    the expert *executes* perturbed controls so that its demonstrations visit, and label, the states a learner's
-    small errors lead to."""
-    translation = np.asarray(action["translation"], np.float64) + rng.normal(0.0, noise, 3)
+    """``action`` with Gaussian noise added to each translation axis (clipped to the action space); yaw, suction and
+    terminate unchanged. The standard deviation is ``noise`` metres for a full step (:data:`MAX_TRANSLATION` on
+    some axis) and shrinks in proportion to the commanded step, so the expert still settles within its few-mm
+    tolerance where it slows down at a goal. DART (Laskey et al., CoRL 2017, Sec. 4): the expert *executes*
+    perturbed controls so that its demonstrations visit, and label, the states a learner's small errors lead to."""
+    translation = np.asarray(action["translation"], np.float64)
+    scale = min(1.0, float(np.max(np.abs(translation))) / MAX_TRANSLATION)
+    translation = translation + rng.normal(0.0, noise * scale, 3)
     return {**action, "translation": np.clip(translation, -MAX_TRANSLATION, MAX_TRANSLATION).astype(np.float32)}
 
 
@@ -74,8 +77,8 @@ def run_ee_oracle_episode(env, seed: int, split: str, expert_noise: float = 0.0)
         env: a :class:`vlarm.envs.closed_loop.ClosedLoopEnv`.
         seed: episode seed.
         split: the seed's split.
-        expert_noise: DART noise, metres (standard deviation per translation axis, :func:`perturb`), added to the
-            *executed* action whenever the expert's command corrects it on the next step
+        expert_noise: DART noise, metres (standard deviation per translation axis of a full step, :func:`perturb`),
+            added to the *executed* action whenever the expert's command corrects it on the next step
             (:attr:`ClosedLoopEnv.oracle_correcting`: approach, lift, retreat; never during a descent); the
             recorded label is always the expert's clean command. The noise is seeded by ``seed``, so an episode
             is reproducible. 0: the clean expert.
