@@ -1,9 +1,13 @@
 """RT-1 (issue 11) at CPU scale: collect ee_delta expert trajectories, train the CPU-size RT-1 (multi-task and the
 data-diversity ablation), evaluate closed loop (seen / unseen instructions), and time a control step.
 
-Every stage resumes (datasets and runs are reused). CPU-minutes of each stage are recorded in the JSON.
+Every stage resumes (datasets and runs are reused). CPU-minutes of each stage are recorded in the JSON, with the
+recipe (demos, steps, DART noise, state token) that produced it.
 
     nice -n 10 .venv/bin/python benchmarks/rt1_table.py --out outputs/rt1 [--stage collect|train|eval|latency]
+    # the second recipe: DART noise in the expert data, the tip-state token, more data, checkpoint chosen on val
+    .venv/bin/python benchmarks/rt1_table.py --out outputs/rt1-dart --demos 100 --steps 6000 --expert-noise 0.01 \
+        --state-token --select-episodes 10 --episodes 20 --stage collect|train|select|eval|eval2
 """
 
 from __future__ import annotations
@@ -19,28 +23,40 @@ import torch
 
 from vlarm.data.trajectories import collect_trajectories
 from vlarm.eval.rollout import CheckpointAgentFactory, evaluate
+from vlarm.eval.selection import select_checkpoint
 from vlarm.policies.rt1 import RT1Config, RT1Policy, paper_config
 from vlarm.policies.rt1.training import RT1TrainConfig, train_rt1
 from vlarm.sim import appearance
 from vlarm.tasks.attributes import COLORS
 
 A, B = "put-block-in-bowl-seen-colors", "packing-shapes"
-#: name -> (datasets, demos per task, steps): the main multi-task run and the diversity-vs-quantity ablation.
-RUNS = {
-    "multi-2tasks-40demos": ([A, B], 40, 1500),
-    "fewer-tasks-1task-40demos": ([A], 40, 750),
-    "less-data-2tasks-20demos": ([A, B], 20, 750),
-}
-#: (run, checkpoint, eval task, label): seen = training tasks' test seeds; unseen = held-out colour combinations.
-#: The checkpoints are fixed in advance (the last step; step 750 of the main run for the equal-steps ablation).
-EVALS = [
-    ("multi-2tasks-40demos", "last", A, "seen (put-block-in-bowl, seen colours)"),
-    ("multi-2tasks-40demos", "last", B, "seen (packing-shapes, unseen shapes on test)"),
-    ("multi-2tasks-40demos", "last", "put-block-in-bowl-unseen-colors", "unseen instructions (novel colours)"),
-    ("multi-2tasks-40demos", "step_000750", A, "ablation: 2 tasks x 40 demos (step 750)"),
-    ("fewer-tasks-1task-40demos", "last", A, "ablation: fewer tasks (1 x 40, step 750)"),
-    ("less-data-2tasks-20demos", "last", A, "ablation: less data per task (2 x 20, step 750)"),
-]
+
+
+def runs(demos: int, steps: int) -> dict[str, tuple[list[str], int, int]]:
+    """name -> (datasets, demos per task, steps): the main multi-task run (``demos`` per task, ``steps``) and the
+    diversity-vs-quantity ablation at half the steps (one task with ``demos``; two tasks with half the demos)."""
+    half = steps // 2
+    return {
+        f"multi-2tasks-{demos}demos": ([A, B], demos, steps),
+        f"fewer-tasks-1task-{demos}demos": ([A], demos, half),
+        f"less-data-2tasks-{demos // 2}demos": ([A, B], demos // 2, half),
+    }
+
+
+def evals(demos: int, steps: int, main_checkpoint: str) -> list[tuple[str, str, str, str]]:
+    """(run, checkpoint, eval task, label): seen = training tasks' test seeds; unseen = held-out colour
+    combinations. The main run's checkpoint is its last or the one chosen on val (``main_checkpoint``); the
+    ablation compares the three runs at the same step (half of ``steps``), fixed in advance."""
+    half, main = steps // 2, f"multi-2tasks-{demos}demos"
+    return [
+        (main, main_checkpoint, A, "seen (put-block-in-bowl, seen colours)"),
+        (main, main_checkpoint, B, "seen (packing-shapes, unseen shapes on test)"),
+        (main, main_checkpoint, "put-block-in-bowl-unseen-colors", "unseen instructions (novel colours)"),
+        (main, f"step_{half:06d}", A, f"ablation: 2 tasks x {demos} demos (step {half})"),
+        (f"fewer-tasks-1task-{demos}demos", "last", A, f"ablation: fewer tasks (1 x {demos}, step {half})"),
+        (f"less-data-2tasks-{demos // 2}demos", "last", A,
+         f"ablation: less data per task (2 x {demos // 2}, step {half})"),
+    ]
 
 
 class ExtraDistractors:
@@ -78,10 +94,10 @@ class NewBackground:
         appearance.set_background_color(scene, rng.uniform(0.1, 0.9, 3))
 
 
-#: (run, task, label, scene hook): the distractor and background tests on the seen task's test seeds.
+#: (task, label, scene hook): the distractor and background tests on the seen task's test seeds (main run).
 EVALS_APPEARANCE = [
-    ("multi-2tasks-40demos", A, "distractors (+4 blocks)", ExtraDistractors(4)),
-    ("multi-2tasks-40demos", A, "backgrounds (new table and ground colours)", NewBackground()),
+    (A, "distractors (+4 blocks)", ExtraDistractors(4)),
+    (A, "backgrounds (new table and ground colours)", NewBackground()),
 ]
 
 
@@ -100,29 +116,53 @@ def record(out: Path, key: str, value) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("outputs/rt1"))
-    parser.add_argument("--stage", choices=["collect", "train", "eval", "latency", "eval2", "all"], default="all")
+    parser.add_argument("--stage", choices=["collect", "train", "select", "eval", "latency", "eval2", "all"],
+                        default="all")
     parser.add_argument("--episodes", type=int, default=10, help="test episodes per evaluation cell")
+    parser.add_argument("--demos", type=int, default=40, help="expert trajectories per task (main run)")
+    parser.add_argument("--steps", type=int, default=1500, help="training steps of the main run (ablations: half)")
+    parser.add_argument("--expert-noise", type=float, default=0.0, help="DART noise of the expert data, metres")
+    parser.add_argument("--state-token", action="store_true", help="RT-1 with the tip-state token (vlarm option)")
+    parser.add_argument("--select-episodes", type=int, default=0,
+                        help="val episodes per task to choose the main run's checkpoint on (0: its last)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
+    record(args.out, "recipe", {"demos": args.demos, "steps": args.steps, "expert_noise": args.expert_noise,
+                                "state_token": args.state_token, "select_episodes": args.select_episodes,
+                                "test_episodes": args.episodes})
+    run_specs = runs(args.demos, args.steps)
+    main_run = args.out / "runs" / next(iter(run_specs))
     if args.stage in ("collect", "all"):
         for task in (A, B):
             start = cpu_minutes()
-            report = collect_trajectories(task, "train", 40, args.out / "data" / task, progress=False)
+            report = collect_trajectories(task, "train", args.demos, args.out / "data" / task,
+                                          expert_noise=args.expert_noise, progress=False)
             record(args.out, f"collect/{task}", {**report, "cpu_minutes": cpu_minutes() - start})
             print("collected", task, report, flush=True)
     if args.stage in ("train", "all"):
-        for name, (tasks, demos, steps) in RUNS.items():
+        for name, (tasks, demos, steps) in run_specs.items():
             start = cpu_minutes()
             cfg = RT1TrainConfig(data_dirs=[str(args.out / "data" / t) for t in tasks], demos=demos, steps=steps,
                                  batch_size=4, out_dir=args.out / "runs" / name, save_every=250, log_every=20,
+                                 policy_overrides={"state_token": True} if args.state_token else {},
                                  progress=False)
             last = train_rt1(cfg)
             record(args.out, f"train/{name}", {"checkpoint": str(last), "tasks": tasks, "demos": demos,
                                                 "steps": steps, "cpu_minutes_this_process": cpu_minutes() - start})
             print("trained", name, flush=True)
+    main_checkpoint = "last"
+    if args.select_episodes and args.stage in ("select", "eval", "eval2", "all"):
+        start = cpu_minutes()
+        selection = select_checkpoint([main_run], [A, B], args.select_episodes, args.out / "select", every=4,
+                                      camera_scale=0.5, progress=False, device="cpu")
+        main_checkpoint = Path(selection["best"]["checkpoint"]).name
+        record(args.out, "select", {"chosen": main_checkpoint, "episodes_per_task": args.select_episodes,
+                                    "candidates": [(r["step"], r["mean_score"]) for r in selection["candidates"]],
+                                    "cpu_minutes_this_process": cpu_minutes() - start})
+        print("selected", main_checkpoint, flush=True)
     if args.stage in ("eval", "all"):
-        for name, ckpt, task, label in EVALS:
+        for name, ckpt, task, label in evals(args.demos, args.steps, main_checkpoint):
             start = cpu_minutes()
             factory = CheckpointAgentFactory(str(args.out / "runs" / name / "checkpoints" / ckpt))
             res = evaluate(factory, task, split="test", episodes=args.episodes, camera_scale=0.5, progress=False,
@@ -134,9 +174,10 @@ def main() -> None:
                 "cpu_minutes": cpu_minutes() - start})
             print("eval", name, ckpt, task, res["score"], res["success_rate"], flush=True)
     if args.stage in ("eval2",):
-        for name, task, label, hook in EVALS_APPEARANCE:
+        for task, label, hook in EVALS_APPEARANCE:
             start = cpu_minutes()
-            factory = CheckpointAgentFactory(str(args.out / "runs" / name / "checkpoints" / "last"))
+            name = main_run.name
+            factory = CheckpointAgentFactory(str(main_run / "checkpoints" / main_checkpoint))
             tag = type(hook).__name__
             res = evaluate(factory, task, split="test", episodes=args.episodes, camera_scale=0.5, progress=False,
                            label=f"rt1 {name} {tag}", out_dir=args.out / "eval" / f"{name}__{task}__{tag}",
