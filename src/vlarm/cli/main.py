@@ -197,8 +197,9 @@ def train(
     if policy == "rt1":   # closed-loop trajectories (`vlarm collect --action-mode ee_delta`), one dataset per task
         from vlarm.policies.rt1.training import RT1TrainConfig, train_rt1
 
-        flags = dict(steps=steps, batch_size=batch_size, lr=lr, save_every=save_every, threads=threads or None)
-        config = RT1TrainConfig(data_dirs=[str(d) for d in data], demos=demos, seed=seed,
+        _check_device(device)
+        flags = dict(steps=steps, batch_size=batch_size, lr=lr, save_every=save_every, threads=threads)
+        config = RT1TrainConfig(data_dirs=[str(d) for d in data], demos=demos, seed=seed, device=device,
                                 out_dir=out or Path("runs") / f"rt1-{'-'.join(task)}-{demos}",
                                 policy_overrides={"state_token": True} if state_token else {},
                                 **{k: v for k, v in flags.items() if v is not None})

@@ -67,22 +67,18 @@ _CHECKPOINT_DIR = re.compile(r"^(last|step_\d+)(\.tmp|\.old)?$")
 
 
 @dataclass
-class TrainConfig:
-    """Training run settings (CLIPort trains with lr 1e-4, batch 1, 200k steps; this loop is tuned for CPU).
+class RunConfig:
+    """Settings every imitation-learning run shares (pick-and-place policies: :class:`TrainConfig`; RT-1:
+    :class:`vlarm.policies.rt1.training.RT1TrainConfig`).
 
     Attributes:
-        policy: registered policy name (``"cliport"`` or ``"transporter"``).
-        data_dir: dataset root; if ``data_dir / task`` exists it is used instead. Multi-task: one root per task
-            (a list, in the order of ``tasks``) or one root holding a folder per task
-            (:func:`vlarm.data.multitask.resolve_task_dirs`).
-        task: task name (selects the sub-folder; recorded in the training state and, as ``tasks``, in the
-            policy's config). ``"multi"`` for a multi-task run (set from ``tasks``).
-        tasks: multi-task training (CLIPort, Shridhar et al. CoRL 2021, Sec. 4): two or more task names, one dataset
-            each; empty for single-task training. Recorded in the policy's config.
-        demos: number of demonstration episodes to train on (the first ``demos`` episodes; per task when
-            multi-task, CLIPort's protocol).
+        policy: registered policy name.
+        task: task name, recorded in the training state and, as ``tasks``, in the policy's config; ``"multi"`` for
+            a multi-task run.
+        tasks: the tasks of a multi-task run (empty for single-task training).
+        demos: number of demonstration episodes to train on (the first ``demos``; per task when multi-task).
         steps: total optimisation steps (a resumed run stops at the same total).
-        batch_size: frames per step.
+        batch_size: samples per step (frames; RT-1: windows of ``history`` frames).
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
         out_dir: output directory (log + checkpoints).
@@ -90,26 +86,15 @@ class TrainConfig:
         log_every: period in steps of a ``train_log.csv`` row (mean over the period).
         seed: seeds weight init, sampling and augmentation; the same seed gives the same run.
         resume: continue from ``out_dir/checkpoints/last`` when it exists.
-        augment: apply random SE(2) augmentation (Ravens ``perturb``).
-        theta_sigma: std of the augmentation rotation in radians (Ravens: 60 degrees).
-        translation_sigma: std of the augmentation translation in pixels.
         threads: torch intra-op threads; 0 = automatic (:func:`auto_threads`: all cores on an idle machine,
             1 when other processes already keep the cores busy, where 2 threads run up to 10x slower).
-        cache_features: precompute frozen backbone features once per frame (warped per step) instead of
-            running the backbone on every augmented image.
         policy_overrides: config fields passed to ``make_policy`` (e.g. ``{"widths": [8, 16, 32, 64]}``).
-        color_permutation: probability per frame of showing the spatial stream its colours with the RGB channels
-            permuted (see :meth:`FrameStore.batch`); 0 disables it.
-        device: ``"auto"`` (CUDA when available, else the CPU), ``"cpu"`` or ``"cuda"``; frames stay in CPU memory
+        device: ``"auto"`` (CUDA when available, else the CPU), ``"cpu"`` or ``"cuda"``; data stays in CPU memory
             and each batch is moved to the device.
-        normalization: input statistics of a new policy: ``"dataset"`` (the training dataset's own
-            ``meta/stats.json``, stored in the policy's config as LeRobot does) or ``"ravens"`` (Ravens'
-            constants, mean 0.189 / std 0.073 for colour, which do not match vlarm's renders).
         progress: show a tqdm progress bar.
     """
 
     policy: str = "cliport"
-    data_dir: str | Path | list[str | Path] = "data"
     task: str | None = None
     tasks: list[str] = field(default_factory=list)
     demos: int = 100
@@ -122,14 +107,8 @@ class TrainConfig:
     log_every: int = 50
     seed: int = 0
     resume: bool = True
-    augment: bool = True
-    theta_sigma: float = math.radians(60.0)
-    translation_sigma: float = 20.0
     threads: int = 0
-    cache_features: bool = True
     policy_overrides: dict[str, Any] = field(default_factory=dict)
-    normalization: str = "dataset"
-    color_permutation: float = 0.0
     device: str = "auto"
     progress: bool = True
 
@@ -137,11 +116,63 @@ class TrainConfig:
         """Validate numbers.
 
         Raises:
-            ValueError: naming the first field that is out of range; ``tasks`` with fewer than two or repeated
-                names, or alongside another ``task`` than ``"multi"``; ``task="multi"`` without ``tasks``; several
-                ``data_dir`` without ``tasks``.
+            ValueError: naming the first count or period below 1, a non-finite or non-positive lr, a negative
+                weight decay or thread count.
         """
         self.tasks = [str(t) for t in self.tasks]
+        for name in ("demos", "steps", "batch_size", "save_every", "log_every"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not (math.isfinite(self.lr) and math.isfinite(self.weight_decay)):
+            raise ValueError(f"lr and weight_decay must be finite numbers, got {self.lr}, {self.weight_decay}")
+        if self.lr <= 0 or self.weight_decay < 0 or self.threads < 0:
+            raise ValueError(f"need lr > 0, weight_decay >= 0, threads >= 0; got {self.lr}, {self.weight_decay}, "
+                             f"{self.threads}")
+
+
+@dataclass
+class TrainConfig(RunConfig):
+    """A pick-and-place policy's training run (CLIPort trains with lr 1e-4, batch 1, 200k steps; this loop is
+    tuned for CPU): :class:`RunConfig`'s settings and these.
+
+    Attributes:
+        policy: ``"cliport"`` or ``"transporter"``.
+        data_dir: dataset root; if ``data_dir / task`` exists it is used instead. Multi-task: one root per task
+            (a list, in the order of ``tasks``) or one root holding a folder per task
+            (:func:`vlarm.data.multitask.resolve_task_dirs`).
+        task: task name (selects the sub-folder); ``"multi"`` for a multi-task run (set from ``tasks``).
+        tasks: multi-task training (CLIPort, Shridhar et al. CoRL 2021, Sec. 4): two or more task names, one dataset
+            each; empty for single-task training. Recorded in the policy's config.
+        augment: apply random SE(2) augmentation (Ravens ``perturb``).
+        theta_sigma: std of the augmentation rotation in radians (Ravens: 60 degrees).
+        translation_sigma: std of the augmentation translation in pixels.
+        cache_features: precompute frozen backbone features once per frame (warped per step) instead of
+            running the backbone on every augmented image.
+        color_permutation: probability per frame of showing the spatial stream its colours with the RGB channels
+            permuted (see :meth:`FrameStore.batch`); 0 disables it.
+        normalization: input statistics of a new policy: ``"dataset"`` (the training dataset's own
+            ``meta/stats.json``, stored in the policy's config as LeRobot does) or ``"ravens"`` (Ravens'
+            constants, mean 0.189 / std 0.073 for colour, which do not match vlarm's renders).
+    """
+
+    data_dir: str | Path | list[str | Path] = "data"
+    augment: bool = True
+    theta_sigma: float = math.radians(60.0)
+    translation_sigma: float = 20.0
+    cache_features: bool = True
+    normalization: str = "dataset"
+    color_permutation: float = 0.0
+
+    def __post_init__(self) -> None:
+        """Validate numbers and the task / tasks / data_dir combination.
+
+        Raises:
+            ValueError: see :meth:`RunConfig.__post_init__`; ``tasks`` with fewer than two or repeated names, or
+                alongside another ``task`` than ``"multi"``; ``task="multi"`` without ``tasks``; several
+                ``data_dir`` without ``tasks``; a colour-permutation probability outside [0, 1]; an unknown
+                normalisation.
+        """
+        super().__post_init__()
         if self.tasks:
             if len(self.tasks) < 2 or len(set(self.tasks)) != len(self.tasks):
                 raise ValueError(f"multi-task training needs two or more different tasks, got {self.tasks}; train "
@@ -153,18 +184,10 @@ class TrainConfig:
             raise ValueError(f"task={MULTI_TASK!r} needs the list of tasks (tasks=[...])")
         elif isinstance(self.data_dir, list | tuple):
             raise ValueError(f"several data directories ({len(self.data_dir)}) need tasks=[...], one task each")
-        for name in ("demos", "steps", "batch_size", "save_every", "log_every"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.color_permutation <= 1.0:
             raise ValueError(f"color_permutation is a probability in [0, 1], got {self.color_permutation}")
         if self.normalization not in ("dataset", "ravens"):
             raise ValueError(f"normalization must be 'dataset' or 'ravens', got {self.normalization!r}")
-        if not (math.isfinite(self.lr) and math.isfinite(self.weight_decay)):
-            raise ValueError(f"lr and weight_decay must be finite numbers, got {self.lr}, {self.weight_decay}")
-        if self.lr <= 0 or self.weight_decay < 0 or self.threads < 0:
-            raise ValueError(f"need lr > 0, weight_decay >= 0, threads >= 0; got {self.lr}, {self.weight_decay}, "
-                             f"{self.threads}")
 
 
 #: The five non-identity orders of the RGB channels (colour-permutation augmentation).
@@ -559,8 +582,9 @@ def trained_renderer(dataset: Any) -> str:
     return getattr(getattr(parts[0], "dataset_info", None), "renderer", None) or RENDERER
 
 
-def _check_same_run(last_dir: Path, config: TrainConfig) -> None:
-    """Refuse to resume a run whose stored settings differ from ``config`` in what defines the model and data.
+def _check_same_run(last_dir: Path, config: RunConfig) -> None:
+    """Refuse to resume a run whose stored settings differ from ``config`` in what defines the model and data
+    (the settings ``config``'s class has: RT-1 runs have no augmentation or normalisation settings).
 
     Raises:
         ValueError: listing each differing setting (stored vs requested) and how to start a fresh run instead.
@@ -569,8 +593,8 @@ def _check_same_run(last_dir: Path, config: TrainConfig) -> None:
         stored = json.loads((last_dir / STATE_JSON).read_text()).get("train_config", {})
     except (OSError, json.JSONDecodeError):
         return  # unreadable state is reported by load_training_state
-    keys = ("policy", "task", "tasks", "demos", "batch_size", "lr", "seed", "policy_overrides", "normalization",
-            "color_permutation", "cache_features")
+    keys = [k for k in ("policy", "task", "tasks", "demos", "batch_size", "lr", "seed", "policy_overrides",
+                        "normalization", "color_permutation", "cache_features") if hasattr(config, k)]
     requested = json.loads(json.dumps({k: getattr(config, k) for k in keys}, default=str))
     diffs = [f"{k}: {stored[k]!r} in the run, {requested[k]!r} now" for k in keys
              if k in stored and stored[k] != requested[k]]

@@ -77,3 +77,26 @@ def test_the_policy_records_the_renderer_of_its_trajectories(tmp_path):
     other = synthetic()
     with pytest.raises(ValueError, match="renderers"):
         Trajectories.concat([data, other])
+
+
+def test_a_run_written_with_the_old_config_fields_resumes(tmp_path):
+    import json
+
+    data = synthetic()
+    train_rt1(config(tmp_path / "run"), data)
+    state = tmp_path / "run/checkpoints/last/training_state.json"
+    saved = json.loads(state.read_text())
+    saved["train_config"].update(normalization="none", color_permutation=0.0, cache_features=False)   # before RunConfig
+    state.write_text(json.dumps(saved))
+    more = config(tmp_path / "run")
+    more.steps = 6
+    train_rt1(more, data)
+    assert (tmp_path / "run/checkpoints/step_000006").is_dir()
+
+
+def test_rt1_training_takes_the_shared_run_settings():
+    with pytest.raises(ValueError, match="threads >= 0"):
+        config("unused", threads=-1)
+    with pytest.raises(ValueError, match="trajectory dataset"):
+        RT1TrainConfig(data_dirs=[])
+    assert RT1TrainConfig(data_dirs=["d"]).device == "auto"

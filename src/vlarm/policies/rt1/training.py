@@ -15,19 +15,20 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from vlarm.data.trajectories import Trajectories, ee_action_dict
-from vlarm.policies.base import CheckpointError, Policy
+from vlarm.policies.base import CheckpointError, Policy, resolve_device
 from vlarm.policies.factory import make_policy
 from vlarm.policies.rt1.tokenizer import encode_action
 from vlarm.policies.training import (
     LOG_NAME,
+    RunConfig,
     _check_same_run,
+    auto_threads,
     copy_checkpoint,
     find_resume_checkpoint,
     load_training_state,
@@ -39,54 +40,34 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class RT1TrainConfig:
-    """Settings of an RT-1 run.
+class RT1TrainConfig(RunConfig):
+    """Settings of an RT-1 run: :class:`vlarm.policies.training.RunConfig`'s (with RT-1's CPU defaults below) and
+    the trajectory datasets.
 
     Attributes:
         data_dirs: one trajectory dataset per task (:func:`vlarm.data.trajectories.collect_trajectories`).
         demos: episodes per dataset (the first ``demos``; RT-1's "data per task").
-        steps: optimisation steps; batch_size: windows per step (each ``history`` frames).
-        lr: AdamW learning rate (RT-1: 1e-4); weight_decay: AdamW weight decay.
-        out_dir: run directory (``train_log.csv``, ``checkpoints/step_NNNNNN``, ``checkpoints/last``).
-        save_every / log_every: periods in steps.
-        seed: seeds init and sampling. resume: continue from the newest complete checkpoint.
-        threads: torch intra-op threads. policy_overrides: :class:`RT1Config` fields.
-        policy, task, tasks: recorded for ``_check_same_run`` and in the policy config (filled from the data).
-        progress: tqdm bar.
+        batch_size: windows per step (each ``history`` frames).
+        lr: AdamW learning rate (RT-1: 1e-4).
+        task, tasks: filled from the data (the tasks of the trajectories).
     """
 
+    policy: str = "rt1"
     data_dirs: list[str] = field(default_factory=list)
     demos: int = 10
     steps: int = 500
-    batch_size: int = 4
     lr: float = 3e-4
-    weight_decay: float = 1e-4
     out_dir: str | Path = "runs/rt1"
     save_every: int = 100
     log_every: int = 10
-    seed: int = 0
-    resume: bool = True
     threads: int = 1
-    policy_overrides: dict[str, Any] = field(default_factory=dict)
-    policy: str = "rt1"
-    task: str = ""
-    tasks: list[str] = field(default_factory=list)
-    progress: bool = True
-    # Fields _check_same_run compares for every policy (fixed for RT-1).
-    normalization: str = "none"
-    color_permutation: float = 0.0
-    cache_features: bool = False
 
     def __post_init__(self) -> None:
-        """Raises ValueError for no data, or a count/period below 1, or lr <= 0."""
+        """Raises ValueError for no data, or see :meth:`RunConfig.__post_init__`."""
+        super().__post_init__()
         self.data_dirs = [str(d) for d in self.data_dirs]
         if not self.data_dirs:
             raise ValueError("RT-1 training needs at least one trajectory dataset (data_dirs)")
-        for name in ("demos", "steps", "batch_size", "save_every", "log_every", "threads"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
 
 
 class WindowSampler:
@@ -134,7 +115,7 @@ def train_rt1(config: RT1TrainConfig, data: Trajectories | None = None) -> Path:
             ``resume=False``, or a diverged loss. CheckpointError: only incomplete checkpoints in ``out_dir``.
     """
     cpu_start = time.process_time()
-    torch.set_num_threads(int(config.threads))
+    torch.set_num_threads(int(config.threads) if config.threads > 0 else auto_threads())
     if data is None:
         data = Trajectories.concat([Trajectories.open(d, config.demos) for d in config.data_dirs])
     if data.split != "train":
@@ -163,7 +144,7 @@ def train_rt1(config: RT1TrainConfig, data: Trajectories | None = None) -> Path:
     if tuple(data.images.shape[1:3]) != tuple(policy.config.image_size):
         raise ValueError(f"the trajectories have {data.images.shape[1:3]} images, the policy expects "
                          f"{policy.config.image_size}")
-    policy.train()
+    policy.to(resolve_device(config.device)).train()
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=config.lr,
                                   weight_decay=config.weight_decay)
     step, seconds, cpu_base = 0, 0.0, 0.0
