@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +105,10 @@ def test_a_tiny_grid_runs_end_to_end_and_resumes(tmp_path, monkeypatch):
     assert again["test"] == record["test"]   # the same seeds and checkpoint give the same episodes
     for stage in ("collect", "train", "select"):   # the first run's CPU, not the resumed run's near-zero
         assert again["cpu_seconds"][stage] >= record["cpu_seconds"][stage]
+    # a checkpoint replaced at the same path (other files) is tested again, not read back
+    (cell_dir / "cell.json").unlink()
+    config = Path(record["checkpoint"]) / "config.json"
+    config.write_text(config.read_text() + "\n")
+    tested.clear()
+    run_grid(grid, tmp_path / "out", progress=False)
+    assert sorted(tested) == ["put-block-in-bowl-seen-colors", "put-block-in-bowl-unseen-colors"]

@@ -159,7 +159,8 @@ def run_cell(cell: Cell, grid: Grid, out_dir: str | Path, progress: bool = True)
     """Collect, train, select on val and test one cell (resumable at every stage).
 
     Test results are kept per evaluated task: a rerun reads back every task already tested on the selected
-    checkpoint (``test/selected.json`` names it; ``test/<task>/results.json`` with the grid's episode count and camera
+    checkpoint (``test/selected.json`` names it and the SHA-256 of its files, so a retrained checkpoint at the same
+    path is tested again; ``test/<task>/results.json`` with the grid's episode count and camera
     scale), so an interrupted test stage loses at most the task it was on, and ``vlarm eval --checkpoint <selected>
     --split test --out <cell>/test/<task>`` run alongside fills tasks in parallel.
 
@@ -170,7 +171,7 @@ def run_cell(cell: Cell, grid: Grid, out_dir: str | Path, progress: bool = True)
     """
     from vlarm.data.collect import collect
     from vlarm.eval.rollout import evaluate
-    from vlarm.eval.selection import select_checkpoint
+    from vlarm.eval.selection import checkpoint_fingerprint, select_checkpoint
     from vlarm.policies import load_policy
 
     cell_dir = Path(out_dir) / cell.name
@@ -206,8 +207,9 @@ def run_cell(cell: Cell, grid: Grid, out_dir: str | Path, progress: bool = True)
     policy = load_policy(best["checkpoint"])
     policy.eval()
     test = {}
-    marker = cell_dir / "test" / "selected.json"   # which checkpoint the finished test results belong to
-    selected = {"checkpoint": str(best["checkpoint"]), "camera_scale": grid.camera_scale}
+    marker = cell_dir / "test" / "selected.json"   # which checkpoint (path and files) the test results belong to
+    selected = {"checkpoint": str(best["checkpoint"]), "fingerprint": checkpoint_fingerprint(best["checkpoint"]),
+                "camera_scale": grid.camera_scale}
     if not (marker.is_file() and json.loads(marker.read_text()) == selected):
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(json.dumps(selected) + "\n")

@@ -45,14 +45,24 @@ class Candidate:
         return f"{name}__{tag}" + (f"__step_{self.step:06d}" if self.step is not None else "")
 
     def fingerprint(self) -> str:
-        """SHA-256 of the checkpoint's config and weights files: a retrained or replaced checkpoint at the same path
-        gets new results instead of the old ones."""
-        h = hashlib.sha256()
-        for name in ("config.json", "model.safetensors"):
-            with open(self.path / name, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    h.update(chunk)
-        return h.hexdigest()
+        """:func:`checkpoint_fingerprint` of this checkpoint."""
+        return checkpoint_fingerprint(self.path)
+
+
+def checkpoint_fingerprint(path: str | Path) -> str:
+    """SHA-256 of a checkpoint's ``config.json`` and ``model.safetensors``: results cached for a checkpoint
+    (selection on val, a grid's test stage) are reused only for the same files, so a retrained or replaced checkpoint
+    at the same path is evaluated again.
+
+    Raises:
+        FileNotFoundError: a file is missing.
+    """
+    h = hashlib.sha256()
+    for name in ("config.json", "model.safetensors"):
+        with open(Path(path) / name, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
 
 
 def _complete(directory: Path) -> bool:
