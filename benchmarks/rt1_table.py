@@ -123,6 +123,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1500, help="training steps of the main run (ablations: half)")
     parser.add_argument("--expert-noise", type=float, default=0.0, help="DART noise of the expert data, metres")
     parser.add_argument("--state-token", action="store_true", help="RT-1 with the tip-state token (vlarm option)")
+    parser.add_argument("--run", action="append", default=None,
+                        help="train stage: only this run (repeatable; e.g. to train the ablations in another process)")
     parser.add_argument("--select-episodes", type=int, default=0,
                         help="val episodes per task to choose the main run's checkpoint on (0: its last)")
     args = parser.parse_args()
@@ -142,6 +144,8 @@ def main() -> None:
             print("collected", task, report, flush=True)
     if args.stage in ("train", "all"):
         for name, (tasks, demos, steps) in run_specs.items():
+            if args.run and name not in args.run:
+                continue
             start = cpu_minutes()
             cfg = RT1TrainConfig(data_dirs=[str(args.out / "data" / t) for t in tasks], demos=demos, steps=steps,
                                  batch_size=4, out_dir=args.out / "runs" / name, save_every=250, log_every=20,
