@@ -140,3 +140,28 @@ def test_state_token_feeds_the_tip_state_and_is_required_when_configured(tmp_pat
     policy.reset()
     np.testing.assert_array_equal(loaded.select_action(obs)["translation"], policy.select_action(obs)["translation"])
     assert set(first) == {"translation", "yaw", "suction", "terminate"}
+
+
+@pytest.mark.parametrize("position", [False, True])
+def test_position_embedding_is_what_tells_tokenlearner_where_a_feature_was(position):
+    torch.manual_seed(0)
+    net = RT1Policy(RT1Config(**TINY, token_stride=16, position_embedding=position)).net.eval()
+    feats = torch.randn(1, 32, 4, 4)                                   # 64 x 64 at stride 16: 16 positions
+    swapped = feats.flatten(2)[:, :, torch.randperm(16)].view(1, 32, 4, 4)
+    text = torch.randn(1, 384)
+    with torch.no_grad():
+        net.image_encoder.forward = lambda images, t: feats
+        a = net.frame_tokens(torch.zeros(1, 3, 64, 64), text)
+        net.image_encoder.forward = lambda images, t: swapped
+        b = net.frame_tokens(torch.zeros(1, 3, 64, 64), text)
+    assert a.shape == (1, 8, 32)
+    assert torch.allclose(a, b, atol=1e-5) != position                 # pooling alone is blind to position
+
+
+def test_stride_16_tokens_come_from_the_finer_map():
+    encoder = FiLMEfficientNet(text_dim=384, d_model=16, pretrained=False, stride=16).eval()
+    with torch.no_grad():
+        out = encoder(torch.rand(1, 3, 96, 128) * 255, torch.randn(1, 384))
+    assert out.shape == (1, 16, 6, 8) and encoder.n_blocks == 11 and len(encoder.films) == 11
+    with pytest.raises(ValueError, match="token_stride"):
+        RT1Config(**TINY, token_stride=8)

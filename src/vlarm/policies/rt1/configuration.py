@@ -31,6 +31,11 @@ class RT1Config:
         text_dim: instruction embedding size (MiniLM: 384; RT-1's USE: 512).
         backbone_pretrained: load the ImageNet EfficientNet-Lite0 weights (False only in tests).
         train_backbone: fine-tune the backbone's own weights (FiLM layers always train).
+        token_stride: stride of the feature map that becomes the image tokens: 32 (RT-1: EfficientNet's last map,
+            9 x 9 at 288 x 288) or 16 (vlarm's CPU option: the map after the last stride-16 block, 6 x 8 = 48 tokens
+            at 96 x 128 instead of 3 x 4 = 12; the stride-32 blocks and head are not run).
+        position_embedding: vlarm's addition: a learned embedding per image-token position added before
+            TokenLearner, whose weighted sums otherwise keep no trace of where in the image a token came from.
         state_token: vlarm's addition, not RT-1's (which sees images only): one more token per frame, a linear
             embedding of the env's ``(8,)`` proprioceptive state (tip xyz metres, quaternion xyzw, holding flag),
             placed after the frame's image tokens. Off in both paper and CPU defaults.
@@ -53,6 +58,8 @@ class RT1Config:
     text_dim: int = 384
     backbone_pretrained: bool = True
     train_backbone: bool = True
+    token_stride: int = 32
+    position_embedding: bool = False
     state_token: bool = False
     tasks: tuple[str, ...] = ()
     renderer: str = RENDERER
@@ -67,6 +74,11 @@ class RT1Config:
         self.image_size = tuple(int(v) for v in self.image_size)
         self.tasks = tuple(self.tasks)
         self.state_token = bool(self.state_token)
+        self.position_embedding = bool(self.position_embedding)
+        if self.token_stride not in (16, 32):
+            raise ValueError(f"token_stride must be 16 or 32, got {self.token_stride}")
+        if any(v % self.token_stride for v in self.image_size):
+            raise ValueError(f"image_size {self.image_size} must be divisible by token_stride {self.token_stride}")
         check_renderer(self.renderer)
         if len(self.image_size) != 2 or min(self.image_size) < 32:
             raise ValueError(f"image_size must be (H, W) with both >= 32 pixels, got {self.image_size}")

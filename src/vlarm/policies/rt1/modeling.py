@@ -54,21 +54,27 @@ class FiLM(nn.Module):
 
 
 class FiLMEfficientNet(nn.Module):
-    """EfficientNet-Lite0 with FiLM after each of its 16 MBConv blocks and a 1x1 conv from its 1280 head channels to
-    ``d_model`` (RT-1 Sec. 3).
+    """EfficientNet-Lite0 with FiLM after each of its MBConv blocks and a 1x1 conv to ``d_model`` (RT-1 Sec. 3).
 
-    ``forward(images, text)``: ``(N, 3, H, W)`` float RGB in [0, 255] and ``(N, text_dim)`` -> ``(N, d_model, H/32,
-    W/32)`` (9 x 9 at 288 x 288; 3 x 4 at 96 x 128).
+    With ``stride=32`` (RT-1) all 16 blocks and the 1280-channel head run; with ``stride=16`` only the blocks up to
+    the last one at stride 16 (112 channels), so the map is twice as fine and cheaper to compute.
+
+    ``forward(images, text)``: ``(N, 3, H, W)`` float RGB in [0, 255] and ``(N, text_dim)`` -> ``(N, d_model,
+    H/stride, W/stride)`` (9 x 9 at 288 x 288 and stride 32; 3 x 4 or 6 x 8 at 96 x 128).
     """
 
-    def __init__(self, text_dim: int, d_model: int, pretrained: bool = True):
+    def __init__(self, text_dim: int, d_model: int, pretrained: bool = True, stride: int = 32):
         super().__init__()
         from vlarm.vision.efficientnet import load_efficientnet_lite0
 
         self.backbone = load_efficientnet_lite0(pretrained=pretrained)
         net = self.backbone.net
-        self.films = nn.ModuleList(FiLM(text_dim, block._bn2.num_features) for block in net._blocks)
-        self.project = nn.Conv2d(net._conv_head.out_channels, d_model, kernel_size=1)
+        self.stride = stride
+        self.n_blocks = len(net._blocks) if stride == 32 else _blocks_within_stride(net, stride)
+        blocks = net._blocks[: self.n_blocks]
+        self.films = nn.ModuleList(FiLM(text_dim, block._bn2.num_features) for block in blocks)
+        channels = net._conv_head.out_channels if stride == 32 else blocks[-1]._bn2.num_features
+        self.project = nn.Conv2d(channels, d_model, kernel_size=1)
 
     def forward(self, images: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """See the class docstring."""
@@ -76,9 +82,10 @@ class FiLMEfficientNet(nn.Module):
 
         net = self.backbone.net
         x = net._swish(net._bn0(net._conv_stem((images - PIXEL_MEAN) / PIXEL_STD)))
-        for block, film in zip(net._blocks, self.films, strict=True):
+        for block, film in zip(net._blocks[: self.n_blocks], self.films, strict=True):
             x = film(block(x), text)
-        x = net._swish(net._bn1(net._conv_head(x)))
+        if self.stride == 32:
+            x = net._swish(net._bn1(net._conv_head(x)))
         return self.project(x)
 
     def train(self, mode: bool = True) -> FiLMEfficientNet:
@@ -88,6 +95,16 @@ class FiLMEfficientNet(nn.Module):
             if isinstance(m, nn.BatchNorm2d):
                 m.eval()
         return self
+
+
+def _blocks_within_stride(net: nn.Module, stride: int) -> int:
+    """How many of ``net``'s MBConv blocks run before its feature map's stride exceeds ``stride``."""
+    total = net._conv_stem.stride[0]
+    for i, block in enumerate(net._blocks):
+        total *= block._depthwise_conv.stride[0]
+        if total > stride:
+            return i
+    return len(net._blocks)
 
 
 class TokenLearner(nn.Module):
@@ -158,7 +175,10 @@ class RT1Network(nn.Module):
         super().__init__()
         c = config
         self.config = c
-        self.image_encoder = FiLMEfficientNet(c.text_dim, c.d_model, pretrained=c.backbone_pretrained)
+        self.image_encoder = FiLMEfficientNet(c.text_dim, c.d_model, pretrained=c.backbone_pretrained,
+                                              stride=c.token_stride)
+        h, w = (v // c.token_stride for v in c.image_size)
+        self.image_position = nn.Parameter(torch.randn(h * w, c.d_model) * 0.02) if c.position_embedding else None
         if not c.train_backbone:
             for p in self.image_encoder.backbone.parameters():
                 p.requires_grad_(False)
@@ -182,8 +202,10 @@ class RT1Network(nn.Module):
         Raises:
             ValueError: ``state`` missing when the config has a state token, or given when it has none.
         """
-        feats = self.image_encoder(images, text)                      # (N, D, h, w)
-        tokens = self.token_learner(feats.flatten(2).transpose(1, 2))
+        feats = self.image_encoder(images, text).flatten(2).transpose(1, 2)     # (N, h * w, D)
+        if self.image_position is not None:
+            feats = feats + self.image_position
+        tokens = self.token_learner(feats)
         if (state is None) != (self.state_embed is None):
             raise ValueError("this RT-1 config " + ("needs the (N, 8) proprioceptive state (state_token=True)"
                                                     if state is None else "has no state token; pass state=None"))
