@@ -2,12 +2,12 @@
 data-diversity ablation), evaluate closed loop (seen / unseen instructions), and time a control step.
 
 Every stage resumes (datasets and runs are reused). CPU-minutes of each stage are recorded in the JSON, with the
-recipe (demos, steps, DART noise, state token) that produced it.
+recipe (demos, steps, DART noise, RT-1 config options) that produced it.
 
     nice -n 10 .venv/bin/python benchmarks/rt1_table.py --out outputs/rt1 [--stage collect|train|eval|latency]
     # the second recipe: DART noise in the expert data, the tip-state token, more data, checkpoint chosen on val
     .venv/bin/python benchmarks/rt1_table.py --out outputs/rt1-dart --demos 100 --steps 6000 --expert-noise 0.01 \
-        --state-token --select-episodes 10 --episodes 20 --stage collect|train|select|eval|eval2
+        --policy-option state_token=true --select-episodes 10 --episodes 20 --stage collect|train|select|eval|eval2
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import torch
 from vlarm.data.trajectories import collect_trajectories
 from vlarm.eval.rollout import CheckpointAgentFactory, evaluate
 from vlarm.eval.selection import select_checkpoint
+from vlarm.policies.factory import parse_policy_options
 from vlarm.policies.rt1 import RT1Config, RT1Policy, paper_config
 from vlarm.policies.rt1.training import RT1TrainConfig, train_rt1
 from vlarm.sim import appearance
@@ -122,7 +123,8 @@ def main() -> None:
     parser.add_argument("--demos", type=int, default=40, help="expert trajectories per task (main run)")
     parser.add_argument("--steps", type=int, default=1500, help="training steps of the main run (ablations: half)")
     parser.add_argument("--expert-noise", type=float, default=0.0, help="DART noise of the expert data, metres")
-    parser.add_argument("--state-token", action="store_true", help="RT-1 with the tip-state token (vlarm option)")
+    parser.add_argument("--policy-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="RT-1 config field for every run (repeatable), e.g. state_token=true token_stride=16")
     parser.add_argument("--run", action="append", default=None,
                         help="train stage: only this run (repeatable; e.g. to train the ablations in another process)")
     parser.add_argument("--select-episodes", type=int, default=0,
@@ -131,7 +133,8 @@ def main() -> None:
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     record(args.out, "recipe", {"demos": args.demos, "steps": args.steps, "expert_noise": args.expert_noise,
-                                "state_token": args.state_token, "select_episodes": args.select_episodes,
+                                "policy_options": parse_policy_options("rt1", args.policy_option),
+                                "select_episodes": args.select_episodes,
                                 "test_episodes": args.episodes})
     run_specs = runs(args.demos, args.steps)
     main_run = args.out / "runs" / next(iter(run_specs))
@@ -149,7 +152,7 @@ def main() -> None:
             start = cpu_minutes()
             cfg = RT1TrainConfig(data_dirs=[str(args.out / "data" / t) for t in tasks], demos=demos, steps=steps,
                                  batch_size=4, out_dir=args.out / "runs" / name, save_every=250, log_every=20,
-                                 policy_overrides={"state_token": True} if args.state_token else {},
+                                 policy_overrides=parse_policy_options("rt1", args.policy_option),
                                  progress=False)
             last = train_rt1(cfg)
             record(args.out, f"train/{name}", {"checkpoint": str(last), "tasks": tasks, "demos": demos,

@@ -326,3 +326,20 @@ def test_default_output_directory_is_checked_too(no_heavy_work, fixtures, monkey
     args = [a.format(tmp=fixtures) for a in args]
     monkeypatch.chdir("/proc")   # runs/ would be created here
     _one_line_error(runner.invoke(app, args), "--out runs", "cannot create files in /proc")
+
+
+@pytest.mark.parametrize("option,fragment", [
+    ("state_token", "takes KEY=VALUE"),
+    ("no_such_field=1", "--policy-option no_such_field: not a rt1 config field; fields:"),
+])
+def test_policy_options_are_checked_before_any_work(no_heavy_work, tmp_path, option, fragment):
+    result = runner.invoke(app, ["train", "--policy", "rt1", "--task", TASK, "--data", str(tmp_path),
+                                 "--policy-option", option, "--out", str(tmp_path / "run")])
+    _one_line_error(result, fragment)
+
+
+def test_policy_options_reach_the_policy_config():
+    from vlarm.policies.factory import parse_policy_options
+
+    assert parse_policy_options("rt1", ["state_token=true", "token_stride=16", "renderer=egl"]) == {
+        "state_token": True, "token_stride": 16, "renderer": "egl"}

@@ -168,9 +168,9 @@ def train(
         help="cache frozen backbone features per frame (warped under augmentation; approximate for rotations)")]
     = True,
     device: Annotated[str, typer.Option(help="auto (CUDA when available, else the CPU), cpu or cuda")] = "auto",
-    state_token: Annotated[bool, typer.Option(
-        help="rt1 only: add a token per frame embedding the tip pose and holding flag (vlarm's option, not in "
-             "RT-1)")] = False,
+    policy_option: Annotated[list[str] | None, typer.Option(
+        help="KEY=VALUE: set a field of the new policy's config (repeatable; VALUE as JSON, else a string), e.g. "
+             "rt1's state_token=true, token_stride=16, position_embedding=true")] = None,
 ) -> None:
     """Train a policy by imitation on one task or several (multi-task); resumes from OUT/checkpoints/last if present.
 
@@ -178,6 +178,7 @@ def train(
     (uniformly over tasks), normalisation statistics pooled with equal weight per task; the policy records its tasks.
     """
     from vlarm.policies import available_policies
+    from vlarm.policies.factory import parse_policy_options
     from vlarm.policies.training import MULTI_TASK, TrainConfig
     from vlarm.policies.training import train as run_train
     from vlarm.tasks import make_task
@@ -201,12 +202,10 @@ def train(
         flags = dict(steps=steps, batch_size=batch_size, lr=lr, save_every=save_every, threads=threads)
         config = RT1TrainConfig(data_dirs=[str(d) for d in data], demos=demos, seed=seed, device=device,
                                 out_dir=out or Path("runs") / f"rt1-{'-'.join(task)}-{demos}",
-                                policy_overrides={"state_token": True} if state_token else {},
+                                policy_overrides=parse_policy_options(policy, policy_option or []),
                                 **{k: v for k, v in flags.items() if v is not None})
         console.print(f"[green]done[/]: checkpoint {train_rt1(config)}")
         return
-    if state_token:
-        raise ValueError(f"--state-token applies to --policy rt1 only, not {policy}")
     if threads is not None and threads < 0:
         raise ValueError(f"--threads must be >= 0 (0: automatic), got {threads}")
     _check_seed(seed)
@@ -217,6 +216,8 @@ def train(
         raise ValueError("--grounding-score and --grounding-calibration only apply with --semantic-vlm")
     flags = dict(steps=steps, batch_size=batch_size, lr=lr, save_every=save_every, threads=threads)
     overrides = {k: v for k, v in flags.items() if v is not None}
+    if policy_option:
+        overrides["policy_overrides"] = parse_policy_options(policy, policy_option or [])
     if semantic_vlm is not None:
         if policy != "cliport":
             raise ValueError(f"--semantic-vlm needs --policy cliport (the {policy} policy has no semantic stream)")
@@ -225,8 +226,8 @@ def train(
         if semantic_vlm not in list_models() and not Path(semantic_vlm).is_dir():
             raise FileNotFoundError(f"--semantic-vlm {semantic_vlm}: no such checkpoint directory; pass one written "
                                     f"by `vlarm vlm train` (or a local CLIP/SigLIP) or one of {list_models()}")
-        overrides["policy_overrides"] = {"grounding_model": semantic_vlm, "text_encoder": "vlm",
-                                         "grounding_fusion": grounding_fusion or "semantic"}
+        overrides["policy_overrides"] = {**overrides.get("policy_overrides", {}), "grounding_model": semantic_vlm,
+                                         "text_encoder": "vlm", "grounding_fusion": grounding_fusion or "semantic"}
         overrides["policy_overrides"].update(_grounding_settings(semantic_vlm, grounding_score, grounding_calibration))
     if multi:
         from vlarm.data.multitask import MultiTaskDataset, recorded_tasks

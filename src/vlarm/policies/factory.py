@@ -33,6 +33,35 @@ def make_config(name: str, **overrides: Any) -> Any:
     return POLICY_REGISTRY[name].config_class(**overrides)
 
 
+def parse_policy_options(name: str, options: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings (the CLI's ``--policy-option``) as config overrides of policy ``name``: VALUE is parsed
+    as JSON (``true``, ``16``, ``[1, 2]``), else kept as a string.
+
+    Raises:
+        ValueError: an unknown policy, an option without ``=``, or a KEY that is not a field of the policy's config
+            (naming the fields).
+    """
+    import dataclasses
+    import json
+
+    if name not in POLICY_REGISTRY:
+        raise ValueError(f"unknown policy {name!r}; available policies: {', '.join(available_policies())}")
+    fields = {f.name for f in dataclasses.fields(POLICY_REGISTRY[name].config_class)}
+    out: dict[str, Any] = {}
+    for option in options:
+        key, sep, raw = option.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--policy-option takes KEY=VALUE, got {option!r}")
+        if key not in fields:
+            raise ValueError(f"--policy-option {key}: not a {name} config field; fields: {', '.join(sorted(fields))}")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
 def make_policy(name: str, **overrides: Any) -> Policy:
     """Build a freshly initialised policy by registry name.
 
