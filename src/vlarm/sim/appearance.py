@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pybullet as p
 
-from vlarm.sim.cameras import CameraConfig, depth_to_points
+from vlarm.sim.cameras import CameraConfig, depth_to_points, render
 from vlarm.sim.heightmap import fuse_heightmap
 from vlarm.sim.scene import Observation, Scene, check_finite
 
@@ -144,24 +144,12 @@ def jitter_cameras(cameras: Sequence[CameraConfig], rng: np.random.Generator, tr
     return tuple(out)
 
 
-def _render(client: int, camera: CameraConfig, renderer: int, lighting: Lighting | None):
-    h, w = camera.image_size
-    rot = camera.rotation_matrix
-    eye = np.asarray(camera.position)
-    view = p.computeViewMatrix(eye.tolist(), (eye + rot @ [0.0, 0.0, 1.0]).tolist(), (rot @ [0.0, -1.0, 0.0]).tolist())
-    fov_y = np.degrees(2 * np.arctan((h / 2) / camera.focal_length))
-    near, far = camera.z_range
-    proj = p.computeProjectionMatrixFOV(fov_y, w / h, near, far)
-    light = {}
-    if lighting is not None:
-        light = {"lightDirection": list(lighting.direction), "lightAmbientCoeff": lighting.ambient,
-                 "lightDiffuseCoeff": lighting.diffuse, "lightSpecularCoeff": lighting.specular}
-    _, _, rgba, zbuffer, seg = p.getCameraImage(width=w, height=h, viewMatrix=view, projectionMatrix=proj, shadow=0,
-                                                renderer=renderer, physicsClientId=client, **light)
-    rgb = np.asarray(rgba, dtype=np.uint8).reshape(h, w, 4)[..., :3]
-    z = np.asarray(zbuffer, dtype=np.float32).reshape(h, w)
-    depth = (2.0 * near * far) / (far + near - (2.0 * z - 1.0) * (far - near))
-    return rgb, np.clip(depth, near, far).astype(np.float32), np.asarray(seg, dtype=np.int32).reshape(h, w)
+def _light(lighting: Lighting | None) -> dict | None:
+    """``getCameraImage`` lighting arguments of ``lighting`` (None: PyBullet's default light)."""
+    if lighting is None:
+        return None
+    return {"lightDirection": list(lighting.direction), "lightAmbientCoeff": lighting.ambient,
+            "lightDiffuseCoeff": lighting.diffuse, "lightSpecularCoeff": lighting.specular}
 
 
 def observe(scene: Scene, lighting: Lighting | None = None,
@@ -191,11 +179,10 @@ def observe(scene: Scene, lighting: Lighting | None = None,
     actual = tuple(actual_cameras) if actual_cameras is not None else nominal
     if len(actual) != len(nominal) or any(a.image_size != n.image_size for a, n in zip(actual, nominal, strict=True)):
         raise ValueError("actual_cameras must match scene.cameras one to one, with the same image sizes")
-    renderer = p.ER_BULLET_HARDWARE_OPENGL if scene.renderer == "egl" else p.ER_TINY_RENDERER
     obs = Observation()
     points, colors, labels = [], [], []
     for cam, believed in zip(actual, nominal, strict=True):
-        rgb, depth, seg = _render(scene.client, cam, renderer, lighting)
+        rgb, depth, seg = render(scene.client, cam, scene.renderer, _light(lighting))
         check_finite(depth, f"depth of camera {cam.name!r}")
         obs.rgb[cam.name], obs.depth[cam.name] = rgb, depth
         points.append(depth_to_points(depth, believed))

@@ -43,10 +43,29 @@ def native_output_silenced():
         os.dup2(null, 2)
         yield
     finally:
+        _flush_c_stdio()   # what C buffered while silenced goes to /dev/null, not out later
         os.dup2(saved[0], 1)
         os.dup2(saved[1], 2)
         for fd in (*saved, null):
             os.close(fd)
+
+
+@functools.cache
+def _libc():
+    """The C library of this process, or None where it cannot be opened."""
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None)
+    except OSError:
+        return None
+
+
+def _flush_c_stdio() -> None:
+    """``fflush(NULL)`` of the C library (no-op where it cannot be called)."""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "fflush"):
+        libc.fflush(None)
 
 
 def load_egl_plugin(client: int) -> bool:
@@ -215,13 +234,16 @@ def default_cameras(scale: float = 1.0) -> tuple[CameraConfig, ...]:
     return DEFAULT_CAMERAS if scale == 1.0 else tuple(c.scaled(scale) for c in DEFAULT_CAMERAS)
 
 
-def render(client: int, camera: CameraConfig, renderer: str = RENDERER) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def render(client: int, camera: CameraConfig, renderer: str = RENDERER, light: dict | None = None
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render one camera.
 
     Args:
         client: PyBullet physics client id.
         camera: the camera to render.
         renderer: one of :data:`RENDERERS`; ``"egl"`` needs :func:`load_egl_plugin` on ``client`` first.
+        light: extra ``getCameraImage`` lighting arguments (``lightDirection``, ``lightAmbientCoeff``, ...), as
+            :func:`vlarm.sim.appearance.observe` perturbs them; None: PyBullet's default light.
 
     Returns:
         ``(rgb, depth, segmentation)``: ``(H, W, 3)`` uint8, ``(H, W)`` float32 metric depth along the
@@ -237,10 +259,12 @@ def render(client: int, camera: CameraConfig, renderer: str = RENDERER) -> tuple
     fov_y = np.degrees(2 * np.arctan((h / 2) / camera.focal_length))
     near, far = camera.z_range
     proj = p.computeProjectionMatrixFOV(fov_y, w / h, near, far)
-    _, _, rgba, zbuffer, seg = p.getCameraImage(
-        width=w, height=h, viewMatrix=view, projectionMatrix=proj, shadow=0,
-        renderer=_PYBULLET_RENDERERS[renderer], physicsClientId=client,
-    )
+    quiet = native_output_silenced() if renderer == "egl" else contextlib.nullcontext()
+    with quiet:   # the EGL plugin prints its GL vendor from C on a client's first images
+        _, _, rgba, zbuffer, seg = p.getCameraImage(
+            width=w, height=h, viewMatrix=view, projectionMatrix=proj, shadow=0,
+            renderer=_PYBULLET_RENDERERS[renderer], physicsClientId=client, **(light or {}),
+        )
     rgb = np.asarray(rgba, dtype=np.uint8).reshape(h, w, 4)[..., :3]
     zbuffer = np.asarray(zbuffer, dtype=np.float32).reshape(h, w)
     depth = (2.0 * near * far) / (far + near - (2.0 * zbuffer - 1.0) * (far - near))
