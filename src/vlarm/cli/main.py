@@ -83,8 +83,9 @@ def collect(
     episodes: Annotated[int, typer.Option(help="successful episodes wanted")] = 100,
     camera_scale: Annotated[float, typer.Option(help="camera resolution relative to 480x640")] = 1.0,
     renderer: Annotated[str, typer.Option(
-        help="tiny (PyBullet's TinyRenderer), egl (its EGL plugin) or auto (EGL where it loads, ~1.4x faster per "
-             "core; a resumed dataset keeps its own); recorded in the dataset and in policies trained on it")] = "auto",
+        help="tiny (PyBullet's TinyRenderer), egl (its EGL plugin: ~1.4x faster per core, but its images depend on "
+             "the simulator's history) or auto (EGL where it loads; a resumed dataset keeps its own); recorded in the "
+             "dataset and in policies trained on it")] = "tiny",
     workers: Annotated[int, typer.Option(help="Ray workers rolling out episodes, each with its own simulator (the "
                                               "dataset is byte-identical for any number; 1: no Ray)")] = 1,
     address: Annotated[str | None, typer.Option(

@@ -29,7 +29,7 @@ from vlarm.data.info import collection_renderer
 from vlarm.data.writer import EpisodeWriter
 from vlarm.envs import make_env
 from vlarm.parallel import init_ray, map_episodes, uses_ray
-from vlarm.sim.cameras import COLLECTION_RENDERER
+from vlarm.sim.cameras import RENDERER
 from vlarm.tasks import SUCCESS_THRESHOLD, TaskError
 from vlarm.tasks.attributes import MAX_VAL_EPISODES, check_episode_count, split_seed
 
@@ -124,7 +124,7 @@ def _seeds(split: str, done: set[int]):
 
 
 def collect(task: str, split: str, episodes: int, out: str | Path, camera_scale: float = 1.0,
-            renderer: str = COLLECTION_RENDERER, progress: bool = True, workers: int = 1, address: str | None = None
+            renderer: str = RENDERER, progress: bool = True, workers: int = 1, address: str | None = None
             ) -> CollectReport:
     """Collect ``episodes`` successful oracle demonstrations into a LeRobot-style dataset at ``out``.
 

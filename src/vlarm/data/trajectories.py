@@ -33,7 +33,7 @@ from vlarm.data.errors import DatasetError
 from vlarm.data.info import CODEBASE_VERSION, collection_renderer
 from vlarm.data.storage import tasks_frame
 from vlarm.envs import make_env
-from vlarm.sim.cameras import COLLECTION_RENDERER, RENDERER
+from vlarm.sim.cameras import RENDERER
 from vlarm.sim.servo import CONTROL_HZ, MAX_TRANSLATION
 from vlarm.tasks import SUCCESS_THRESHOLD
 from vlarm.tasks.attributes import split_seed
@@ -153,7 +153,7 @@ def _features(image_shape) -> dict:
 
 
 def collect_trajectories(task: str, split: str, episodes: int, out: str | Path, camera_scale: float = 0.5,
-                         image_scale: float = 0.2, expert_noise: float = 0.0, renderer: str = COLLECTION_RENDERER,
+                         image_scale: float = 0.2, expert_noise: float = 0.0, renderer: str = RENDERER,
                          progress: bool = True) -> dict:
     """Collect ``episodes`` successful ``ee_delta`` expert trajectories (final total reward > 0.99) at ``out``.
 

@@ -22,11 +22,12 @@ import pybullet as p
 #: through EGL; on a machine without a GPU, Mesa's llvmpipe software rasteriser). Datasets record the one used
 #: (``meta/info.json`` ``renderer``) so that images of the two are told apart.
 RENDERERS = ("tiny", "egl")
-#: The renderer of a scene when none is asked for (and of every policy checkpoint that records none).
+#: The renderer of a scene, and of demonstration collection, when none is asked for (and of every policy checkpoint
+#: that records none). TinyRenderer, although EGL is ~1.4x faster per core: with Mesa's llvmpipe the EGL images carry
+#: z-fighting stripes on the table that depend on the simulator's history (a reused scene renders the same episode
+#: differently from a fresh one), so datasets would not be a function of their seeds (issue 10, session 17).
+#: ``"auto"`` still chooses EGL where it loads.
 RENDERER = "tiny"
-#: The renderer demonstrations are collected with when none is asked for: EGL where it loads (~1.4x faster per
-#: core on our scenes, issue 10), else TinyRenderer; a resumed dataset keeps the renderer it records.
-COLLECTION_RENDERER = "auto"
 _PYBULLET_RENDERERS = {"tiny": p.ER_TINY_RENDERER, "egl": p.ER_BULLET_HARDWARE_OPENGL}
 
 
