@@ -196,10 +196,12 @@ def main() -> None:
             print("eval", name, task, tag, res["score"], flush=True)
     if args.stage in ("latency", "all"):
         rng = np.random.default_rng(0)
-        for label, config in (("cpu", RT1Config()), ("paper", paper_config())):
+        variants = (("cpu", RT1Config()), ("paper", paper_config()),
+                    ("cpu-stride16-state", RT1Config(token_stride=16, position_embedding=True, state_token=True)))
+        for label, config in variants:
             policy = RT1Policy(config).eval()
             obs = {"rgb": rng.integers(0, 255, (*config.image_size, 3), dtype=np.uint8),
-                   "instruction": "put the red blocks in a green bowl"}
+                   "state": np.zeros(8, np.float32), "instruction": "put the red blocks in a green bowl"}
             for _ in range(config.history):          # fill the cached history (and the instruction cache)
                 policy.select_action(obs)
             times = []
