@@ -331,6 +331,9 @@ def test_default_output_directory_is_checked_too(no_heavy_work, fixtures, monkey
 @pytest.mark.parametrize("option,fragment", [
     ("state_token", "takes KEY=VALUE"),
     ("no_such_field=1", "--policy-option no_such_field: not a rt1 config field; fields:"),
+    ("state_token=maybe", "state_token is true or false"),
+    ("token_stride=16.5", "token_stride is an integer"),
+    ("dropout=high", "dropout is a number"),
 ])
 def test_policy_options_are_checked_before_any_work(no_heavy_work, tmp_path, option, fragment):
     result = runner.invoke(app, ["train", "--policy", "rt1", "--task", TASK, "--data", str(tmp_path),
@@ -343,3 +346,7 @@ def test_policy_options_reach_the_policy_config():
 
     assert parse_policy_options("rt1", ["state_token=true", "token_stride=16", "renderer=egl"]) == {
         "state_token": True, "token_stride": 16, "renderer": "egl"}
+    for text, value in (("False", False), ("no", False), ("0", False), ("TRUE", True), ("yes", True)):
+        assert parse_policy_options("rt1", [f"state_token={text}"]) == {"state_token": value}   # never bool("no")
+    assert parse_policy_options("rt1", ["dropout=0.2", "image_size=[64, 64]"]) == {"dropout": 0.2,
+                                                                                   "image_size": [64, 64]}

@@ -33,20 +33,56 @@ def make_config(name: str, **overrides: Any) -> Any:
     return POLICY_REGISTRY[name].config_class(**overrides)
 
 
-def parse_policy_options(name: str, options: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` strings (the CLI's ``--policy-option``) as config overrides of policy ``name``: VALUE is parsed
-    as JSON (``true``, ``16``, ``[1, 2]``), else kept as a string.
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def _option_value(key: str, raw: str, hint: Any) -> Any:
+    """``raw`` converted to the type of config field ``key`` (``hint``).
 
     Raises:
-        ValueError: an unknown policy, an option without ``=``, or a KEY that is not a field of the policy's config
-            (naming the fields).
+        ValueError: a value that is not of that type (e.g. ``state_token=maybe``).
+    """
+    import json
+
+    text = raw.strip()
+    if hint is bool:
+        if text.lower() in _TRUE + _FALSE:
+            return text.lower() in _TRUE
+        raise ValueError(f"--policy-option {key}={raw}: {key} is true or false")
+    if hint in (int, float):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = None
+        wrong = isinstance(value, bool) or not isinstance(value, int | float)
+        if wrong or (hint is int and not isinstance(value, int)):
+            raise ValueError(f"--policy-option {key}={raw}: {key} is {'an integer' if hint is int else 'a number'}")
+        return value
+    if hint is str:
+        return text
+    try:   # tuples, lists, optional fields: JSON (e.g. [96, 128], null)
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise ValueError(f"--policy-option {key}={raw}: give {key} as JSON, e.g. [1, 2] or null") from None
+
+
+def parse_policy_options(name: str, options: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings (the CLI's ``--policy-option``) as config overrides of policy ``name``, each VALUE
+    converted to its field's type: booleans from true/false (also 1/0, yes/no, on/off), integers and numbers as
+    written, strings as they are, anything else as JSON (``[96, 128]``).
+
+    Raises:
+        ValueError: an unknown policy, an option without ``=``, a KEY that is not a field of the policy's config
+            (naming the fields), or a VALUE not of the field's type.
     """
     import dataclasses
-    import json
+    import typing
 
     if name not in POLICY_REGISTRY:
         raise ValueError(f"unknown policy {name!r}; available policies: {', '.join(available_policies())}")
-    fields = {f.name for f in dataclasses.fields(POLICY_REGISTRY[name].config_class)}
+    config_class = POLICY_REGISTRY[name].config_class
+    hints = typing.get_type_hints(config_class)
+    fields = {f.name for f in dataclasses.fields(config_class)}
     out: dict[str, Any] = {}
     for option in options:
         key, sep, raw = option.partition("=")
@@ -55,10 +91,7 @@ def parse_policy_options(name: str, options: list[str]) -> dict[str, Any]:
             raise ValueError(f"--policy-option takes KEY=VALUE, got {option!r}")
         if key not in fields:
             raise ValueError(f"--policy-option {key}: not a {name} config field; fields: {', '.join(sorted(fields))}")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
+        out[key] = _option_value(key, raw, hints.get(key))
     return out
 
 
