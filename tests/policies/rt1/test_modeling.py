@@ -165,3 +165,9 @@ def test_stride_16_tokens_come_from_the_finer_map():
     assert out.shape == (1, 16, 6, 8) and encoder.n_blocks == 11 and len(encoder.films) == 11
     with pytest.raises(ValueError, match="token_stride"):
         RT1Config(**TINY, token_stride=8)
+
+
+@pytest.mark.parametrize("value", ["no", "False", 1, None])
+def test_switches_must_be_booleans(value):
+    with pytest.raises(ValueError, match="state_token must be True or False"):
+        RT1Config(**TINY, state_token=value)

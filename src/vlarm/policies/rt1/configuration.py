@@ -69,12 +69,14 @@ class RT1Config:
         """Validate sizes.
 
         Raises:
-            ValueError: naming the first field out of range, or an unknown renderer.
+            ValueError: naming the first field out of range or not a bool where one is needed, or an unknown
+                renderer.
         """
         self.image_size = tuple(int(v) for v in self.image_size)
         self.tasks = tuple(self.tasks)
-        self.state_token = bool(self.state_token)
-        self.position_embedding = bool(self.position_embedding)
+        for name in ("state_token", "position_embedding", "backbone_pretrained", "train_backbone"):
+            if not isinstance(getattr(self, name), bool):   # bool("no") would be True
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.token_stride not in (16, 32):
             raise ValueError(f"token_stride must be 16 or 32, got {self.token_stride}")
         if any(v % self.token_stride for v in self.image_size):
