@@ -350,3 +350,13 @@ def test_policy_options_reach_the_policy_config():
         assert parse_policy_options("rt1", [f"state_token={text}"]) == {"state_token": value}   # never bool("no")
     assert parse_policy_options("rt1", ["dropout=0.2", "image_size=[64, 64]"]) == {"dropout": 0.2,
                                                                                    "image_size": [64, 64]}
+
+
+def test_rt1_training_checks_each_task_against_its_trajectories(no_heavy_work, tmp_path):
+    (tmp_path / "traj/meta").mkdir(parents=True)
+    (tmp_path / "traj/meta/info.json").write_text(json.dumps({"action_mode": "ee_delta", "benchmark_task": TASK}))
+    base = ["train", "--policy", "rt1", "--data", str(tmp_path / "traj"), "--out", str(tmp_path / "run")]
+    _one_line_error(runner.invoke(app, [*base, "--task", "put-block-in-bowl-unseen-colors"]),
+                    f"holds trajectories of '{TASK}', not 'put-block-in-bowl-unseen-colors'; pass --task {TASK}")
+    _one_line_error(runner.invoke(app, [*base, "--task", TASK, "--task", "packing-shapes"]),
+                    "2 --task for 1 --data")

@@ -103,3 +103,16 @@ def test_action_vector_round_trip():
     back = ee_action_dict(ee_action_vector(action))
     np.testing.assert_array_equal(back["translation"], action["translation"])
     assert back["suction"] == 1 and back["terminate"] == 0
+
+
+def test_the_two_action_modes_refuse_each_others_datasets_with_what_to_do(dataset, tmp_path):
+    from vlarm.data.info import DatasetInfo
+
+    root, _ = dataset
+    with pytest.raises(DatasetError, match="'ee_delta' trajectories .*for --policy rt1"):
+        DatasetInfo.from_json(root / "meta/info.json")            # what CLIPort/Transporter training opens
+    pick_place = tmp_path / "pp"
+    (pick_place / "meta").mkdir(parents=True)
+    (pick_place / "meta/info.json").write_text(json.dumps({"codebase_version": "v3.0", "fps": 10}))
+    with pytest.raises(DatasetError, match="holds pick-and-place demonstrations"):
+        collect_trajectories(TASK, "train", 1, pick_place, camera_scale=0.25, progress=False)

@@ -197,6 +197,7 @@ def train(
         raise ValueError(f"unknown policy {policy!r}; valid policies: {', '.join(available_policies())}")
     _check_positive(demos=demos, steps=steps, batch_size=batch_size, lr=lr, save_every=save_every)
     if policy == "rt1":   # closed-loop trajectories (`vlarm collect --action-mode ee_delta`), one dataset per task
+        from vlarm.data.trajectories import recorded_task
         from vlarm.policies.rt1.training import RT1TrainConfig, train_rt1
 
         _check_device(device)
@@ -205,6 +206,14 @@ def train(
                                 out_dir=out or Path("runs") / f"rt1-{'-'.join(task)}-{demos}",
                                 policy_overrides=parse_policy_options(policy, policy_option or []),
                                 **{k: v for k, v in flags.items() if v is not None})
+        if MULTI_TASK not in task:
+            if len(task) != len(data):
+                raise ValueError(f"{len(task)} --task for {len(data)} --data: pass one --task per trajectory "
+                                 f"dataset (same order), or --task {MULTI_TASK}")
+            for name, root in zip(task, data, strict=True):
+                if (recorded := recorded_task(root)) != name:
+                    raise ValueError(f"{root} holds trajectories of {recorded!r}, not {name!r}; pass --task "
+                                     f"{recorded} or a dataset collected for this task")
         console.print(f"[green]done[/]: checkpoint {train_rt1(config)}")
         return
     if threads is not None and threads < 0:

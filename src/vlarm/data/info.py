@@ -394,8 +394,8 @@ class DatasetInfo:
         """Read and validate ``meta/info.json``.
 
         Raises:
-            DatasetError: the file is missing, is not valid JSON, or fails validation; the message
-                names the file and how to fix it.
+            DatasetError: the file is missing, is not valid JSON, fails validation, or describes ``ee_delta``
+                trajectories (:mod:`vlarm.data.trajectories`); the message names the file and what to do.
         """
         path = Path(path)
         if not path.is_file():
@@ -410,6 +410,10 @@ class DatasetInfo:
                 f"{path}: unreadable or not valid JSON ({e}). Reopen the root with EpisodeWriter to "
                 "rebuild the meta files from the data files."
             ) from e
+        if isinstance(d, dict) and d.get("action_mode", "pick_place") != "pick_place":
+            raise DatasetError(f"{path.parent.parent} holds {d['action_mode']!r} trajectories (closed-loop, for "
+                               "--policy rt1), not pick-and-place demonstrations; the two modes are never mixed: "
+                               "train rt1 on it, or collect pick-and-place demonstrations into another --out")
         try:
             return cls.from_dict(d)
         except DatasetError as e:

@@ -188,13 +188,20 @@ def collect_trajectories(task: str, split: str, episodes: int, out: str | Path, 
                 "image_shape": list(env.policy_camera.image_size), "expert_noise": float(expert_noise)}
     info_path = root / "meta/info.json"
     old = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    if old and old.get("action_mode") != ACTION_MODE:
+        env.close()
+        raise DatasetError(f"{root} holds pick-and-place demonstrations, not {ACTION_MODE} trajectories; the two "
+                           "modes are never mixed: pass another --out")
     legacy = {"expert_noise": 0.0}      # datasets written before the setting existed
-    diffs = {k: (old.get(k, legacy.get(k)), v) for k, v in settings.items()
-             if old and old.get(k, legacy.get(k)) != v}
+    diffs = [(k, old.get(k, legacy.get(k)), v) for k, v in settings.items() if old and old.get(k, legacy.get(k)) != v]
     if diffs:
         env.close()
-        raise DatasetError(f"{root} holds a dataset with other settings (recorded, requested): {diffs}; use another "
-                           "--out")
+        flags = {"benchmark_task": "--task", "split": "--split", "camera_scale": "--camera-scale",
+                 "renderer": "--renderer", "expert_noise": "--expert-noise"}
+        said = "; ".join(f"{k} {recorded!r}, this run asks for {asked!r}" + (f" ({flags[k]})" if k in flags else "")
+                         for k, recorded, asked in diffs)
+        raise DatasetError(f"{root} was collected with other settings: {said}; pass the same options to resume, "
+                           "or a new --out")
     records = [json.loads(pq.read_metadata(p).metadata[b"vlarm.trajectory"])
                for p in sorted(root.glob("data/chunk-000/file-*.parquet"))]
     failed = list(old.get("failed_seeds", []))
@@ -239,6 +246,24 @@ def _write_meta(root: Path, settings: dict, records: list[dict], tasks: list[str
             "seeds": [r["seed"] for r in records]}
     atomic_write_json(root / "meta/info.json", info, durable=False)
     atomic_write_parquet(root / "meta/tasks.parquet", pa.Table.from_pandas(tasks_frame(tasks)), durable=False)
+
+
+def recorded_task(root: str | Path) -> str:
+    """The task a trajectory dataset at ``root`` was collected for (``meta/info.json`` ``benchmark_task``).
+
+    Raises:
+        DatasetError: no readable ``meta/info.json``, or a dataset of another action mode.
+    """
+    path = Path(root) / "meta/info.json"
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise DatasetError(f"{root}: no readable meta/info.json ({err}); collect with `vlarm collect --action-mode "
+                           "ee_delta --out DIR`") from None
+    if info.get("action_mode") != ACTION_MODE:
+        raise DatasetError(f"{root} holds {info.get('action_mode', 'pick_place')!r} episodes, not {ACTION_MODE!r} "
+                           "trajectories; the two modes are never mixed")
+    return str(info.get("benchmark_task"))
 
 
 @dataclass
@@ -328,4 +353,4 @@ class Trajectories:
 
 
 __all__ = ["ACTION_MODE", "Trajectories", "collect_trajectories", "ee_action_dict", "ee_action_vector", "perturb",
-           "run_ee_oracle_episode"]
+           "recorded_task", "run_ee_oracle_episode"]
