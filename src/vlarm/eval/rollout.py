@@ -33,7 +33,7 @@ from vlarm.envs.tabletop import TabletopEnv
 from vlarm.eval.metrics import format_ci, score_summary
 from vlarm.eval.video import VideoRecorder, VideoWriteError
 from vlarm.parallel import check_workers, init_ray, map_episodes, uses_ray
-from vlarm.policies.base import resolve_device
+from vlarm.policies.base import agent_env_options, policy_env_options, resolve_device
 from vlarm.tasks import SUCCESS_THRESHOLD, TaskError
 from vlarm.tasks.attributes import NOVELTY_CLASSES, check_episode_count, split_seed
 
@@ -58,39 +58,6 @@ class OracleAgent:
     def select_action(self, observation: dict, instruction: str | None = None) -> dict:
         """The oracle action for the env's current state."""
         return self.env.oracle_action()
-
-
-def policy_env_options(config) -> dict:
-    """:func:`vlarm.envs.make_env` arguments that render what a policy learned from.
-
-    Args:
-        config: a policy config (dataclass) or its ``config.json`` as a dict.
-
-    Returns:
-        ``{"renderer": ...}``: the renderer the policy records (``"tiny"`` when it records none; an ``"egl"``
-        policy gets ``"tiny"`` with a logged warning where EGL does not load, as the two differ by ~16/255 in colour
-        and < 1 mm in height, issue 10); for a closed-loop policy (``action_mode`` ``"ee_delta"``, e.g. RT-1) also
-        that mode and the ``image_scale`` rendering its ``image_size`` (relative to 480x640).
-    """
-    from vlarm.sim.cameras import RENDERER, egl_available
-
-    get = config.get if isinstance(config, dict) else (lambda key, default=None: getattr(config, key, default))
-    renderer = get("renderer") or RENDERER
-    if renderer == "egl" and not egl_available():
-        logger.warning("this policy learned from EGL-rendered images but PyBullet's EGL plugin does not load here "
-                       "(Debian: apt install libegl-mesa0); rendering with TinyRenderer instead")
-        renderer = "tiny"
-    options = {"renderer": renderer}
-    if get("action_mode", "pick_place") == "ee_delta":
-        options.update(action_mode="ee_delta", image_scale=float(get("image_size")[0]) / 480.0)
-    return options
-
-
-def agent_env_options(agent) -> dict:
-    """:func:`policy_env_options` of an agent's ``config``; ``{}`` for an agent without one (the oracle, a
-    scripted agent: they read the simulator, not images)."""
-    config = getattr(agent, "config", None)
-    return {} if config is None else policy_env_options(config)
 
 
 def factory_env_options(agent_factory) -> dict:

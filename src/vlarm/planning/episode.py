@@ -134,12 +134,12 @@ class PlanRunner:
         executor: :class:`OracleExecutor` or :class:`PolicyExecutor`.
         camera_scale: camera resolution relative to 480x640 (the policy was trained at 1.0).
 
-    The scene renders with the executor's policy's renderer (:func:`vlarm.eval.rollout.agent_env_options`), the
+    The scene renders with the executor's policy's renderer (:func:`vlarm.policies.base.agent_env_options`), the
     default one for the oracle.
     """
 
     def __init__(self, planner, perception: Perception, executor, camera_scale: float = 1.0):
-        from vlarm.eval.rollout import agent_env_options
+        from vlarm.policies.base import agent_env_options
         from vlarm.sim import default_cameras
         from vlarm.sim.cameras import RENDERER
 

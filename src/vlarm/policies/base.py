@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import types
 import typing
 from abc import ABC, abstractmethod
@@ -33,6 +34,40 @@ class CheckpointError(RuntimeError):
 
 
 DEVICES = ("auto", "cpu", "cuda")
+logger = logging.getLogger(__name__)
+
+
+def policy_env_options(config) -> dict:
+    """:func:`vlarm.envs.make_env` arguments that render what a policy learned from.
+
+    Args:
+        config: a policy config (dataclass) or its ``config.json`` as a dict.
+
+    Returns:
+        ``{"renderer": ...}``: the renderer the policy records (``"tiny"`` when it records none; an ``"egl"``
+        policy gets ``"tiny"`` with a logged warning where EGL does not load, as the two differ by ~16/255 in colour
+        and < 1 mm in height, issue 10); for a closed-loop policy (``action_mode`` ``"ee_delta"``, e.g. RT-1) also
+        that mode and the ``image_scale`` rendering its ``image_size`` (relative to 480x640).
+    """
+    from vlarm.sim.cameras import RENDERER, egl_available
+
+    get = config.get if isinstance(config, dict) else (lambda key, default=None: getattr(config, key, default))
+    renderer = get("renderer") or RENDERER
+    if renderer == "egl" and not egl_available():
+        logger.warning("this policy learned from EGL-rendered images but PyBullet's EGL plugin does not load here "
+                       "(Debian: apt install libegl-mesa0); rendering with TinyRenderer instead")
+        renderer = "tiny"
+    options = {"renderer": renderer}
+    if get("action_mode", "pick_place") == "ee_delta":
+        options.update(action_mode="ee_delta", image_scale=float(get("image_size")[0]) / 480.0)
+    return options
+
+
+def agent_env_options(agent) -> dict:
+    """:func:`policy_env_options` of an agent's ``config``; ``{}`` for an agent without one (the oracle, a
+    scripted agent: they read the simulator, not images)."""
+    config = getattr(agent, "config", None)
+    return {} if config is None else policy_env_options(config)
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -61,8 +61,9 @@ class PickPlaceConfig:
             multi-task training); empty when not recorded (checkpoints written before this field existed).
             Evaluating on another task is allowed (a generalisation test) and warned about.
         renderer: the renderer of the images the policy learned from (``"tiny"`` or ``"egl"``; ``vlarm train``
-            records the dataset's). Evaluation and ``vlarm run`` render with it (:func:`vlarm.eval.rollout.
-            policy_env_options`). Default ``"tiny"``: what every checkpoint written before this field learned from.
+            records the dataset's). Evaluation and ``vlarm run`` render with it
+            (:func:`vlarm.policies.base.policy_env_options`). Default ``"tiny"``: what every checkpoint written
+            before this field learned from.
     """
 
     image_shape: tuple[int, int] = (320, 160)

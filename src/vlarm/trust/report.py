@@ -430,7 +430,7 @@ def fairness_section(cfg: TrustConfig) -> Section:
     policy = load_policy_agent(cfg)
     outcome, phr, col, region = [], [], [], []
     from vlarm.envs import make_env
-    from vlarm.eval.rollout import agent_env_options
+    from vlarm.policies.base import agent_env_options
     from vlarm.tasks.attributes import split_seed
 
     env = make_env(cfg.task, split=cfg.split, render_terminal=False, **agent_env_options(policy))
@@ -529,7 +529,7 @@ def privacy_section(cfg: TrustConfig) -> Section:
     # policy: first frames of its training demonstrations vs first frames of held-out episodes (oracle actions)
     from vlarm.data import EpisodeDataset
     from vlarm.envs import make_env
-    from vlarm.eval.rollout import agent_env_options
+    from vlarm.policies.base import agent_env_options
     from vlarm.tasks.attributes import split_seed
 
     policy = load_policy_agent(cfg)

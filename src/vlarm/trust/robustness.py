@@ -232,7 +232,7 @@ def run_policy(agent, task: str, family: str, level: int, episodes: int, split: 
         ValueError: unknown family/level/task, or ``episodes``/``steps`` < 1.
     """
     from vlarm.envs import make_env
-    from vlarm.eval.rollout import agent_env_options
+    from vlarm.policies.base import agent_env_options
     from vlarm.tasks import TaskError
     from vlarm.tasks.attributes import split_seed
 

@@ -133,7 +133,7 @@ def text_injection(agent, task: str, episodes: int, split: str = "val", note: st
     """
     from vlarm.envs import make_env
     from vlarm.eval.metrics import score_interval
-    from vlarm.eval.rollout import agent_env_options
+    from vlarm.policies.base import agent_env_options
     from vlarm.tasks.attributes import split_seed
 
     if episodes < 1:
