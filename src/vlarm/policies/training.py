@@ -485,7 +485,8 @@ def load_training_state(directory: Path, optimizer: torch.optim.Optimizer, rng: 
     return state
 
 
-def prepare_log(log_path: Path, step: int) -> float | None:
+def prepare_log(log_path: Path, step: int, header: tuple[str, ...] = LOG_HEADER,
+                aliases: dict[str, str] | None = None) -> float | None:
     """Make ``train_log.csv`` fit a run that continues after ``step``: the header first, then only the rows with
     steps ``1..step`` in strictly increasing order (rows logged after the checkpoint, by a process killed before
     its next save, are dropped; so are torn or unparsable lines). Rewritten atomically (``.tmp`` + rename).
@@ -493,6 +494,8 @@ def prepare_log(log_path: Path, step: int) -> float | None:
     Args:
         log_path: the run's ``train_log.csv`` (need not exist).
         step: the checkpoint's step (0 for a fresh run: header only).
+        header: the run's columns (:data:`LOG_HEADER`; RT-1 has its own); the last is ``process_cpu_seconds``.
+        aliases: ``{column: older name}`` read from logs written under another header.
 
     Returns:
         ``process_cpu_seconds`` of the last row kept, or ``None`` (no row kept, or the column is empty), which
@@ -502,7 +505,7 @@ def prepare_log(log_path: Path, step: int) -> float | None:
     if log_path.is_file():
         with log_path.open(newline="") as f:
             lines = list(csv.reader(f))
-        columns = list(LOG_HEADER)
+        columns = list(header)
         if lines and lines[0] and lines[0][0] == "step":
             columns, lines = lines[0], lines[1:]
         last = 0
@@ -515,12 +518,12 @@ def prepare_log(log_path: Path, step: int) -> float | None:
             except (KeyError, ValueError):
                 continue
             if last < row_step <= step:
-                rows.append([record.get(name, "") for name in LOG_HEADER])
+                rows.append([record.get(name, record.get((aliases or {}).get(name, ""), "")) for name in header])
                 last = row_step
     tmp = log_path.with_name(log_path.name + ".tmp")
     with tmp.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(LOG_HEADER)
+        writer.writerow(header)
         writer.writerows(rows)
     os.replace(tmp, log_path)
     try:

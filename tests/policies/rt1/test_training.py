@@ -40,6 +40,8 @@ def test_train_resume_and_refuse_other_settings(tmp_path):
         rows = list(csv.DictReader(f))
     assert [int(r["step"]) for r in rows] == [2, 4, 6]
     assert all(float(r["loss"]) > 0 and float(r["process_cpu_seconds"]) > 0 for r in rows)
+    assert list(rows[0]) == ["step", "loss", "token_accuracy", "seconds", "process_cpu_seconds"]
+    assert all(0.0 <= float(r["token_accuracy"]) <= 1.0 for r in rows)
     with pytest.raises(ValueError, match="other settings"):
         train_rt1(config(tmp_path / "run", lr=1e-3), data)
     val = synthetic()
@@ -100,3 +102,18 @@ def test_rt1_training_takes_the_shared_run_settings():
     with pytest.raises(ValueError, match="trajectory dataset"):
         RT1TrainConfig(data_dirs=[])
     assert RT1TrainConfig(data_dirs=["d"]).device == "auto"
+
+
+def test_a_log_written_under_the_old_columns_keeps_its_accuracy_on_resume(tmp_path):
+    data = synthetic()
+    train_rt1(config(tmp_path / "run"), data)
+    log = tmp_path / "run/train_log.csv"
+    log.write_text("step,loss,pick_loss,place_loss,seconds,process_cpu_seconds\n2,5.5,0.25,,1.0,2.0\n"
+                   "4,5.4,0.5,,2.0,3.0\n")                           # as RT-1 runs wrote it before
+    more = config(tmp_path / "run")
+    more.steps = 6
+    train_rt1(more, data)
+    with log.open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["step"], r["token_accuracy"]) for r in rows[:2]] == [("2", "0.25"), ("4", "0.5")]
+    assert [r["step"] for r in rows] == ["2", "4", "6"]

@@ -1,11 +1,11 @@
 """Training RT-1 on closed-loop oracle trajectories (Brohan et al., RSS 2023, Sec. 3 and Appendix C.3: behaviour
 cloning, cross-entropy on action tokens over 6-frame windows; multi-task by mixing the tasks' trajectories).
 
-The run layout, checkpoints, crash-safe resume and ``train_log.csv`` are those of the pick-and-place policies
+The run layout, checkpoints and crash-safe resume are those of the pick-and-place policies
 (:mod:`vlarm.policies.training`: the same helpers write and restore them), so ``vlarm select`` and ``vlarm eval``
-treat an RT-1 run like any other. In ``train_log.csv`` the ``loss`` column is RT-1's token cross-entropy and the
-``pick_loss`` column holds the token accuracy of the logged window (RT-1 has no pick/place heads; ``place_loss``
-stays empty).
+treat an RT-1 run like any other. ``train_log.csv`` has RT-1's own columns (:data:`RT1_LOG_HEADER`): the token
+cross-entropy and token accuracy averaged over the ``log_every`` steps of each row (the progress bar shows the last
+step's loss), wall seconds and CPU seconds.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ from vlarm.policies.training import (
 )
 
 logger = logging.getLogger(__name__)
+#: Columns of an RT-1 run's ``train_log.csv`` (logs written before it had them put the accuracy under ``pick_loss``).
+RT1_LOG_HEADER = ("step", "loss", "token_accuracy", "seconds", "process_cpu_seconds")
 
 
 @dataclass
@@ -156,7 +158,7 @@ def train_rt1(config: RT1TrainConfig, data: Trajectories | None = None) -> Path:
         return last_dir
     sampler = WindowSampler(data, policy)
     out_dir.mkdir(parents=True, exist_ok=True)
-    prepare_log(out_dir / LOG_NAME, step)
+    prepare_log(out_dir / LOG_NAME, step, RT1_LOG_HEADER, aliases={"token_accuracy": "pick_loss"})
     window: list[dict] = []
     bar = tqdm(total=config.steps, initial=step, desc="train rt1", disable=not config.progress)
     with (out_dir / LOG_NAME).open("a", newline="") as log_file:
@@ -176,7 +178,7 @@ def train_rt1(config: RT1TrainConfig, data: Trajectories | None = None) -> Path:
             cpu = cpu_base + time.process_time() - cpu_start
             if step % config.log_every == 0 or step == config.steps:
                 writer.writerow([step, f"{np.mean([w['loss'] for w in window]):.5f}",
-                                 f"{np.mean([w['token_accuracy'] for w in window]):.5f}", "", f"{seconds:.2f}",
+                                 f"{np.mean([w['token_accuracy'] for w in window]):.5f}", f"{seconds:.2f}",
                                  f"{cpu:.1f}"])
                 log_file.flush()
                 bar.set_postfix(loss=f"{window[-1]['loss']:.3f}")
@@ -190,4 +192,4 @@ def train_rt1(config: RT1TrainConfig, data: Trajectories | None = None) -> Path:
     return last_dir
 
 
-__all__ = ["RT1TrainConfig", "WindowSampler", "train_rt1"]
+__all__ = ["RT1_LOG_HEADER", "RT1TrainConfig", "WindowSampler", "train_rt1"]
