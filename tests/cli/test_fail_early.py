@@ -344,8 +344,11 @@ def test_policy_options_are_checked_before_any_work(no_heavy_work, tmp_path, opt
 def test_policy_options_reach_the_policy_config():
     from vlarm.policies.factory import parse_policy_options
 
-    assert parse_policy_options("rt1", ["state_token=true", "token_stride=16", "renderer=egl"]) == {
-        "state_token": True, "token_stride": 16, "renderer": "egl"}
+    assert parse_policy_options("rt1", ["state_token=true", "token_stride=16"]) == {
+        "state_token": True, "token_stride": 16}
+    for recorded in ("tasks=[\"x\"]", "renderer=egl", "action_mode=pick_place"):   # training takes them from the data
+        with pytest.raises(ValueError, match="training records it from the data"):
+            parse_policy_options("rt1", [recorded])
     for text, value in (("False", False), ("no", False), ("0", False), ("TRUE", True), ("yes", True)):
         assert parse_policy_options("rt1", [f"state_token={text}"]) == {"state_token": value}   # never bool("no")
     assert parse_policy_options("rt1", ["dropout=0.2", "image_size=[64, 64]"]) == {"dropout": 0.2,

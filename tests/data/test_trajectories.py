@@ -111,6 +111,10 @@ def test_the_two_action_modes_refuse_each_others_datasets_with_what_to_do(datase
     root, _ = dataset
     with pytest.raises(DatasetError, match="'ee_delta' trajectories .*for --policy rt1"):
         DatasetInfo.from_json(root / "meta/info.json")            # what CLIPort/Transporter training opens
+    from vlarm.data.collect import collect
+
+    with pytest.raises(DatasetError, match="^[^(]*holds 'ee_delta' trajectories"):   # not wrapped as "unreadable"
+        collect(TASK, "train", 1, root, camera_scale=0.25, progress=False)
     pick_place = tmp_path / "pp"
     (pick_place / "meta").mkdir(parents=True)
     (pick_place / "meta/info.json").write_text(json.dumps({"codebase_version": "v3.0", "fps": 10}))

@@ -431,8 +431,9 @@ def select(
         table.add_row(escape(checkpoint), step, *cells, mean)
     console.print(table)
     best = selection["best"]["checkpoint"]
+    scale = f" --camera-scale {camera_scale:g}" if camera_scale != 1.0 else ""
     console.print(f"chosen on val: {escape(best)}\nnext, once: vlarm eval --checkpoint {escape(best)} --task "
-                  f"{task[0]} --split test", soft_wrap=True)
+                  f"{task[0]} --split test{scale}", soft_wrap=True)
     console.print(f"selection: {out / 'selection.json'}")
 
 
@@ -535,6 +536,8 @@ def run(
     gain = "placed" if second == "place at" else "progress"
 
     def on_step(i, step, info):
+        if not len(step.pick_pose):   # a closed-loop control step (RT-1): no poses; the summary line tells the rest
+            return
         if step.primitive_failure is not None:
             status = f"[red]{step.primitive_failure}[/]"
         else:

@@ -411,15 +411,19 @@ class DatasetInfo:
                 "rebuild the meta files from the data files."
             ) from e
         if isinstance(d, dict) and d.get("action_mode", "pick_place") != "pick_place":
-            raise DatasetError(f"{path.parent.parent} holds {d['action_mode']!r} trajectories (closed-loop, for "
-                               "--policy rt1), not pick-and-place demonstrations; the two modes are never mixed: "
-                               "train rt1 on it, or collect pick-and-place demonstrations into another --out")
+            raise ActionModeError(f"{path.parent.parent} holds {d['action_mode']!r} trajectories (closed-loop, for "
+                                  "--policy rt1), not pick-and-place demonstrations; the two modes are never "
+                                  "mixed: use it with --policy rt1, or pass another directory")
         try:
             return cls.from_dict(d)
         except DatasetError as e:
             raise DatasetError(
                 f"{path}: {e}. Fix the file, or reopen the root with EpisodeWriter to rebuild it."
             ) from None
+
+
+class ActionModeError(DatasetError):
+    """A dataset of the other action mode (``ee_delta`` trajectories where pick-and-place demonstrations go)."""
 
 
 #: The ``vlarm collect`` option that sets each observation setting (the others come from the code).
@@ -477,6 +481,8 @@ def check_observation_settings(root: Path, requested: dict[str, Any]) -> None:
     path = root / INFO_PATH
     try:
         info = DatasetInfo.from_json(path)
+    except ActionModeError:
+        raise
     except DatasetError as err:
         raise DatasetError(f"{root} holds episodes but {INFO_PATH} cannot be read ({err}), so this run cannot "
                            "verify they were collected with the same camera settings: restore the file, or pass "

@@ -34,6 +34,8 @@ def make_config(name: str, **overrides: Any) -> Any:
 
 
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+#: Config fields training fills from the data; ``--policy-option`` may not contradict them.
+RECORDED_FIELDS = ("tasks", "renderer", "action_mode")
 
 
 def _option_value(key: str, raw: str, hint: Any) -> Any:
@@ -73,7 +75,8 @@ def parse_policy_options(name: str, options: list[str]) -> dict[str, Any]:
 
     Raises:
         ValueError: an unknown policy, an option without ``=``, a KEY that is not a field of the policy's config
-            (naming the fields), or a VALUE not of the field's type.
+            (naming the fields) or one training records (:data:`RECORDED_FIELDS`), or a VALUE not of the field's
+            type.
     """
     import dataclasses
     import typing
@@ -91,6 +94,9 @@ def parse_policy_options(name: str, options: list[str]) -> dict[str, Any]:
             raise ValueError(f"--policy-option takes KEY=VALUE, got {option!r}")
         if key not in fields:
             raise ValueError(f"--policy-option {key}: not a {name} config field; fields: {', '.join(sorted(fields))}")
+        if key in RECORDED_FIELDS:
+            raise ValueError(f"--policy-option {key}: training records it from the data (tasks, renderer, action "
+                             "mode); it cannot be set")
         out[key] = _option_value(key, raw, hints.get(key))
     return out
 

@@ -171,3 +171,9 @@ def test_stride_16_tokens_come_from_the_finer_map():
 def test_switches_must_be_booleans(value):
     with pytest.raises(ValueError, match="state_token must be True or False"):
         RT1Config(**TINY, state_token=value)
+
+
+@pytest.mark.parametrize("size", [None, (96.5, 128), (True, 128), (96,), "96x128"])
+def test_image_size_must_be_two_integers(size):
+    with pytest.raises(ValueError, match="image_size must be two integers"):
+        RT1Config(**{**TINY, "image_size": size})

@@ -72,7 +72,11 @@ class RT1Config:
             ValueError: naming the first field out of range or not a bool where one is needed, or an unknown
                 renderer.
         """
-        self.image_size = tuple(int(v) for v in self.image_size)
+        size = self.image_size
+        if not (isinstance(size, list | tuple) and len(size) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in size)):
+            raise ValueError(f"image_size must be two integers (H, W) in pixels, got {size!r}")
+        self.image_size = tuple(size)
         self.tasks = tuple(self.tasks)
         for name in ("state_token", "position_embedding", "backbone_pretrained", "train_backbone"):
             if not isinstance(getattr(self, name), bool):   # bool("no") would be True
