@@ -100,17 +100,14 @@ def collect(
 ) -> None:
     """Collect oracle demonstrations (keeps reward > 0.99; resumable, also with --workers)."""
     from vlarm.data.collect import collect as run_collect
-    from vlarm.sim.cameras import RENDERERS
+    from vlarm.sim.cameras import check_renderer
 
     _check_positive(episodes=episodes, camera_scale=camera_scale, workers=workers)
-    if renderer not in (*RENDERERS, "auto"):
-        raise ValueError(f"--renderer must be one of {', '.join(RENDERERS)}, auto; got {renderer!r}")
+    check_renderer(renderer, auto=True)
     if action_mode == "ee_delta":
         from vlarm.data.trajectories import collect_trajectories
 
         _check_dir(out, "--out")
-        if not expert_noise >= 0:
-            raise ValueError(f"--expert-noise is a standard deviation in metres (>= 0), got {expert_noise}")
         report = collect_trajectories(task, split, episodes, out, camera_scale=camera_scale,
                                       expert_noise=expert_noise, renderer=renderer)
         console.print(f"[green]{report['episodes']} ee_delta trajectories[/] ({report['frames']} frames at 10 Hz) in "
@@ -170,8 +167,9 @@ def train(
     = True,
     device: Annotated[str, typer.Option(help="auto (CUDA when available, else the CPU), cpu or cuda")] = "auto",
     policy_option: Annotated[list[str] | None, typer.Option(
-        help="KEY=VALUE: set a field of the new policy's config (repeatable; VALUE as JSON, else a string), e.g. "
-             "rt1's state_token=true, token_stride=16, position_embedding=true")] = None,
+        help="KEY=VALUE: set a field of the new policy's config (repeatable; VALUE typed by the field: true/false, "
+             "numbers, strings, JSON lists), e.g. rt1's state_token=true, token_stride=16, position_embedding=true")]
+    = None,
 ) -> None:
     """Train a policy by imitation on one task or several (multi-task); resumes from OUT/checkpoints/last if present.
 
@@ -227,7 +225,7 @@ def train(
     flags = dict(steps=steps, batch_size=batch_size, lr=lr, save_every=save_every, threads=threads)
     overrides = {k: v for k, v in flags.items() if v is not None}
     if policy_option:
-        overrides["policy_overrides"] = parse_policy_options(policy, policy_option or [])
+        overrides["policy_overrides"] = parse_policy_options(policy, policy_option)
     if semantic_vlm is not None:
         if policy != "cliport":
             raise ValueError(f"--semantic-vlm needs --policy cliport (the {policy} policy has no semantic stream)")

@@ -427,7 +427,8 @@ class ActionModeError(DatasetError):
 
 
 #: The ``vlarm collect`` option that sets each observation setting (the others come from the code).
-_FLAGS = {"benchmark_task": "--task", "split": "--split", "camera_scale": "--camera-scale", "renderer": "--renderer"}
+COLLECT_FLAGS = {"benchmark_task": "--task", "split": "--split", "camera_scale": "--camera-scale",
+                 "renderer": "--renderer"}
 
 
 def _describe(value: Any) -> str:
@@ -503,7 +504,7 @@ def check_observation_settings(root: Path, requested: dict[str, Any]) -> None:
                 items.extend(_camera_differences(recorded, asked))
         else:
             items.append((name, recorded, asked))
-    flags = [_FLAGS[name] for name in _FLAGS if name in named]
+    flags = [COLLECT_FLAGS[name] for name in COLLECT_FLAGS if name in named]
     fix = (f"pass the same {' and '.join(flags)} to resume" if flags
            else "resume with the vlarm version that collected it (these settings are not options)")
     raise DatasetError(f"{root} was collected with {' and '.join(f'{n} {_describe(r)}' for n, r, _ in items)}; "

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from vlarm.data._io import atomic_write_json, atomic_write_parquet, decode_png, encode_png
 from vlarm.data.errors import DatasetError
-from vlarm.data.info import CODEBASE_VERSION, collection_renderer
+from vlarm.data.info import CODEBASE_VERSION, COLLECT_FLAGS, collection_renderer
 from vlarm.data.storage import tasks_frame
 from vlarm.envs import make_env
 from vlarm.sim.cameras import RENDERER
@@ -42,6 +42,7 @@ ACTION_MODE = "ee_delta"
 IMAGE_KEY = "observation.images.front"
 ACTION_NAMES = ["translation.x", "translation.y", "translation.z", "yaw", "suction", "terminate"]
 _FILE = "data/chunk-000/file-{:03d}.parquet"
+_INFO = "meta/info.json"
 
 
 def ee_action_vector(action: dict) -> np.ndarray:
@@ -70,6 +71,17 @@ def perturb(action: dict, noise: float, rng: np.random.Generator) -> dict:
     return {**action, "translation": np.clip(translation, -MAX_TRANSLATION, MAX_TRANSLATION).astype(np.float32)}
 
 
+def check_expert_noise(expert_noise: float) -> float:
+    """``expert_noise`` (metres) if it is a finite number >= 0.
+
+    Raises:
+        ValueError: a negative or non-finite value.
+    """
+    if not (np.isfinite(expert_noise) and expert_noise >= 0):
+        raise ValueError(f"expert_noise (--expert-noise) is a standard deviation in metres (>= 0), got {expert_noise}")
+    return float(expert_noise)
+
+
 def run_ee_oracle_episode(env, seed: int, split: str, expert_noise: float = 0.0) -> tuple[list[dict], float]:
     """Roll out the ``ee_delta`` expert (:meth:`vlarm.envs.closed_loop.ClosedLoopEnv.oracle_action`) for one seed.
 
@@ -91,8 +103,7 @@ def run_ee_oracle_episode(env, seed: int, split: str, expert_noise: float = 0.0)
     Raises:
         ValueError: ``expert_noise`` is negative or not finite.
     """
-    if not (np.isfinite(expert_noise) and expert_noise >= 0):
-        raise ValueError(f"expert_noise is a standard deviation in metres (>= 0), got {expert_noise}")
+    check_expert_noise(expert_noise)
     rng = np.random.default_rng([int(seed), 17])
     obs, _ = env.reset(seed=seed, options={"split": split})
     frames: list[dict] = []
@@ -178,26 +189,23 @@ def collect_trajectories(task: str, split: str, episodes: int, out: str | Path, 
         DatasetError: ``out`` holds a dataset with other settings (or a pick-and-place dataset).
         ValueError: a negative or non-finite ``expert_noise``.
     """
-    if not (np.isfinite(expert_noise) and expert_noise >= 0):
-        raise ValueError(f"expert_noise is a standard deviation in metres (>= 0), got {expert_noise}")
+    check_expert_noise(expert_noise)
     root = Path(out)
     env = make_env(task, action_mode=ACTION_MODE, split=split, camera_scale=camera_scale, image_scale=image_scale,
                    renderer=collection_renderer(renderer, root))
     settings = {"action_mode": ACTION_MODE, "benchmark_task": task, "split": split,
                 "camera_scale": float(camera_scale), "image_scale": float(image_scale), "renderer": env.scene.renderer,
                 "image_shape": list(env.policy_camera.image_size), "expert_noise": float(expert_noise)}
-    info_path = root / "meta/info.json"
-    old = json.loads(info_path.read_text()) if info_path.is_file() else {}
-    if old and old.get("action_mode") != ACTION_MODE:
+    try:
+        old = _trajectory_info(root) if (root / _INFO).is_file() else {}
+    except DatasetError:
         env.close()
-        raise DatasetError(f"{root} holds pick-and-place demonstrations, not {ACTION_MODE} trajectories; the two "
-                           "modes are never mixed: pass another --out")
+        raise
     legacy = {"expert_noise": 0.0}      # datasets written before the setting existed
     diffs = [(k, old.get(k, legacy.get(k)), v) for k, v in settings.items() if old and old.get(k, legacy.get(k)) != v]
     if diffs:
         env.close()
-        flags = {"benchmark_task": "--task", "split": "--split", "camera_scale": "--camera-scale",
-                 "renderer": "--renderer", "expert_noise": "--expert-noise"}
+        flags = {**COLLECT_FLAGS, "expert_noise": "--expert-noise"}
         said = "; ".join(f"{k} {recorded!r}, this run asks for {asked!r}" + (f" ({flags[k]})" if k in flags else "")
                          for k, recorded, asked in diffs)
         raise DatasetError(f"{root} was collected with other settings: {said}; pass the same options to resume, "
@@ -244,26 +252,34 @@ def _write_meta(root: Path, settings: dict, records: list[dict], tasks: list[str
             "total_tasks": len(tasks), "chunks_size": 1000, "data_path": _FILE.replace("{:03d}", "{file_index:03d}"),
             "features": _features(image_shape), **settings, "instructions": tasks, "failed_seeds": failed,
             "seeds": [r["seed"] for r in records]}
-    atomic_write_json(root / "meta/info.json", info, durable=False)
+    atomic_write_json(root / _INFO, info, durable=False)
     atomic_write_parquet(root / "meta/tasks.parquet", pa.Table.from_pandas(tasks_frame(tasks)), durable=False)
+
+
+def _trajectory_info(root: str | Path) -> dict:
+    """The ``meta/info.json`` of a trajectory dataset at ``root``.
+
+    Raises:
+        DatasetError: no readable ``meta/info.json``, or a dataset of another action mode (pick-and-place).
+    """
+    try:
+        info = json.loads((Path(root) / _INFO).read_text())
+    except (OSError, ValueError) as err:
+        raise DatasetError(f"{root}: no readable {_INFO} ({err}); collect with `vlarm collect --action-mode "
+                           "ee_delta --out DIR`") from None
+    if not isinstance(info, dict) or info.get("action_mode") != ACTION_MODE:
+        raise DatasetError(f"{root} holds pick-and-place demonstrations, not {ACTION_MODE} trajectories; the two "
+                           "modes are never mixed: pass another directory")
+    return info
 
 
 def recorded_task(root: str | Path) -> str:
     """The task a trajectory dataset at ``root`` was collected for (``meta/info.json`` ``benchmark_task``).
 
     Raises:
-        DatasetError: no readable ``meta/info.json``, or a dataset of another action mode.
+        DatasetError: see :func:`_trajectory_info`.
     """
-    path = Path(root) / "meta/info.json"
-    try:
-        info = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise DatasetError(f"{root}: no readable meta/info.json ({err}); collect with `vlarm collect --action-mode "
-                           "ee_delta --out DIR`") from None
-    if info.get("action_mode") != ACTION_MODE:
-        raise DatasetError(f"{root} holds {info.get('action_mode', 'pick_place')!r} episodes, not {ACTION_MODE!r} "
-                           "trajectories; the two modes are never mixed")
-    return str(info.get("benchmark_task"))
+    return str(_trajectory_info(root).get("benchmark_task"))
 
 
 @dataclass
@@ -303,13 +319,7 @@ class Trajectories:
             DatasetError: no ``meta/info.json``, a dataset of another action mode, or fewer episodes than asked.
         """
         root = Path(root)
-        path = root / "meta/info.json"
-        if not path.is_file():
-            raise DatasetError(f"{root}: no meta/info.json (collect with `vlarm collect --action-mode ee_delta`)")
-        info = json.loads(path.read_text())
-        if info.get("action_mode") != ACTION_MODE:
-            raise DatasetError(f"{root} holds {info.get('action_mode', 'pick_place')!r} episodes, not {ACTION_MODE!r} "
-                               "trajectories; the two modes are never mixed")
+        info = _trajectory_info(root)
         n = info["total_episodes"] if episodes is None else int(episodes)
         if n > info["total_episodes"]:
             raise DatasetError(f"{root} has {info['total_episodes']} episodes, {n} asked")
@@ -352,5 +362,5 @@ class Trajectories:
         return np.maximum(raw, first), raw >= first
 
 
-__all__ = ["ACTION_MODE", "Trajectories", "collect_trajectories", "ee_action_dict", "ee_action_vector", "perturb",
-           "recorded_task", "run_ee_oracle_episode"]
+__all__ = ["ACTION_MODE", "Trajectories", "check_expert_noise", "collect_trajectories", "ee_action_dict",
+           "ee_action_vector", "perturb", "recorded_task", "run_ee_oracle_episode"]

@@ -129,6 +129,10 @@ class RunConfig:
             raise ValueError(f"need lr > 0, weight_decay >= 0, threads >= 0; got {self.lr}, {self.weight_decay}, "
                              f"{self.threads}")
 
+    def torch_threads(self) -> int:
+        """The torch intra-op thread count to train with: ``threads``, or :func:`auto_threads` when it is 0."""
+        return int(self.threads) if self.threads > 0 else auto_threads()
+
 
 @dataclass
 class TrainConfig(RunConfig):
@@ -648,7 +652,7 @@ def train(config: TrainConfig, dataset: Any | None = None) -> Path:
         CheckpointError: unreadable resume checkpoint; ``checkpoints/`` holds only incomplete checkpoints.
     """
     cpu_start = time.process_time()
-    threads = int(config.threads) if config.threads > 0 else auto_threads()
+    threads = config.torch_threads()
     torch.set_num_threads(threads)
     logger.info("training with %d torch threads", threads)
     out_dir = Path(config.out_dir)

@@ -88,14 +88,15 @@ def load_egl_plugin(client: int) -> bool:
         return False
 
 
-def check_renderer(name: Any) -> str:
-    """``name`` if it is one of :data:`RENDERERS`.
+def check_renderer(name: Any, auto: bool = False) -> str:
+    """``name`` if it is one of :data:`RENDERERS` (or ``"auto"`` when ``auto``: EGL where it loads, else tiny).
 
     Raises:
         ValueError: naming the valid renderers.
     """
-    if name not in RENDERERS:
-        raise ValueError(f"unknown renderer {name!r}; valid: {', '.join(RENDERERS)}")
+    valid = (*RENDERERS, "auto") if auto else RENDERERS
+    if name not in valid:
+        raise ValueError(f"unknown renderer {name!r}; valid: {', '.join(valid)}")
     return name
 
 

@@ -16,8 +16,8 @@ from vlarm.sim import assets
 from vlarm.sim.arm import SuctionArm
 from vlarm.sim.cameras import (
     RENDERER,
-    RENDERERS,
     CameraConfig,
+    check_renderer,
     default_cameras,
     depth_to_points,
     load_egl_plugin,
@@ -107,8 +107,7 @@ class Scene:
 
     def __init__(self, cameras: tuple[CameraConfig, ...] | None = None,
                  bounds: np.ndarray = WORKSPACE_BOUNDS, pixel_size: float = PIXEL_SIZE, renderer: str = RENDERER):
-        if renderer not in (*RENDERERS, "auto"):
-            raise ValueError(f"unknown renderer {renderer!r}; valid: {', '.join(RENDERERS)}, auto")
+        check_renderer(renderer, auto=True)
         self.cameras = tuple(cameras) if cameras is not None else default_cameras()
         self.bounds = np.asarray(bounds, dtype=np.float64)
         self.pixel_size = float(pixel_size)

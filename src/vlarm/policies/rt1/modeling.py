@@ -70,7 +70,7 @@ class FiLMEfficientNet(nn.Module):
         self.backbone = load_efficientnet_lite0(pretrained=pretrained)
         net = self.backbone.net
         self.stride = stride
-        self.n_blocks = len(net._blocks) if stride == 32 else _blocks_within_stride(net, stride)
+        self.n_blocks = _blocks_within_stride(net, stride)
         blocks = net._blocks[: self.n_blocks]
         self.films = nn.ModuleList(FiLM(text_dim, block._bn2.num_features) for block in blocks)
         channels = net._conv_head.out_channels if stride == 32 else blocks[-1]._bn2.num_features
@@ -202,13 +202,13 @@ class RT1Network(nn.Module):
         Raises:
             ValueError: ``state`` missing when the config has a state token, or given when it has none.
         """
+        if (state is None) != (self.state_embed is None):   # before the backbone runs
+            raise ValueError("this RT-1 config " + ("needs the (N, 8) proprioceptive state (state_token=True)"
+                                                    if state is None else "has no state token; pass state=None"))
         feats = self.image_encoder(images, text).flatten(2).transpose(1, 2)     # (N, h * w, D)
         if self.image_position is not None:
             feats = feats + self.image_position
         tokens = self.token_learner(feats)
-        if (state is None) != (self.state_embed is None):
-            raise ValueError("this RT-1 config " + ("needs the (N, 8) proprioceptive state (state_token=True)"
-                                                    if state is None else "has no state token; pass state=None"))
         if self.state_embed is None:
             return tokens
         return torch.cat([tokens, self.state_embed(state.float())[:, None]], dim=1)

@@ -28,7 +28,6 @@ from vlarm.policies.training import (
     LOG_NAME,
     RunConfig,
     _check_same_run,
-    auto_threads,
     copy_checkpoint,
     find_resume_checkpoint,
     load_training_state,
@@ -117,7 +116,7 @@ def train_rt1(config: RT1TrainConfig, data: Trajectories | None = None) -> Path:
             ``resume=False``, or a diverged loss. CheckpointError: only incomplete checkpoints in ``out_dir``.
     """
     cpu_start = time.process_time()
-    torch.set_num_threads(int(config.threads) if config.threads > 0 else auto_threads())
+    torch.set_num_threads(config.torch_threads())
     if data is None:
         data = Trajectories.concat([Trajectories.open(d, config.demos) for d in config.data_dirs])
     if data.split != "train":
