@@ -193,6 +193,23 @@ def test_vlm_semantic_stream_config_errors(tmp_path):
         make_policy("cliport", **{**tiny_overrides("cliport"), "grounding_model": str(tmp_path / "missing")})
 
 
+def test_masked_language_input_reads_attribute_free_text(lit_checkpoint, tmp_path):
+    """Issue 10: with ``language_input="masked"`` instructions differing only in mapped attributes embed the same;
+    the setting is saved with the policy and refused without a grounding model."""
+    masked = _vlm_cliport(lit_checkpoint, language_input="masked")
+    seen, novel = masked.embed_instructions(["put the red block in the green bowl",
+                                             "put the orange block in the pink bowl"])
+    torch.testing.assert_close(seen, novel)
+    full = _vlm_cliport(lit_checkpoint)
+    a, b = full.embed_instructions(["put the red block in the green bowl", "put the orange block in the pink bowl"])
+    assert not torch.allclose(a, b)
+    assert load_policy(masked.save_pretrained(tmp_path / "p")).config.language_input == "masked"
+    with pytest.raises(ValueError, match="needs a grounding_model"):
+        make_policy("cliport", **{**tiny_overrides("cliport"), "language_input": "masked"})
+    with pytest.raises(ValueError, match="'instruction' or 'masked'"):
+        _vlm_cliport(lit_checkpoint, language_input="none")
+
+
 def test_semantic_decoder_grounding_mismatch():
     from vlarm.policies.layers import SemanticDecoder
 

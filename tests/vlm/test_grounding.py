@@ -11,6 +11,7 @@ from vlarm.vlm.grounding import (
     PhraseGrounder,
     fit_calibration,
     isolated_crops,
+    mask_phrases,
     object_proposals,
     referring_phrases,
     select_phrases,
@@ -38,6 +39,21 @@ def test_select_phrases_pick_and_place():
     assert len(select_phrases("a b c d", 3)) == 3
     with pytest.raises(ValueError, match="n must be"):
         select_phrases("x", 0)
+
+
+def test_mask_phrases_keeps_head_nouns_of_mapped_phrases():
+    """Issue 10: the language stream reads the same text whatever the colours; maps carry the attributes."""
+    seen = mask_phrases("put the red block in the green bowl", 2)
+    assert seen == "put the block in the bowl"
+    assert mask_phrases("Put the ORANGE blocks in a pink bowl.", 2) == "put the blocks in a bowl"
+    assert mask_phrases("put the orange block in the pink bowl", 2) == seen
+    # a phrase the maps do not cover keeps its attributes
+    assert mask_phrases("stack the red block on the blue block then the green one", 2) == (
+        "stack the block on the blue block then the one")
+    assert mask_phrases("put the red block in the green bowl", 1) == "put the block in the green bowl"
+    assert mask_phrases("put it in", 2) == "put it in"  # no phrase: the instruction itself
+    with pytest.raises(ValueError, match="n must be"):
+        mask_phrases("x", 0)
 
 
 def _scene():

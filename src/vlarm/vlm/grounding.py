@@ -98,6 +98,45 @@ def select_phrases(instruction: str, n: int) -> list[str]:
     return head + [phrases[-1]]
 
 
+def mask_phrases(instruction: str, n: int) -> str:
+    """The instruction with the phrases its relevance maps cover reduced to their head nouns (last words).
+
+    ``"put the orange block in the pink bowl"`` -> ``"put the block in the bowl"`` for ``n = 2``: the words the
+    maps already carry (attributes) are removed from what a policy's language stream reads, so an instruction
+    with attribute values never seen in the demonstrations reads exactly like a seen one (issue 10: CLIPort's
+    language input is out of distribution on unseen colours; the maps, computed from the full phrases by a VLM
+    that knows every colour, are not). Phrases of the instruction that the maps do not cover
+    (:func:`select_phrases`) are kept whole; punctuation and case are normalised as in
+    :func:`referring_phrases`.
+
+    Args:
+        instruction: the instruction.
+        n: number of relevance maps (``CLIPortConfig.n_phrases``).
+
+    Returns:
+        The masked instruction, lower case, words separated by single spaces.
+
+    Raises:
+        ValueError: if ``n < 1``.
+    """
+    covered = set(select_phrases(instruction, n))
+    words, run, out = re.findall(r"[a-z0-9]+", instruction.lower()), [], []
+
+    def flush() -> None:
+        if run:
+            out.extend(run[-1:] if " ".join(run) in covered else run)
+            run.clear()
+
+    for word in words:
+        if word in FUNCTION_WORDS:
+            flush()
+            out.append(word)
+        else:
+            run.append(word)
+    flush()
+    return " ".join(out)
+
+
 def object_proposals(
     heightmap: np.ndarray, min_height: float = 0.004, min_area: int = 20
 ) -> tuple[np.ndarray, list[tuple[int, int]]]:

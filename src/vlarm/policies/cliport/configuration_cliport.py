@@ -39,6 +39,11 @@ class CLIPortConfig(PickPlaceConfig):
         grounding_vocabulary: contrast phrases of the softmax score.
         grounding_crop_size: proposal crop side in heightmap pixels.
         grounding_template: query text of a phrase.
+        language_input: what the language stream reads, ``"instruction"`` (the whole instruction, CLIPort as
+            built) or ``"masked"`` (the phrases the relevance maps cover reduced to their head nouns, "put the
+            block in the bowl": :func:`vlarm.vlm.grounding.mask_phrases`). Masked, the attribute words reach the
+            policy only through the maps, so unseen attribute values read like seen ones (issue 10). Needs a
+            ``grounding_model``.
 
     The ``grounding_*`` settings are stored with the policy (defaults: what policies trained before they existed
     used), so a later change of :class:`~vlarm.vlm.grounding.PhraseGrounder`'s defaults cannot change the maps a
@@ -57,12 +62,13 @@ class CLIPortConfig(PickPlaceConfig):
     grounding_vocabulary: tuple[str, ...] = ()
     grounding_crop_size: int = 48
     grounding_template: str = "a {}"
+    language_input: str = "instruction"
 
     def __post_init__(self) -> None:
         """Validate fields.
 
         Raises:
-            ValueError: on an unknown text encoder or mismatched widths.
+            ValueError: on an unknown text encoder, grounding score or language input, or mismatched widths.
         """
         super().__post_init__()
         self.semantic_widths = tuple(int(v) for v in self.semantic_widths)
@@ -83,5 +89,10 @@ class CLIPortConfig(PickPlaceConfig):
             raise ValueError("grounding_score='softmax' needs a grounding_vocabulary of contrast phrases")
         if len(self.semantic_widths) != len(self.widths) or len(self.widths) != 4:
             raise ValueError("widths and semantic_widths must both list 4 stages (strides 2, 4, 8, 16)")
+        if self.language_input not in ("instruction", "masked"):
+            raise ValueError(f"language_input must be 'instruction' or 'masked', got {self.language_input!r}")
+        if self.language_input == "masked" and not self.grounding_model:
+            raise ValueError("language_input='masked' removes the attribute words that only relevance maps can "
+                             "then carry: it needs a grounding_model")
         if self.text_encoder == "minilm" and self.lang_dim != 384:
             raise ValueError("MiniLM embeddings are 384-d: set lang_dim=384")

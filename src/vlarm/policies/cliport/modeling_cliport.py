@@ -204,17 +204,24 @@ class CLIPortPolicy(PickPlacePolicy):
         return self.backbone(rgb_chw(colormap).contiguous(memory_format=torch.channels_last))
 
     def embed_instructions(self, instructions: list[str]) -> torch.Tensor:
-        """``(B, lang_dim)`` float32 embeddings of B instructions (cached per string)."""
+        """``(B, lang_dim)`` float32 embeddings of B instructions (cached per string); with
+        ``config.language_input == "masked"`` each is embedded with its mapped phrases reduced to head nouns
+        (:func:`vlarm.vlm.grounding.mask_phrases`)."""
         missing = [t for t in dict.fromkeys(instructions) if t not in self._lang_cache]
         if missing:
+            texts = missing
+            if self.config.language_input == "masked":
+                from vlarm.vlm.grounding import mask_phrases
+
+                texts = [mask_phrases(t, self.config.n_phrases) for t in missing]
             if self.config.text_encoder == "minilm":
                 from vlarm.text import load_sentence_encoder
 
-                embs = load_sentence_encoder().encode(missing)
+                embs = load_sentence_encoder().encode(texts)
             elif self.config.text_encoder == "vlm":
-                embs = self.grounder.encode_texts(missing).numpy()
+                embs = self.grounder.encode_texts(texts).numpy()
             else:
-                embs = np.stack([hash_embedding(t, self.config.lang_dim) for t in missing])
+                embs = np.stack([hash_embedding(t, self.config.lang_dim) for t in texts])
             for text, emb in zip(missing, embs, strict=True):
                 self._lang_cache[text] = torch.as_tensor(np.asarray(emb, dtype=np.float32))
         return torch.stack([self._lang_cache[t] for t in instructions]).to(self.device)
