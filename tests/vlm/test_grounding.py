@@ -31,6 +31,20 @@ def test_referring_phrases_split_on_function_words():
     assert referring_phrases("put it in") == []
 
 
+def test_no_family_verb_is_grounded_as_an_object():
+    """Every task family's example instruction: its verb is not a referring phrase ("pack", "align", "solve" were,
+    so the VLM semantic stream mapped "pack" instead of the letter shape)."""
+    from vlarm.tasks import list_families
+    from vlarm.tasks.routing import family_example
+
+    for family in list_families():
+        example = family_example(family)
+        verb = example.split()[0]
+        assert verb not in referring_phrases(example), (family, example)
+    assert select_phrases("pack the letter E shape in the brown box", 2) == ["letter e shape", "brown box"]
+    assert select_phrases("push the pile of red blocks into the green square", 2) == ["red blocks", "green square"]
+
+
 def test_select_phrases_pick_and_place():
     assert select_phrases("put the red blocks in a green bowl", 2) == ["red blocks", "green bowl"]
     assert select_phrases("the red block", 2) == ["red block", "red block"]

@@ -50,10 +50,11 @@ GROUNDING_SCORES = ("relative", "calibrated", "softmax")
 #: colours or objects at most 0.62.
 SYNONYM_COSINE = 0.85
 
-#: Words that separate referring phrases in an instruction (verbs, articles, prepositions, conjunctions).
+#: Words that separate referring phrases in an instruction (verbs, articles, prepositions, conjunctions; every
+#: task family's verb, so no verb is grounded as an object, and "pile", whose referent is "the pile *of* X").
 FUNCTION_WORDS = frozenset(
-    "a an the all every each some put place pick move push stack set take bring drop grab it them this that "
-    "in into inside on onto to of from at with and or then up down please".split()
+    "a an the all every each some put place pick move push stack set take bring drop grab pack align solve "
+    "pile it them this that in into inside on onto to of from at with and or then up down please".split()
 )
 
 
