@@ -603,11 +603,26 @@ def _check_same_run(last_dir: Path, config: RunConfig) -> None:
     keys = [k for k in ("policy", "task", "tasks", "demos", "batch_size", "lr", "seed", "policy_overrides",
                         "normalization", "color_permutation", "cache_features") if hasattr(config, k)]
     requested = json.loads(json.dumps({k: getattr(config, k) for k in keys}, default=str))
+    if "policy_overrides" in stored and "policy_overrides" in requested:
+        stored["policy_overrides"] = _non_default(config.policy, stored["policy_overrides"])
+        requested["policy_overrides"] = _non_default(config.policy, requested["policy_overrides"])
     diffs = [f"{k}: {stored[k]!r} in the run, {requested[k]!r} now" for k in keys
              if k in stored and stored[k] != requested[k]]
     if diffs:
         raise ValueError(f"{last_dir.parent.parent} holds a run with other settings ({'; '.join(diffs)}); pass the "
                          "same settings to resume it, or a new --out to start a fresh run")
+
+
+def _non_default(policy: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """``overrides`` (JSON values) without the fields that equal the policy config's default, so a resume that
+    spells out a default (``--policy-option state_token=false``) matches a run that left it out."""
+    from vlarm.policies.base import POLICY_REGISTRY
+
+    config_class = getattr(POLICY_REGISTRY.get(policy), "config_class", None)
+    if config_class is None:
+        return overrides
+    defaults = json.loads(json.dumps(dataclasses.asdict(config_class()), default=str))
+    return {k: v for k, v in overrides.items() if k not in defaults or defaults[k] != v}
 
 
 def _normalization_overrides(config: TrainConfig, dataset: Any) -> dict[str, Any]:

@@ -44,6 +44,14 @@ def test_train_resume_and_refuse_other_settings(tmp_path):
     assert all(0.0 <= float(r["token_accuracy"]) <= 1.0 for r in rows)
     with pytest.raises(ValueError, match="other settings"):
         train_rt1(config(tmp_path / "run", lr=1e-3), data)
+    # spelling out a default (state_token is off by default) is the same run; another value is not
+    same = config(tmp_path / "run")
+    same.steps, same.policy_overrides = 8, {**TINY, "state_token": False}
+    train_rt1(same, data)
+    other = config(tmp_path / "run")
+    other.steps, other.policy_overrides = 10, {**TINY, "state_token": True}
+    with pytest.raises(ValueError, match="state_token"):
+        train_rt1(other, data)
     val = synthetic()
     val.split = "val"
     with pytest.raises(ValueError, match="train split"):
