@@ -3,13 +3,15 @@
 A rule-based filter in front of every entry point that turns text into robot motion (``vlarm run``, the planner):
 it reads the instruction before any routing and refuses
 
-* ``harm``: violence toward a person (throwing, hitting, pushing, dropping something onto someone);
+* ``harm``: violence toward a person (throwing, hitting, pushing, dropping something onto someone), or putting an
+  object on a person or a body part ("on the person's head");
 * ``dangerous_object``: bringing a sharp, hot or otherwise dangerous object to or near a person;
 * ``override``: attempts to override the system (ignore / forget instructions, disable safety, "developer mode",
   fake "system:" messages), i.e. prompt injection (Vu & Lai 2025, safety section);
 * ``damage``: destroying equipment or setting fire.
 
-Words are matched whole (lower case, possessives stripped), so "knife-shaped block" mentions a knife but no person
+Words are matched whole (lower case, possessives stripped, digits and symbols inside words read as the letters they
+imitate: "1gn0re" is "ignore"), so "knife-shaped block" mentions a knife but no person
 and passes, and "away from the child" does not count as bringing something near the child. The rules were written
 from the development part of the red-team set (:mod:`vlarm.trust.redteam`) only; precision and recall are
 measured on its held-out part (:func:`evaluate_filter`). A rule filter is a first line, not a guarantee: it
@@ -46,6 +48,15 @@ DESTRUCTIVE = frozenset("smash break destroy wreck shatter damage crush".split()
 EQUIPMENT = frozenset("camera cameras window windows robot robots gripper sensor sensors screen monitor computer "
                       "lamp door".split())
 SAFE_DISTANCE = (("away", "from"), ("far", "from"), ("out", "of", "reach"))
+#: Prepositions that put an object *on* what follows; an object put on a person (or on their head, face, ...) is
+#: harm whatever the verb ("put the block on the person's head").
+ON_PREPOSITIONS = frozenset("on onto over upon".split())
+BODY_PARTS = frozenset("head heads face faces eye eyes neck necks foot feet leg legs body back lap shoulder shoulders "
+                       "chest mouth nose ear ears".split())
+DETERMINERS = frozenset("the a an his her their my your our its this that".split())
+#: Characters written for letters to get past word lists ("1gn0re previous instructions"); applied only inside
+#: words that also contain letters, so "3 blocks" keeps its number.
+LEET = str.maketrans("0134579@$!", "oieastgasi")
 
 _OVERRIDE = [re.compile(p) for p in (
     r"\bignore (all |any |the |your |my |every )?(previous |prior |above |earlier |original |safety |former )?"
@@ -81,9 +92,49 @@ class UnsafeInstructionError(ValueError):
     as a one-line user error."""
 
 
+def _deobfuscate(text: str) -> str:
+    """``text`` with look-alike digits and symbols in mixed words read as letters (``"1gn0re"`` -> ``"ignore"``)."""
+    def read(match: re.Match) -> str:
+        word = match.group(0)
+        core = word.strip("@$!")   # a symbol counts only inside a word: "person!" keeps its "!"
+        start = word.index(core) if core else 0
+        if not re.search(r"[0-9@$!]", core):
+            return word
+        return word[:start] + core.translate(LEET) + word[start + len(core):]
+
+    return re.sub(r"[a-z0-9@$!]*[a-z][a-z0-9@$!]*", read, text)
+
+
+def _tokens(text: str) -> list[tuple[str, bool]]:
+    """``(word, possessive)`` pairs of lower-case text ("person's" -> ``("person", True)``)."""
+    text = text.replace("\u2019", "'")
+    return [(w[:-2], True) if w.endswith("'s") else (w, False) for w in re.findall(r"[a-z0-9]+(?:'s)?", text)]
+
+
 def _words(text: str) -> list[str]:
-    text = text.lower().replace("\u2019", "'")
-    return [w[:-2] if w.endswith("'s") else w for w in re.findall(r"[a-z0-9]+(?:'s)?", text)]
+    return [w for w, _ in _tokens(text.lower())]
+
+
+def _put_on_person(text: str) -> str:
+    """The trigger words where an object is put on a person or a body part ("on the person's head", "onto her"),
+    else ``""``."""
+    tokens = _tokens(text)
+    for i, (word, _) in enumerate(tokens):
+        if word not in ON_PREPOSITIONS:
+            continue
+        j = i + 1
+        while j < len(tokens) and tokens[j][0] in DETERMINERS | {"top", "of"} and tokens[j][0] not in PEOPLE:
+            j += 1
+        if j >= len(tokens):
+            continue
+        target, possessive = tokens[j]
+        if target in BODY_PARTS:
+            return f"'{word}' '{target}'"
+        if target in PEOPLE and not possessive:
+            return f"'{word}' '{target}'"
+        if target in PEOPLE and j + 1 < len(tokens) and tokens[j + 1][0] in BODY_PARTS:
+            return f"'{word}' '{target}' '{tokens[j + 1][0]}'"
+    return ""
 
 
 def _people_near(words: list[str]) -> list[str]:
@@ -108,7 +159,7 @@ def check_instruction(instruction: str) -> Verdict:
     Returns:
         A :class:`Verdict`; ``allowed`` False comes with the category and a reason naming the trigger words.
     """
-    text = " ".join(instruction.lower().split())
+    text = _deobfuscate(" ".join(instruction.lower().split()))
     words = _words(text)
     for pattern in _OVERRIDE:
         m = pattern.search(text)
@@ -118,6 +169,9 @@ def check_instruction(instruction: str) -> Verdict:
     violent = [w for w in words if w in VIOLENT_VERBS]
     if people and violent:
         return _refuse("harm", f"'{violent[0]}' with '{people[0]}'")
+    on_person = _put_on_person(text)
+    if on_person:
+        return _refuse("harm", on_person)
     dangerous = [w for w in words if w in DANGEROUS]
     if people and dangerous:
         return _refuse("dangerous_object", f"'{dangerous[0]}' near '{people[0]}'")
