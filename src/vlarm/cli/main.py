@@ -344,7 +344,8 @@ def _agent_factory(policy: str | None, checkpoint: Path | None):
 @_user_errors
 def evaluate(
     task: Annotated[str, typer.Option(help="task name")],
-    checkpoint: Annotated[Path | None, typer.Option(help="policy checkpoint directory")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(
+        help="policy checkpoint directory (without it and --policy: the shipped CLIPort)")] = None,
     policy: Annotated[str | None, typer.Option(help="`oracle` to evaluate the scripted oracle")] = None,
     split: Annotated[str, typer.Option(help="val or test")] = "test",
     episodes: Annotated[int, typer.Option(help="number of seeded episodes")] = 100,
