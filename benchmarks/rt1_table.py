@@ -8,6 +8,8 @@ recipe (demos, steps, DART noise, RT-1 config options) that produced it.
     # the second recipe: DART noise in the expert data, the tip-state token, more data, checkpoint chosen on val
     .venv/bin/python benchmarks/rt1_table.py --out outputs/rt1-dart --demos 100 --steps 6000 --expert-noise 0.01 \
         --policy-option state_token=true --select-episodes 10 --episodes 20 --stage collect|train|select|eval|eval2
+    # the shipped CLIPort on the same test episodes (seen, unseen colours, distractors, backgrounds)
+    .venv/bin/python benchmarks/rt1_table.py --out outputs/rt1-dart1000 --episodes 20 --stage cliport
 """
 
 from __future__ import annotations
@@ -117,8 +119,10 @@ def record(out: Path, key: str, value) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("outputs/rt1"))
-    parser.add_argument("--stage", choices=["collect", "train", "select", "eval", "latency", "eval2", "all"],
-                        default="all")
+    parser.add_argument("--stage", choices=["collect", "train", "select", "eval", "latency", "eval2", "cliport",
+                                            "all"], default="all")
+    parser.add_argument("--cliport", type=Path, default=Path("checkpoints/cliport-vlm-put-block-in-bowl"),
+                        help="cliport stage: the CLIPort checkpoint evaluated on the same test episodes")
     parser.add_argument("--episodes", type=int, default=10, help="test episodes per evaluation cell")
     parser.add_argument("--demos", type=int, default=40, help="expert trajectories per task (main run)")
     parser.add_argument("--steps", type=int, default=1500, help="training steps of the main run (ablations: half)")
@@ -194,6 +198,21 @@ def main() -> None:
                 "success_rate": res["success_rate"], "success_ci": res["success_ci"], "episodes": res["episodes"],
                 "mean_steps": res["mean_steps"], "cpu_minutes": cpu_minutes() - start})
             print("eval", name, task, tag, res["score"], flush=True)
+    if args.stage == "cliport":   # CLIPort on the same test seeds, where its action mode allows (put-block-in-bowl)
+        factory = CheckpointAgentFactory(str(args.cliport))
+        cells = [(A, "seen", None), ("put-block-in-bowl-unseen-colors", "unseen", None)]
+        cells += [(task, type(hook).__name__, hook) for task, _, hook in EVALS_APPEARANCE]
+        for task, tag, hook in cells:
+            start = cpu_minutes()
+            options = {**factory.env_options, **({"appearance": hook} if hook else {})}
+            res = evaluate(factory, task, split="test", episodes=args.episodes, camera_scale=0.5, progress=False,
+                           label=f"cliport {tag}", out_dir=args.out / "eval" / f"cliport__{task}__{tag}",
+                           env_options=options)
+            record(args.out, f"eval/cliport/{task}/{tag}", {
+                "checkpoint": str(args.cliport), "score": res["score"], "score_ci": res["score_ci"],
+                "success_rate": res["success_rate"], "success_ci": res["success_ci"], "episodes": res["episodes"],
+                "mean_steps": res["mean_steps"], "cpu_minutes": cpu_minutes() - start})
+            print("eval cliport", task, tag, res["score"], res["success_rate"], flush=True)
     if args.stage in ("latency", "all"):
         rng = np.random.default_rng(0)
         variants = (("cpu", RT1Config()), ("paper", paper_config()),

@@ -57,8 +57,8 @@ class ClosedLoopEnv(TabletopEnv):
         max_control_steps: step limit; None: :data:`CONTROL_STEPS_PER_ACTION` x the task's step budget.
         render_mode: ``None`` or ``"rgb_array"`` (the policy camera image).
         renderer: ``"tiny"``, ``"egl"`` or ``"auto"``.
-        appearance: optional callable ``appearance(scene, rng)`` applied after each scene reset (e.g. a table
-            texture or lighting perturbation); it receives a generator seeded from the episode seed.
+        appearance: optional callable ``appearance(scene, rng)`` applied after each scene reset (see
+            :class:`TabletopEnv`).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": CONTROL_HZ}
@@ -67,7 +67,7 @@ class ClosedLoopEnv(TabletopEnv):
                  max_control_steps: int | None = None, render_mode: str | None = None, renderer: str = RENDERER,
                  appearance=None, render_terminal: bool = True):
         super().__init__(task, split=split, camera_scale=camera_scale, render_mode=render_mode, renderer=renderer,
-                         render_terminal=render_terminal)
+                         render_terminal=render_terminal, appearance=appearance)
         if not supports_ee_delta(self.task):
             self.close()
             raise ValueError(f"task {task!r} does not act by suction pick-and-place, so it has no ee_delta mode; "
@@ -78,7 +78,6 @@ class ClosedLoopEnv(TabletopEnv):
         self.policy_camera = default_cameras(self.image_scale)[0]
         self.fixed_max_control_steps = None if max_control_steps is None else int(max_control_steps)
         self.max_control_steps = self.fixed_max_control_steps or CONTROL_STEPS_PER_ACTION
-        self.appearance = appearance
         h, w = self.policy_camera.image_size
         self.observation_space = spaces.Dict({
             "rgb": spaces.Box(0, 255, (h, w, 3), np.uint8),
@@ -99,8 +98,7 @@ class ClosedLoopEnv(TabletopEnv):
     def __getstate__(self) -> dict:
         """The constructor arguments (see :class:`TabletopEnv`)."""
         state = super().__getstate__()
-        return {**state, "image_scale": self.image_scale, "max_control_steps": self.fixed_max_control_steps,
-                "appearance": self.appearance}
+        return {**state, "image_scale": self.image_scale, "max_control_steps": self.fixed_max_control_steps}
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         """Start an episode (same seeds, splits, options and info as :meth:`TabletopEnv.reset`).
@@ -108,8 +106,6 @@ class ClosedLoopEnv(TabletopEnv):
         ``info`` also has ``max_control_steps``.
         """
         _, info = super().reset(seed=seed, options=options)
-        if self.appearance is not None:
-            self.appearance(self.scene, np.random.default_rng([self.seed_value, 2]))
         self.servo.reset()
         self._expert, self._contact = None, False
         if self.fixed_max_control_steps is None:

@@ -73,6 +73,9 @@ class TabletopEnv(gym.Env):
             an observation's cost and demonstration collection and evaluation never look at that observation, so
             they pass False: the terminal observation then has all-zero images and maps (and an empty
             segmentation), which is documented and still inside the observation space.
+        appearance: optional callable ``appearance(scene, rng)`` applied after each scene reset, before the first
+            observation (a table colour, background or lighting change: RT-1's background test, the trust
+            reports); it receives a generator seeded from the episode seed, so a seed gives the same look.
 
     Pickling keeps these arguments (with the renderer in use, ``"auto"`` resolved) and rebuilds the env, with new
     PyBullet clients, where it is unpickled; the copy must be ``reset()`` before use (the scene is not carried).
@@ -81,7 +84,7 @@ class TabletopEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 2}
 
     def __init__(self, task: str, split: str = "train", camera_scale: float = 1.0, render_mode: str | None = None,
-                 renderer: str = RENDERER, render_terminal: bool = True):
+                 renderer: str = RENDERER, render_terminal: bool = True, appearance=None):
         self.task_name = task
         self.camera_scale = float(camera_scale)
         self.task = make_task(task)
@@ -92,6 +95,7 @@ class TabletopEnv(gym.Env):
         self.cameras = default_cameras(camera_scale)
         self.scene = Scene(cameras=self.cameras, renderer=renderer)
         self.render_terminal = bool(render_terminal)
+        self.appearance = appearance
         hm_shape = heightmap_shape(self.scene.bounds, self.scene.pixel_size)
         z_max = float(WORKSPACE_BOUNDS[2, 1] - WORKSPACE_BOUNDS[2, 0])
         self.observation_space = spaces.Dict({
@@ -119,7 +123,7 @@ class TabletopEnv(gym.Env):
         """The constructor arguments (no PyBullet client id, no scene contents, no RNG state)."""
         return {"task": self.task_name, "split": self.split, "camera_scale": self.camera_scale,
                 "render_mode": self.render_mode, "renderer": self.scene.renderer,
-                "render_terminal": self.render_terminal}
+                "render_terminal": self.render_terminal, "appearance": self.appearance}
 
     def __setstate__(self, state: dict) -> None:
         """Build the env anew in this process (its own PyBullet clients); ``reset()`` it before use."""
@@ -154,6 +158,8 @@ class TabletopEnv(gym.Env):
         scene_rng = np.random.default_rng([self.seed_value, 0])
         self._oracle_rng = np.random.default_rng([self.seed_value, 1])
         instruction = self.task.reset(self.scene, scene_rng, split, goal)
+        if self.appearance is not None:
+            self.appearance(self.scene, np.random.default_rng([self.seed_value, 2]))
         self.steps, self.total_reward, self._ended = 0, 0.0, False
         self._sim_obs = self.scene.observe()
         variants = {kind: self.task.attribute_variant(kind) for kind, _ in self.task.goal_attributes.values()}
