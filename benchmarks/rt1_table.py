@@ -136,10 +136,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
-    record(args.out, "recipe", {"demos": args.demos, "steps": args.steps, "expert_noise": args.expert_noise,
-                                "policy_options": parse_policy_options("rt1", args.policy_option),
-                                "select_episodes": args.select_episodes,
-                                "test_episodes": args.episodes})
+    if args.stage != "cliport":   # the CLIPort stage trains nothing: keep the recipe of the runs in args.out
+        record(args.out, "recipe", {"demos": args.demos, "steps": args.steps, "expert_noise": args.expert_noise,
+                                    "policy_options": parse_policy_options("rt1", args.policy_option),
+                                    "select_episodes": args.select_episodes,
+                                    "test_episodes": args.episodes})
     run_specs = runs(args.demos, args.steps)
     main_run = args.out / "runs" / next(iter(run_specs))
     if args.stage in ("collect", "all"):
@@ -205,7 +206,8 @@ def main() -> None:
         for task, tag, hook in cells:
             start = cpu_minutes()
             options = {**factory.env_options, **({"appearance": hook} if hook else {})}
-            res = evaluate(factory, task, split="test", episodes=args.episodes, camera_scale=0.5, progress=False,
+            # CLIPort's cameras are its input: full resolution, as it was trained (RT-1's camera is its own)
+            res = evaluate(factory, task, split="test", episodes=args.episodes, camera_scale=1.0, progress=False,
                            label=f"cliport {tag}", out_dir=args.out / "eval" / f"cliport__{task}__{tag}",
                            env_options=options)
             record(args.out, f"eval/cliport/{task}/{tag}", {
