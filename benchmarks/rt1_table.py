@@ -8,8 +8,10 @@ recipe (demos, steps, DART noise, RT-1 config options) that produced it.
     # the second recipe: DART noise in the expert data, the tip-state token, more data, checkpoint chosen on val
     .venv/bin/python benchmarks/rt1_table.py --out outputs/rt1-dart --demos 100 --steps 6000 --expert-noise 0.01 \
         --policy-option state_token=true --select-episodes 10 --episodes 20 --stage collect|train|select|eval|eval2
-    # the shipped CLIPort on the same test episodes (seen, unseen colours, distractors, backgrounds)
-    .venv/bin/python benchmarks/rt1_table.py --out outputs/rt1-dart1000 --episodes 20 --stage cliport
+    # one checkpoint (the shipped CLIPort by default) on the four test cells: seen, unseen colours, distractors,
+    # backgrounds; the same test seeds for every checkpoint
+    .venv/bin/python benchmarks/rt1_table.py --out outputs/rt1-dart1000 --episodes 20 --stage cells \
+        [--checkpoint C --label rt1]
 """
 
 from __future__ import annotations
@@ -119,10 +121,11 @@ def record(out: Path, key: str, value) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("outputs/rt1"))
-    parser.add_argument("--stage", choices=["collect", "train", "select", "eval", "latency", "eval2", "cliport",
+    parser.add_argument("--stage", choices=["collect", "train", "select", "eval", "latency", "eval2", "cells",
                                             "all"], default="all")
-    parser.add_argument("--cliport", type=Path, default=Path("checkpoints/cliport-vlm-put-block-in-bowl"),
-                        help="cliport stage: the CLIPort checkpoint evaluated on the same test episodes")
+    parser.add_argument("--checkpoint", type=Path, default=Path("checkpoints/cliport-vlm-put-block-in-bowl"),
+                        help="cells stage: the checkpoint (RT-1 or CLIPort) evaluated on the four test cells")
+    parser.add_argument("--label", default="cliport", help="cells stage: the name its results are recorded under")
     parser.add_argument("--episodes", type=int, default=10, help="test episodes per evaluation cell")
     parser.add_argument("--demos", type=int, default=40, help="expert trajectories per task (main run)")
     parser.add_argument("--steps", type=int, default=1500, help="training steps of the main run (ablations: half)")
@@ -136,7 +139,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.stage != "cliport":   # the CLIPort stage trains nothing: keep the recipe of the runs in args.out
+    if args.stage != "cells":   # the cells stage trains nothing: keep the recipe of the runs in args.out
         record(args.out, "recipe", {"demos": args.demos, "steps": args.steps, "expert_noise": args.expert_noise,
                                     "policy_options": parse_policy_options("rt1", args.policy_option),
                                     "select_episodes": args.select_episodes,
@@ -199,22 +202,24 @@ def main() -> None:
                 "success_rate": res["success_rate"], "success_ci": res["success_ci"], "episodes": res["episodes"],
                 "mean_steps": res["mean_steps"], "cpu_minutes": cpu_minutes() - start})
             print("eval", name, task, tag, res["score"], flush=True)
-    if args.stage == "cliport":   # CLIPort on the same test seeds, where its action mode allows (put-block-in-bowl)
-        factory = CheckpointAgentFactory(str(args.cliport))
+    if args.stage == "cells":   # one checkpoint on the four test cells (seen, unseen, distractors, backgrounds)
+        factory = CheckpointAgentFactory(str(args.checkpoint))
+        # CLIPort's cameras are its input: full resolution, as it was trained; RT-1's camera is its own, and the
+        # planning cameras (only the oracle's) can be cheap
+        camera_scale = 0.5 if factory.env_options.get("action_mode") == "ee_delta" else 1.0
         cells = [(A, "seen", None), ("put-block-in-bowl-unseen-colors", "unseen", None)]
         cells += [(task, type(hook).__name__, hook) for task, _, hook in EVALS_APPEARANCE]
         for task, tag, hook in cells:
             start = cpu_minutes()
             options = {**factory.env_options, **({"appearance": hook} if hook else {})}
-            # CLIPort's cameras are its input: full resolution, as it was trained (RT-1's camera is its own)
-            res = evaluate(factory, task, split="test", episodes=args.episodes, camera_scale=1.0, progress=False,
-                           label=f"cliport {tag}", out_dir=args.out / "eval" / f"cliport__{task}__{tag}",
-                           env_options=options)
-            record(args.out, f"eval/cliport/{task}/{tag}", {
-                "checkpoint": str(args.cliport), "score": res["score"], "score_ci": res["score_ci"],
+            res = evaluate(factory, task, split="test", episodes=args.episodes, camera_scale=camera_scale,
+                           progress=False, label=f"{args.label} {tag}",
+                           out_dir=args.out / "eval" / f"{args.label}__{task}__{tag}", env_options=options)
+            record(args.out, f"eval/{args.label}/{task}/{tag}", {
+                "checkpoint": str(args.checkpoint), "score": res["score"], "score_ci": res["score_ci"],
                 "success_rate": res["success_rate"], "success_ci": res["success_ci"], "episodes": res["episodes"],
                 "mean_steps": res["mean_steps"], "cpu_minutes": cpu_minutes() - start})
-            print("eval cliport", task, tag, res["score"], res["success_rate"], flush=True)
+            print("eval", args.label, task, tag, res["score"], res["success_rate"], flush=True)
     if args.stage in ("latency", "all"):
         rng = np.random.default_rng(0)
         variants = (("cpu", RT1Config()), ("paper", paper_config()),
