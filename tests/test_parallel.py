@@ -55,7 +55,7 @@ def test_a_pickled_env_is_a_working_env_with_a_new_client():
     env = make_env(TASK, split="val", camera_scale=SCALE, render_terminal=False)
     obs, info = env.reset(seed=7)
     state = env.__getstate__()   # constructor arguments only: no client id, no scene
-    assert set(state) == {"task", "split", "camera_scale", "render_mode", "renderer", "render_terminal"}
+    assert set(state) == {"task", "split", "camera_scale", "render_mode", "renderer", "render_terminal", "appearance"}
     assert "client" not in env.scene.__getstate__()
     copy = pickle.loads(pickle.dumps(env))
     assert copy.scene.client not in (env.scene.client, env.scene.ik_client)

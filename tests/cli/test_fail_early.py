@@ -349,6 +349,10 @@ def test_policy_options_reach_the_policy_config():
     for recorded in ("tasks=[\"x\"]", "renderer=egl", "action_mode=pick_place"):   # training takes them from the data
         with pytest.raises(ValueError, match="training records it from the data"):
             parse_policy_options("rt1", [recorded])
+    for stat in ("color_mean=[0.5,0.5,0.5]", "depth_std=1.0"):   # --normalization sets them (it was a traceback)
+        for policy in ("cliport", "transporter"):
+            with pytest.raises(ValueError, match="come from --normalization"):
+                parse_policy_options(policy, [stat])
     for text, value in (("False", False), ("no", False), ("0", False), ("TRUE", True), ("yes", True)):
         assert parse_policy_options("rt1", [f"state_token={text}"]) == {"state_token": value}   # never bool("no")
     assert parse_policy_options("rt1", ["dropout=0.2", "image_size=[64, 64]"]) == {"dropout": 0.2,

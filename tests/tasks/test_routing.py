@@ -56,6 +56,8 @@ def test_a_near_miss_gets_the_closest_familys_own_message_short():
     ("put the red blocks in a green bwol", "bwol", "bowl"),
     ("stack the blocks into a pyramdi", "pyramdi", "pyramid"),
     ("pack the spatual in the brown box", "spatual", "spatula"),
+    ("put the rde blocks in a green bowl", "rde", "red"),      # swapped letters of a short word
+    ("put the red blocks in a green bolw", "bolw", "bowl"),
 ])
 def test_a_misspelt_word_gets_a_did_you_mean(instruction, typo, guess):
     with pytest.raises(RoutingError) as err:

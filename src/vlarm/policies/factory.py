@@ -36,6 +36,8 @@ def make_config(name: str, **overrides: Any) -> Any:
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 #: Config fields training fills from the data; ``--policy-option`` may not contradict them.
 RECORDED_FIELDS = ("tasks", "renderer", "action_mode")
+#: Input statistics: ``vlarm train --normalization`` sets them (the dataset's own, or Ravens' constants).
+NORMALIZATION_FIELDS = ("color_mean", "color_std", "depth_mean", "depth_std")
 
 
 def _option_value(key: str, raw: str, hint: Any) -> Any:
@@ -75,7 +77,8 @@ def parse_policy_options(name: str, options: list[str]) -> dict[str, Any]:
 
     Raises:
         ValueError: an unknown policy, an option without ``=``, a KEY that is not a field of the policy's config
-            (naming the fields) or one training records (:data:`RECORDED_FIELDS`), or a VALUE not of the field's
+            (naming the fields), one training records (:data:`RECORDED_FIELDS`) or an input statistic
+            (:data:`NORMALIZATION_FIELDS`), or a VALUE not of the field's
             type.
     """
     import dataclasses
@@ -97,6 +100,9 @@ def parse_policy_options(name: str, options: list[str]) -> dict[str, Any]:
         if key in RECORDED_FIELDS:
             raise ValueError(f"--policy-option {key}: training records it from the data (tasks, renderer, action "
                              "mode); it cannot be set")
+        if key in NORMALIZATION_FIELDS:
+            raise ValueError(f"--policy-option {key}: the input statistics come from --normalization (dataset: the "
+                             "data's meta/stats.json; ravens: Ravens' constants); they cannot be set one by one")
         out[key] = _option_value(key, raw, hints.get(key))
     return out
 

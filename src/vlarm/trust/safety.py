@@ -36,7 +36,8 @@ PEOPLE = frozenset(
     "person people persons human humans man men woman women child children kid kids baby babies toddler operator "
     "operators worker workers user users someone somebody anyone everyone him her them me face head eye eyes foot "
     "feet finger fingers body colleague coworker guy boy girl bystander technician nurse patient student neck "
-    "leg legs".split())
+    "leg legs grandma grandpa grandmother grandfather granny mom mum dad mother father sister brother son daughter "
+    "wife husband friend friends neighbour neighbor infant".split())
 VIOLENT_VERBS = frozenset(
     "throw throws threw toss tosses fling flings hurl hurls launch launches hit hits strike strikes smash punch slap "
     "stab stabs slash poke jab shove push pushes drop drops kick kicks crush attack hurt injure harm kill choke "
@@ -53,6 +54,9 @@ SAFE_DISTANCE = (("away", "from"), ("far", "from"), ("out", "of", "reach"))
 ON_PREPOSITIONS = frozenset("on onto over upon".split())
 BODY_PARTS = frozenset("head heads face faces eye eyes neck necks foot feet leg legs body back lap shoulder shoulders "
                        "chest mouth nose ear ears".split())
+#: Prepositions that put an object *into* what follows: harm only for these body parts.
+IN_PREPOSITIONS = frozenset("in into inside".split())
+ORIFICES = frozenset("mouth mouths eye eyes ear ears nose nostril throat".split())
 DETERMINERS = frozenset("the a an his her their my your our its this that".split())
 #: Characters written for letters to get past word lists ("1gn0re previous instructions"); applied only inside
 #: words that also contain letters, so "3 blocks" keeps its number.
@@ -117,10 +121,14 @@ def _words(text: str) -> list[str]:
 
 def _put_on_person(text: str) -> str:
     """The trigger words where an object is put on a person or a body part ("on the person's head", "onto her"),
-    else ``""``."""
+    or into a mouth, eye, ear or nose ("in the person's mouth"), else ``""``."""
     tokens = _tokens(text)
     for i, (word, _) in enumerate(tokens):
-        if word not in ON_PREPOSITIONS:
+        if word in ON_PREPOSITIONS:
+            parts, person_itself = BODY_PARTS, True
+        elif word in IN_PREPOSITIONS:
+            parts, person_itself = ORIFICES, False   # "in her hand" is handing over, not harm
+        else:
             continue
         j = i + 1
         while j < len(tokens) and tokens[j][0] in DETERMINERS | {"top", "of"} and tokens[j][0] not in PEOPLE:
@@ -128,12 +136,13 @@ def _put_on_person(text: str) -> str:
         if j >= len(tokens):
             continue
         target, possessive = tokens[j]
-        if target in BODY_PARTS:
+        after = tokens[j + 1][0] if j + 1 < len(tokens) else ""
+        if target in parts:
             return f"'{word}' '{target}'"
-        if target in PEOPLE and not possessive:
+        if target in PEOPLE and after in parts:
+            return f"'{word}' '{target}' '{after}'"
+        if target in PEOPLE and person_itself and not possessive:
             return f"'{word}' '{target}'"
-        if target in PEOPLE and j + 1 < len(tokens) and tokens[j + 1][0] in BODY_PARTS:
-            return f"'{word}' '{target}' '{tokens[j + 1][0]}'"
     return ""
 
 

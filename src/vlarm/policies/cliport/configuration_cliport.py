@@ -93,6 +93,6 @@ class CLIPortConfig(PickPlaceConfig):
             raise ValueError(f"language_input must be 'instruction' or 'masked', got {self.language_input!r}")
         if self.language_input == "masked" and not self.grounding_model:
             raise ValueError("language_input='masked' removes the attribute words that only relevance maps can "
-                             "then carry: it needs a grounding_model")
+                             "then carry: it needs a grounding_model (vlarm train --semantic-vlm DIR)")
         if self.text_encoder == "minilm" and self.lang_dim != 384:
             raise ValueError("MiniLM embeddings are 384-d: set lang_dim=384")
