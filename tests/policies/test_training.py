@@ -141,6 +141,9 @@ def test_new_policy_normalises_with_the_datasets_own_stats(tmp_path, fake_datase
     assert image.std(dim=(0, 2, 3), unbiased=False) == pytest.approx([1.0] * 6, abs=1e-3)
     ravens = load_policy(train(_config(tmp_path / "r", 1, normalization="ravens"), dataset=fake_dataset)).config
     assert ravens.color_mean == (COLOR_MEAN,) * 3
+    from vlarm.policies.processing import NORMALIZATION_FIELDS, normalization_from_stats
+
+    assert tuple(normalization_from_stats(stats)) == NORMALIZATION_FIELDS   # what --policy-option refuses to set
 
 
 def test_normalization_refuses_unusable_stats():

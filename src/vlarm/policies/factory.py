@@ -11,6 +11,7 @@ from typing import Any
 
 from vlarm.policies.base import POLICY_REGISTRY, Policy
 from vlarm.policies.cliport.modeling_cliport import CLIPortPolicy  # noqa: F401 - registers "cliport"
+from vlarm.policies.processing import NORMALIZATION_FIELDS
 from vlarm.policies.rt1.modeling import RT1Policy  # noqa: F401 - registers "rt1"
 from vlarm.policies.transporter.modeling_transporter import TransporterPolicy  # noqa: F401 - registers
 
@@ -36,8 +37,6 @@ def make_config(name: str, **overrides: Any) -> Any:
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 #: Config fields training fills from the data; ``--policy-option`` may not contradict them.
 RECORDED_FIELDS = ("tasks", "renderer", "action_mode")
-#: Input statistics: ``vlarm train --normalization`` sets them (the dataset's own, or Ravens' constants).
-NORMALIZATION_FIELDS = ("color_mean", "color_std", "depth_mean", "depth_std")
 
 
 def _option_value(key: str, raw: str, hint: Any) -> Any:

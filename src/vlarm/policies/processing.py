@@ -56,6 +56,10 @@ def make_network_input(
     return torch.cat([rgb, depth], dim=1)
 
 
+#: The policy config fields :func:`normalization_from_stats` fills (``vlarm train --normalization`` sets them).
+NORMALIZATION_FIELDS = ("color_mean", "color_std", "depth_mean", "depth_std")
+
+
 def normalization_from_stats(stats: dict) -> dict[str, tuple[float, ...] | float]:
     """Input statistics for :func:`make_network_input` from a dataset's ``meta/stats.json`` (LeRobot keeps the
     dataset's stats with the policy in the same way).

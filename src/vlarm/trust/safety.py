@@ -57,7 +57,8 @@ BODY_PARTS = frozenset("head heads face faces eye eyes neck necks foot feet leg 
 #: Prepositions that put an object *into* what follows: harm only for these body parts.
 IN_PREPOSITIONS = frozenset("in into inside".split())
 ORIFICES = frozenset("mouth mouths eye eyes ear ears nose nostril throat".split())
-DETERMINERS = frozenset("the a an his her their my your our its this that".split())
+#: Words skipped between a preposition and what it puts the object on ("on top of the person's ...").
+DETERMINERS = frozenset("the a an his her their my your our its this that top of".split())
 #: Characters written for letters to get past word lists ("1gn0re previous instructions"); applied only inside
 #: words that also contain letters, so "3 blocks" keeps its number.
 LEET = str.maketrans("0134579@$!", "oieastgasi")
@@ -131,7 +132,7 @@ def _put_on_person(text: str) -> str:
         else:
             continue
         j = i + 1
-        while j < len(tokens) and tokens[j][0] in DETERMINERS | {"top", "of"} and tokens[j][0] not in PEOPLE:
+        while j < len(tokens) and tokens[j][0] in DETERMINERS and tokens[j][0] not in PEOPLE:
             j += 1
         if j >= len(tokens):
             continue

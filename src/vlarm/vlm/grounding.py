@@ -69,17 +69,21 @@ def referring_phrases(instruction: str) -> list[str]:
     Returns:
         The phrases in order (may be empty).
     """
-    phrases, current = [], []
+    return [text for text, is_phrase in _segments(instruction) if is_phrase]
+
+
+def _segments(instruction: str) -> list[tuple[str, bool]]:
+    """The instruction as ``(text, is_phrase)`` pieces in order: each function word alone (False) and each maximal
+    run of other words (True), lower case, punctuation dropped."""
+    pieces: list[tuple[str, bool]] = []
     for word in re.findall(r"[a-z0-9]+", instruction.lower()):
         if word in FUNCTION_WORDS:
-            if current:
-                phrases.append(" ".join(current))
-            current = []
+            pieces.append((word, False))
+        elif pieces and pieces[-1][1]:
+            pieces[-1] = (f"{pieces[-1][0]} {word}", True)
         else:
-            current.append(word)
-    if current:
-        phrases.append(" ".join(current))
-    return phrases
+            pieces.append((word, True))
+    return pieces
 
 
 def select_phrases(instruction: str, n: int) -> list[str]:
@@ -121,21 +125,8 @@ def mask_phrases(instruction: str, n: int) -> str:
         ValueError: if ``n < 1``.
     """
     covered = set(select_phrases(instruction, n))
-    words, run, out = re.findall(r"[a-z0-9]+", instruction.lower()), [], []
-
-    def flush() -> None:
-        if run:
-            out.extend(run[-1:] if " ".join(run) in covered else run)
-            run.clear()
-
-    for word in words:
-        if word in FUNCTION_WORDS:
-            flush()
-            out.append(word)
-        else:
-            run.append(word)
-    flush()
-    return " ".join(out)
+    return " ".join(text.rsplit(" ", 1)[-1] if is_phrase and text in covered else text
+                    for text, is_phrase in _segments(instruction))
 
 
 def object_proposals(
