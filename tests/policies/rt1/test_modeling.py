@@ -7,6 +7,7 @@ import torch
 
 from vlarm.policies import load_policy
 from vlarm.policies.rt1 import RT1Config, RT1Policy, paper_config
+from vlarm.policies.rt1.configuration import BLOCKS_PER_STRIDE
 from vlarm.policies.rt1.modeling import FiLMEfficientNet, attention_mask
 from vlarm.policies.rt1.tokenizer import TOKENS_PER_ACTION
 
@@ -150,9 +151,9 @@ def test_position_embedding_is_what_tells_tokenlearner_where_a_feature_was(posit
     swapped = feats.flatten(2)[:, :, torch.randperm(16)].view(1, 32, 4, 4)
     text = torch.randn(1, 384)
     with torch.no_grad():
-        net.image_encoder.forward = lambda images, t: feats
+        net.image_encoder.trainable_features = lambda x, t: feats
         a = net.frame_tokens(torch.zeros(1, 3, 64, 64), text)
-        net.image_encoder.forward = lambda images, t: swapped
+        net.image_encoder.trainable_features = lambda x, t: swapped
         b = net.frame_tokens(torch.zeros(1, 3, 64, 64), text)
     assert a.shape == (1, 8, 32)
     assert torch.allclose(a, b, atol=1e-5) != position                 # pooling alone is blind to position
@@ -177,3 +178,41 @@ def test_switches_must_be_booleans(value):
 def test_image_size_must_be_two_integers(size):
     with pytest.raises(ValueError, match="image_size must be two integers"):
         RT1Config(**{**TINY, "image_size": size})
+
+
+def test_blocks_per_stride_matches_the_network():
+    for stride, blocks in BLOCKS_PER_STRIDE.items():
+        assert FiLMEfficientNet(text_dim=8, d_model=4, pretrained=False, stride=stride).n_blocks == blocks
+
+
+@pytest.mark.parametrize("stride", [16, 32])
+def test_frozen_blocks_split_the_backbone_without_changing_it(stride):
+    torch.manual_seed(0)
+    config = RT1Config(**{**TINY, "image_size": (64, 64)}, token_stride=stride, frozen_blocks=5)
+    net = RT1Policy(config).net.eval()
+    encoder = net.image_encoder
+    with torch.no_grad():                     # FiLM layers that are not the identity, frozen and trainable alike
+        for film in encoder.films:
+            film.beta.bias.normal_(0, 0.1)
+        images, text = torch.rand(2, 3, 64, 64) * 255, torch.randn(2, 384)
+        whole = encoder(images, text)
+        cached = encoder.trainable_features(encoder.frozen_features(images, text), text)
+        torch.testing.assert_close(cached, whole, rtol=0, atol=0)
+        tokens = net.frame_tokens(images, text)
+        torch.testing.assert_close(net.frame_tokens(None, text, features=encoder.frozen_features(images, text)),
+                                   tokens, rtol=0, atol=0)
+    frozen = [encoder.backbone.net._conv_stem, *encoder.backbone.net._blocks[:5], *encoder.films[:5]]
+    assert all(not p.requires_grad for m in frozen for p in m.parameters())
+    assert all(p.requires_grad for m in (*encoder.backbone.net._blocks[5:], *encoder.films[5:])
+               for p in m.parameters())
+    with pytest.raises(ValueError, match="either images or their frozen features"):
+        net.frame_tokens(images, text, features=encoder.frozen_features(images, text))
+    with pytest.raises(ValueError, match="either images or their frozen features"):
+        net.frame_tokens(None, text)
+
+
+@pytest.mark.parametrize("stride,value", [(16, 11), (32, 16), (16, -1), (16, True), (16, 2.0)])
+def test_frozen_blocks_must_leave_a_block_to_train(stride, value):
+    most = BLOCKS_PER_STRIDE[stride] - 1
+    with pytest.raises(ValueError, match=rf"frozen_blocks must be an integer in \[0, {most}\]"):
+        RT1Config(**TINY, token_stride=stride, frozen_blocks=value)

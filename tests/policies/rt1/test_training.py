@@ -4,6 +4,7 @@ import csv
 
 import numpy as np
 import pytest
+import torch
 
 from vlarm.data.trajectories import Trajectories
 from vlarm.eval.rollout import CheckpointAgentFactory, evaluate
@@ -125,3 +126,36 @@ def test_a_log_written_under_the_old_columns_keeps_its_accuracy_on_resume(tmp_pa
         rows = list(csv.DictReader(f))
     assert [(r["step"], r["token_accuracy"]) for r in rows[:2]] == [("2", "0.25"), ("4", "0.5")]
     assert [r["step"] for r in rows] == ["2", "4", "6"]
+
+
+def test_frozen_blocks_train_from_cached_features_and_leave_the_frozen_part_alone(tmp_path):
+    from vlarm.policies import load_policy
+    from vlarm.policies.factory import make_policy
+    from vlarm.policies.rt1.training import WindowSampler
+
+    data = synthetic(episodes=3, length=5)
+    overrides = {**TINY, "train_backbone": True, "token_stride": 16, "frozen_blocks": 8}
+    cfg = config(tmp_path / "run")
+    cfg.policy_overrides = overrides
+    torch.manual_seed(cfg.seed)                         # as train_rt1 builds its policy
+    policy = make_policy("rt1", **overrides)
+    sampler = WindowSampler(data, policy)
+    assert sampler.features.shape == (15, 80, 6, 8) and sampler.features.dtype == torch.float16
+    batch = sampler.batch(np.random.default_rng(0), 3)
+    assert "images" not in batch and batch["features"].shape == (3, 2, 80, 6, 8)
+    sampler.features = None                             # the same draw, from the images
+    plain = sampler.batch(np.random.default_rng(0), 3)
+    policy.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(policy(batch)[0], policy(plain)[0], rtol=1e-3, atol=1e-3)   # float16 cache
+    before = {k: v.clone() for k, v in policy.state_dict().items()}
+    last = train_rt1(cfg, data)
+    after = load_policy(last).state_dict()
+    stem_and_frozen = ("image_encoder.backbone.net._conv_stem.", "image_encoder.backbone.net._blocks.0.",
+                       "image_encoder.backbone.net._blocks.7.", "image_encoder.films.7.")
+    trained = ("image_encoder.backbone.net._blocks.8.", "image_encoder.films.8.", "head.")
+    frozen_keys = [k for k in before if k.startswith(tuple(f"net.{p}" for p in stem_and_frozen))]
+    trained_keys = [k for k in before if k.startswith(tuple(f"net.{p}" for p in trained))]
+    assert frozen_keys and trained_keys
+    assert all(torch.equal(after[k], before[k]) for k in frozen_keys)
+    assert any(not torch.equal(after[k], before[k]) for k in trained_keys)

@@ -12,6 +12,10 @@ from dataclasses import dataclass
 
 from vlarm.sim.cameras import RENDERER, check_renderer
 
+#: MBConv blocks of EfficientNet-Lite0 that run for each token stride (all 16 at 32; up to the last stride-16 block,
+#: 11, at 16). A test checks it against the network.
+BLOCKS_PER_STRIDE = {16: 11, 32: 16}
+
 
 @dataclass
 class RT1Config:
@@ -34,6 +38,11 @@ class RT1Config:
         token_stride: stride of the feature map that becomes the image tokens: 32 (RT-1: EfficientNet's last map,
             9 x 9 at 288 x 288) or 16 (vlarm's CPU option: the map after the last stride-16 block, 6 x 8 = 48 tokens
             at 96 x 128 instead of 3 x 4 = 12; the stride-32 blocks and head are not run).
+        frozen_blocks: vlarm's CPU option: the stem, the first ``frozen_blocks`` MBConv blocks and their FiLM
+            layers are frozen (0: RT-1, every layer trains). Each training frame has one instruction, so the frozen
+            part's output is a fixed function of the frame and training computes it once per frame and caches it
+            (:class:`vlarm.policies.rt1.training.WindowSampler`); a step then runs only the later blocks. At most
+            ``BLOCKS_PER_STRIDE[token_stride] - 1``.
         position_embedding: vlarm's addition: a learned embedding per image-token position added before
             TokenLearner, whose weighted sums otherwise keep no trace of where in the image a token came from.
         state_token: vlarm's addition, not RT-1's (which sees images only): one more token per frame, a linear
@@ -59,6 +68,7 @@ class RT1Config:
     backbone_pretrained: bool = True
     train_backbone: bool = True
     token_stride: int = 32
+    frozen_blocks: int = 0
     position_embedding: bool = False
     state_token: bool = False
     tasks: tuple[str, ...] = ()
@@ -86,6 +96,11 @@ class RT1Config:
         if any(v % self.token_stride for v in self.image_size):
             raise ValueError(f"image_size {self.image_size} must be divisible by token_stride {self.token_stride}")
         check_renderer(self.renderer)
+        most = BLOCKS_PER_STRIDE[self.token_stride] - 1
+        if isinstance(self.frozen_blocks, bool) or not isinstance(self.frozen_blocks, int) \
+                or not 0 <= self.frozen_blocks <= most:
+            raise ValueError(f"frozen_blocks must be an integer in [0, {most}] at token_stride "
+                             f"{self.token_stride}, got {self.frozen_blocks!r}")
         if len(self.image_size) != 2 or min(self.image_size) < 32:
             raise ValueError(f"image_size must be (H, W) with both >= 32 pixels, got {self.image_size}")
         for name in ("history", "tokens_per_frame", "d_model", "layers", "heads", "key_size", "feed_forward",
@@ -105,4 +120,4 @@ def paper_config(**overrides) -> RT1Config:
     return RT1Config(**{**fields, **overrides})
 
 
-__all__ = ["RT1Config", "paper_config"]
+__all__ = ["BLOCKS_PER_STRIDE", "RT1Config", "paper_config"]

@@ -57,13 +57,17 @@ class FiLMEfficientNet(nn.Module):
     """EfficientNet-Lite0 with FiLM after each of its MBConv blocks and a 1x1 conv to ``d_model`` (RT-1 Sec. 3).
 
     With ``stride=32`` (RT-1) all 16 blocks and the 1280-channel head run; with ``stride=16`` only the blocks up to
-    the last one at stride 16 (112 channels), so the map is twice as fine and cheaper to compute.
+    the last one at stride 16 (112 channels), so the map is twice as fine and cheaper to compute. With
+    ``frozen_blocks = k > 0`` (vlarm's CPU option) the stem, blocks ``0..k-1`` and their FiLM layers are frozen, so
+    their output (:meth:`frozen_features`) can be computed once per training frame and fed to
+    :meth:`trainable_features`.
 
     ``forward(images, text)``: ``(N, 3, H, W)`` float RGB in [0, 255] and ``(N, text_dim)`` -> ``(N, d_model,
     H/stride, W/stride)`` (9 x 9 at 288 x 288 and stride 32; 3 x 4 or 6 x 8 at 96 x 128).
     """
 
-    def __init__(self, text_dim: int, d_model: int, pretrained: bool = True, stride: int = 32):
+    def __init__(self, text_dim: int, d_model: int, pretrained: bool = True, stride: int = 32,
+                 frozen_blocks: int = 0):
         super().__init__()
         from vlarm.vision.efficientnet import load_efficientnet_lite0
 
@@ -71,22 +75,44 @@ class FiLMEfficientNet(nn.Module):
         net = self.backbone.net
         self.stride = stride
         self.n_blocks = _blocks_within_stride(net, stride)
+        if not 0 <= frozen_blocks < self.n_blocks:
+            raise ValueError(f"frozen_blocks must be in [0, {self.n_blocks - 1}] at stride {stride}, "
+                             f"got {frozen_blocks}")
+        self.frozen_blocks = frozen_blocks
         blocks = net._blocks[: self.n_blocks]
         self.films = nn.ModuleList(FiLM(text_dim, block._bn2.num_features) for block in blocks)
         channels = net._conv_head.out_channels if stride == 32 else blocks[-1]._bn2.num_features
         self.project = nn.Conv2d(channels, d_model, kernel_size=1)
+        if frozen_blocks:
+            for module in (net._conv_stem, net._bn0, *blocks[:frozen_blocks], *self.films[:frozen_blocks]):
+                module.requires_grad_(False)
 
-    def forward(self, images: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        """See the class docstring."""
+    def frozen_features(self, images: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """The stem and the first ``frozen_blocks`` FiLM-blocks: ``(N, 3, H, W)`` float RGB in [0, 255] and
+        ``(N, text_dim)`` -> ``(N, C, h, w)`` float (the stem's output when ``frozen_blocks`` is 0)."""
         from vlarm.vision.efficientnet import PIXEL_MEAN, PIXEL_STD
 
         net = self.backbone.net
-        x = net._swish(net._bn0(net._conv_stem((images - PIXEL_MEAN) / PIXEL_STD)))
-        for block, film in zip(net._blocks[: self.n_blocks], self.films, strict=True):
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen_blocks):
+            x = net._swish(net._bn0(net._conv_stem((images - PIXEL_MEAN) / PIXEL_STD)))
+            for block, film in zip(net._blocks[: self.frozen_blocks], self.films, strict=False):
+                x = film(block(x), text)
+        return x
+
+    def trainable_features(self, x: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """The remaining FiLM-blocks, head (stride 32) and projection: :meth:`frozen_features`'s output and
+        ``(N, text_dim)`` -> ``(N, d_model, H/stride, W/stride)``."""
+        net = self.backbone.net
+        k = self.frozen_blocks
+        for block, film in zip(net._blocks[k: self.n_blocks], self.films[k:], strict=True):
             x = film(block(x), text)
         if self.stride == 32:
             x = net._swish(net._bn1(net._conv_head(x)))
         return self.project(x)
+
+    def forward(self, images: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """See the class docstring."""
+        return self.trainable_features(self.frozen_features(images, text), text)
 
     def train(self, mode: bool = True) -> FiLMEfficientNet:
         """Train mode everywhere except the backbone's batch-norm statistics, which stay the ImageNet ones."""
@@ -176,7 +202,7 @@ class RT1Network(nn.Module):
         c = config
         self.config = c
         self.image_encoder = FiLMEfficientNet(c.text_dim, c.d_model, pretrained=c.backbone_pretrained,
-                                              stride=c.token_stride)
+                                              stride=c.token_stride, frozen_blocks=c.frozen_blocks)
         h, w = (v // c.token_stride for v in c.image_size)
         self.image_position = nn.Parameter(torch.randn(h * w, c.d_model) * 0.02) if c.position_embedding else None
         if not c.train_backbone:
@@ -194,18 +220,24 @@ class RT1Network(nn.Module):
         self.norm = nn.LayerNorm(c.d_model)
         self.head = nn.Linear(c.d_model, NUM_BINS)
 
-    def frame_tokens(self, images: torch.Tensor, text: torch.Tensor, state: torch.Tensor | None = None
-                     ) -> torch.Tensor:
+    def frame_tokens(self, images: torch.Tensor | None, text: torch.Tensor, state: torch.Tensor | None = None,
+                     features: torch.Tensor | None = None) -> torch.Tensor:
         """``(N, 3, H, W)`` images, ``(N, text_dim)`` embeddings and (with ``state_token``) ``(N, 8)`` states ->
-        ``(N, tokens_per_frame (+1), d_model)`` tokens.
+        ``(N, tokens_per_frame (+1), d_model)`` tokens. ``features``, in place of ``images``: the frames'
+        :meth:`FiLMEfficientNet.frozen_features` computed earlier (training with ``frozen_blocks``).
 
         Raises:
-            ValueError: ``state`` missing when the config has a state token, or given when it has none.
+            ValueError: ``state`` missing when the config has a state token, or given when it has none; not
+                exactly one of ``images`` and ``features``.
         """
         if (state is None) != (self.state_embed is None):   # before the backbone runs
             raise ValueError("this RT-1 config " + ("needs the (N, 8) proprioceptive state (state_token=True)"
                                                     if state is None else "has no state token; pass state=None"))
-        feats = self.image_encoder(images, text).flatten(2).transpose(1, 2)     # (N, h * w, D)
+        if (images is None) == (features is None):
+            raise ValueError("pass either images or their frozen features, not both or neither")
+        if features is None:
+            features = self.image_encoder.frozen_features(images, text)
+        feats = self.image_encoder.trainable_features(features, text).flatten(2).transpose(1, 2)   # (N, h * w, D)
         if self.image_position is not None:
             feats = feats + self.image_position
         tokens = self.token_learner(feats)
@@ -227,11 +259,16 @@ class RT1Network(nn.Module):
         x = self.norm(x).view(b, t, self.slots_per_frame, d)[:, :, k:]
         return self.head(x)
 
-    def forward(self, images: torch.Tensor, text: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
-        """See the class docstring."""
-        b, t = images.shape[:2]
-        tokens = self.frame_tokens(images.flatten(0, 1), text.repeat_interleave(t, dim=0),
-                                   None if state is None else state.flatten(0, 1))
+    def forward(self, images: torch.Tensor | None, text: torch.Tensor, state: torch.Tensor | None = None,
+                features: torch.Tensor | None = None) -> torch.Tensor:
+        """See the class docstring; ``features`` ``(B, T, C, h, w)`` replaces ``images`` as in :meth:`frame_tokens`."""
+        frames = images if images is not None else features
+        if frames is None:
+            raise ValueError("pass either images or their frozen features")
+        b, t = frames.shape[:2]
+        tokens = self.frame_tokens(None if images is None else images.flatten(0, 1), text.repeat_interleave(t, dim=0),
+                                   None if state is None else state.flatten(0, 1),
+                                   features=None if features is None else features.flatten(0, 1))
         return self.action_logits(tokens.view(b, t, *tokens.shape[1:]))
 
 
@@ -241,6 +278,7 @@ class RT1Policy(Policy):
 
     ``forward(batch)`` (training): ``images`` ``(B, T, H, W, 3)`` uint8, ``text`` ``(B, text_dim)`` float32,
     ``tokens`` ``(B, T, 6)`` int64 targets, ``state`` ``(B, T, 8)`` float32 (only with ``config.state_token``),
+    or ``features`` ``(B, T, C, h, w)`` (the frames' frozen features, float16 or float32) in place of ``images``,
     optional ``valid`` ``(B, T)`` bool (frames that count) -> mean
     cross-entropy over the valid frames' action tokens, with ``{"loss", "token_accuracy"}``.
 
@@ -281,9 +319,12 @@ class RT1Policy(Policy):
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
         """Cross-entropy on the action tokens (class docstring)."""
-        images = batch["images"].to(self.device).permute(0, 1, 4, 2, 3).float()
         state = batch["state"].to(self.device) if self.config.state_token else None
-        logits = self.net(images, batch["text"].to(self.device), state)        # (B, T, 6, 256)
+        if "features" in batch:
+            images, features = None, batch["features"].to(self.device).float()
+        else:
+            images, features = batch["images"].to(self.device).permute(0, 1, 4, 2, 3).float(), None
+        logits = self.net(images, batch["text"].to(self.device), state, features=features)    # (B, T, 6, 256)
         target = batch["tokens"].to(self.device)
         valid = batch.get("valid")
         valid = torch.ones(target.shape[:2], dtype=torch.bool, device=self.device) if valid is None \
