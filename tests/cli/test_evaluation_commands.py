@@ -22,6 +22,18 @@ def test_eval_prints_intervals_and_the_novelty_breakdown(tmp_path):
     assert set(saved["by_novelty"]) == {"all", "some", "none"}
 
 
+def test_eval_outside_the_training_tasks_says_so_under_the_table(tmp_path):
+    ckpt = tmp_path / "ckpt"
+    make_policy("transporter", widths=(4, 8, 8, 8), transport_dim=4, n_rotations=8, tasks=(TASK,)).save_pretrained(ckpt)
+    args = ["eval", "--checkpoint", str(ckpt), "--split", "val", "--episodes", "1", "--camera-scale", "0.25"]
+    other = runner.invoke(app, [*args, "--task", "put-block-in-bowl-seen-colors", "--out", str(tmp_path / "a")])
+    assert other.exit_code == 0, other.output
+    assert f"note: the policy was trained on {TASK}, not on put-block-in-bowl-seen-colors" in other.output
+    own = runner.invoke(app, [*args, "--task", TASK, "--out", str(tmp_path / "b")])
+    assert own.exit_code == 0, own.output
+    assert "note:" not in own.output
+
+
 def test_select_names_the_best_on_val_and_the_test_command(tmp_path):
     run = tmp_path / "run"
     for step in (1, 2):

@@ -374,6 +374,7 @@ def evaluate(
     _check_dir(out or Path("runs") / "eval", "--out")   # the default goes under runs/eval/
     _check_device(device)
     label, factory = _agent_factory(policy, checkpoint)   # loads (and so checks) a checkpoint here, before Ray
+    trained = () if label == "oracle" else _trained_tasks(factory(None))
     if (workers > 1 or address is not None) and label != "oracle":
         factory = CheckpointAgentFactory(label)   # each worker loads its own copy from the path
     out = out or Path("runs") / "eval" / f"{Path(label).name}-{task}-{split}"
@@ -381,7 +382,15 @@ def evaluate(
                        device=device, workers=workers, address=address)
     console.print(f"policy: {label}", soft_wrap=True)
     console.print(_results_table(results, f"{task}, {split} split"))
+    if trained and task not in trained:   # also logged, but inside the progress bar's output where it is missed
+        console.print(f"[yellow]note:[/] the policy was trained on {', '.join(trained)}, not on {task}: this measures "
+                      "generalisation outside its training tasks", soft_wrap=True)
     console.print(f"results: {out / 'results.json'} and results.md", soft_wrap=True)
+
+
+def _trained_tasks(agent) -> tuple[str, ...]:
+    """The tasks a loaded policy records in its config (empty for agents without one, e.g. the oracle)."""
+    return tuple(getattr(getattr(agent, "config", None), "tasks", ()) or ())
 
 
 def _results_table(results: dict, title: str) -> Table:
@@ -525,7 +534,7 @@ def run(
     console.print(f"[bold]instruction:[/] {escape(instruction)}   [dim](task: {task}, policy: {escape(label)}, test "
                   f"episode {seed}, seed {episode_seed})[/]", soft_wrap=True)
 
-    trained = tuple(getattr(getattr(agent, "config", None), "tasks", ()) or ())
+    trained = _trained_tasks(agent)
     if trained and task not in trained and not any(make_task(t).family == family for t in trained):
         console.print(f"[yellow]warning:[/] the policy was trained on {', '.join(trained)}, not on the {family} "
                       "family: expect it to fail (pass --policy oracle to watch the scripted expert)", soft_wrap=True)
