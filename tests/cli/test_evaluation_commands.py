@@ -56,3 +56,14 @@ def test_run_seed_indexes_the_test_split(tmp_path):
     assert result.exit_code == 0, result.output
     record = json.loads(out.read_text())
     assert record["seed"] == 10001 and "test episode 0" in result.output     # never a training layout (even seed)
+
+
+def test_run_shows_the_template_a_paraphrase_was_read_as_once():
+    result = runner.invoke(app, ["run", "please place the red cubes into the green bowl", "--policy", "oracle"])
+    assert result.exit_code == 0, result.output
+    lines = [line.strip() for line in result.output.splitlines()]
+    assert [line for line in lines if "step" in line and "instruction:" in line] == [
+        "step 1 instruction: put the red blocks in a green bowl"]
+    assert "step 2: pick at" in result.output                       # a second step, acting on the same text
+    typed = runner.invoke(app, ["run", "put the red blocks in a green bowl", "--policy", "oracle"])
+    assert typed.exit_code == 0 and "step 1 instruction" not in typed.output

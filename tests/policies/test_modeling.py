@@ -98,6 +98,9 @@ def test_checkpoint_excludes_frozen_backbone(tmp_path):
 def test_checkpoint_errors(tmp_path):
     with pytest.raises(CheckpointError, match="checkpoint directory .*missing does not exist"):
         load_policy(tmp_path / "missing")
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="model.safetensors is a file, not a checkpoint directory"):
+        load_policy(tmp_path / "model.safetensors")
     (tmp_path / "empty").mkdir()
     with pytest.raises(CheckpointError, match="config.json: file not found"):
         load_policy(tmp_path / "empty")

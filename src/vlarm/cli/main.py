@@ -539,7 +539,7 @@ def run(
         console.print(f"[yellow]warning:[/] the policy was trained on {', '.join(trained)}, not on the {family} "
                       "family: expect it to fail (pass --policy oracle to watch the scripted expert)", soft_wrap=True)
 
-    typed = " ".join(words_of(instruction))
+    shown = [" ".join(words_of(instruction))]   # the instruction the user last saw
     first, second = env.task.pose_names
     gain = "placed" if second == "place at" else "progress"
 
@@ -550,8 +550,10 @@ def run(
             status = f"[red]{step.primitive_failure}[/]"
         else:
             status = gain if step.reward > 0 else ("undid progress" if step.reward < 0 else "executed, no progress")
-        if step.instruction and " ".join(words_of(step.instruction)) != typed:   # a sequential task's own step
+        acted_on = " ".join(words_of(step.instruction)) if step.instruction else shown[0]
+        if acted_on != shown[0]:   # a sequential task's next step, or the template a paraphrase was read as: once
             console.print(f"  step {i + 1} instruction: {escape(step.instruction)}", soft_wrap=True)
+            shown[0] = acted_on
         console.print(f"  step {i + 1}: {first} {step.pick_pose[:3]}  ->  {second} {step.place_pose[:3]}  "
                       f"reward {step.reward:+.2f}  ({status})")
 

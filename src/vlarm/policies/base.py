@@ -224,7 +224,9 @@ class Policy(nn.Module, ABC):
         directory = Path(directory)
         config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
         if not directory.is_dir():
-            raise CheckpointError(f"checkpoint directory {directory} does not exist")
+            raise CheckpointError(f"checkpoint {directory} is a file, not a checkpoint directory (config.json + "
+                                  f"model.safetensors)" if directory.exists()
+                                  else f"checkpoint directory {directory} does not exist")
         if (directory / "checkpoints" / "last").is_dir():
             raise CheckpointError(
                 f"{directory} is a training run; pass its checkpoint, e.g. {directory}/checkpoints/last"
