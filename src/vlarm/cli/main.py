@@ -168,7 +168,8 @@ def train(
     device: Annotated[str, typer.Option(help="auto (CUDA when available, else the CPU), cpu or cuda")] = "auto",
     policy_option: Annotated[list[str] | None, typer.Option(
         help="KEY=VALUE: set a field of the new policy's config (repeatable; VALUE typed by the field: true/false, "
-             "numbers, strings, JSON lists), e.g. rt1's state_token=true, token_stride=16, position_embedding=true")]
+             "numbers, strings, JSON lists), e.g. rt1's state_token=true, token_stride=16, position_embedding=true, "
+             "frozen_blocks=8")]
     = None,
 ) -> None:
     """Train a policy by imitation on one task or several (multi-task); resumes from OUT/checkpoints/last if present.
