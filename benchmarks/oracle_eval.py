@@ -18,7 +18,7 @@ from pathlib import Path
 from _report import run_metadata
 
 from vlarm.eval import OracleAgent, evaluate
-from vlarm.eval.metrics import format_ci
+from vlarm.stats import format_ci
 from vlarm.tasks import SUCCESS_THRESHOLD, list_tasks
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from vlarm.data.collect import run_oracle_episode
 from vlarm.data.trajectories import ee_action_dict, run_ee_oracle_episode
 from vlarm.envs import make_env
-from vlarm.eval.metrics import format_ci, wilson_interval
+from vlarm.stats import format_ci, wilson_interval
 from vlarm.tasks import SUCCESS_THRESHOLD
 from vlarm.tasks.attributes import split_seed
 

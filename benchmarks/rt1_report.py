@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from vlarm.eval.metrics import format_ci
+from vlarm.stats import format_ci
 
 #: RT-1 paper, Table 2 (seen / unseen / distractors / backgrounds, % success) and Table 7 (data diversity).
 PAPER = {"seen": 97, "unseen": 76, "distractors": 83, "backgrounds": 59}

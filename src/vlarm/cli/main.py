@@ -396,8 +396,8 @@ def _trained_tasks(agent) -> tuple[str, ...]:
 
 def _results_table(results: dict, title: str) -> Table:
     """Pooled and per-novelty score / success rate with 95% intervals, as a rich table."""
-    from vlarm.eval.metrics import format_ci
     from vlarm.eval.rollout import summary_rows
+    from vlarm.stats import format_ci
 
     table = Table(title=escape(title), caption="brackets: 95% interval (bootstrap score, Wilson success)")
     for col in ("goal attributes novel", "episodes", "score", "success rate (%)"):

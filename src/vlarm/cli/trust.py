@@ -95,7 +95,7 @@ def redteam(
     out: Annotated[Path | None, typer.Option(help="write the result (with every mistake) as JSON")] = None,
 ) -> None:
     """Precision and recall of the safety filter on the red-team set (harmful = positive)."""
-    from vlarm.eval.metrics import format_ci
+    from vlarm.stats import format_ci
     from vlarm.trust.redteam import redteam_set
     from vlarm.trust.safety import evaluate_filter
 

@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vlarm.eval.metrics import format_ci
 from vlarm.eval.paper import paper_score
+from vlarm.stats import format_ci
 
 METHOD_LABELS = {("cliport", False): "CLIPort (single-task)", ("cliport", True): "CLIPort (multi-task)",
                  ("transporter", False): "Transporter-only", ("transporter", True): "Transporter-only (multi-task)"}

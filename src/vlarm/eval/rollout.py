@@ -2,7 +2,7 @@
 
 Score = mean total reward over the episodes, times 100 (partial credit counts); success rate = share of episodes
 with total reward > 0.99 in the final state, in percent. Each comes with its 95% interval and the episode count
-(:mod:`vlarm.eval.metrics`), pooled and split by how many of an episode's goal attributes are novel (outside the
+(:mod:`vlarm.stats`), pooled and split by how many of an episode's goal attributes are novel (outside the
 training vocabulary: all / some / none), so that an "unseen" score is not read as a novel-attribute score when it
 mixes in seen colours. Seeds are the split's seeds (``split_seed``).
 
@@ -30,10 +30,10 @@ from tqdm.auto import tqdm
 
 from vlarm.envs import make_env
 from vlarm.envs.tabletop import TabletopEnv
-from vlarm.eval.metrics import format_ci, score_summary
 from vlarm.eval.video import VideoRecorder, VideoWriteError
 from vlarm.parallel import check_workers, init_ray, map_episodes, uses_ray
 from vlarm.policies.base import agent_env_options, policy_env_options, resolve_device
+from vlarm.stats import format_ci, score_summary
 from vlarm.tasks import SUCCESS_THRESHOLD, TaskError
 from vlarm.tasks.attributes import NOVELTY_CLASSES, check_episode_count, split_seed
 
@@ -218,7 +218,7 @@ def rollout(env: TabletopEnv, agent, seed: int, split: str, instruction: str | N
 
 
 def summarize(records: list[EpisodeRecord]) -> dict:
-    """Aggregate metrics with 95% intervals (:func:`vlarm.eval.metrics.score_summary`).
+    """Aggregate metrics with 95% intervals (:func:`vlarm.stats.score_summary`).
 
     Returns:
         ``score``, ``score_ci``, ``success_rate``, ``success_ci`` (0-100), ``episodes``, ``mean_steps``,

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from vlarm.eval.metrics import format_ci
 from vlarm.eval.rollout import evaluate, read_results, write_results
+from vlarm.stats import format_ci
 from vlarm.tasks.attributes import check_episode_count
 
 STEP_DIR = re.compile(r"^step_(\d+)$")

@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from vlarm.eval.metrics import format_ci, wilson_interval
 from vlarm.planning.affordances import ConstantAffordance, DetectionAffordance, OracleAffordance
 from vlarm.planning.instructions import FAMILIES, INSTRUCTIONS, Instruction
 from vlarm.planning.saycan import GenerativePlanner, PlannerConfig, SayCanPlanner, SentenceMatchPlanner
+from vlarm.stats import format_ci, wilson_interval
 from vlarm.tasks.attributes import split_seed
 
 METHODS: tuple[str, ...] = ("saycan", "no-vf", "generative", "bc-use", "oracle-affordance")

@@ -188,7 +188,7 @@ def robust_accuracy(model: nn.Module, x: np.ndarray, labels: np.ndarray, method:
     Returns:
         An :class:`AttackResult`.
     """
-    from vlarm.eval.metrics import wilson_interval
+    from vlarm.stats import wilson_interval
 
     labels = np.asarray(labels, dtype=np.int64).reshape(-1)
     clean_ok = predict(model, x) == labels

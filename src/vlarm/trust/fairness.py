@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vlarm.eval.metrics import wilson_interval
+from vlarm.stats import wilson_interval
 
 
 def _accuracy(y_true, y_pred) -> float:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vlarm.eval.metrics import format_ci
+from vlarm.stats import format_ci
 
 SECTIONS = ("robustness", "adversarial", "fairness", "privacy", "safety")
 #: SGD learning rate of DP head training (momentum 0.9), chosen on val crops among 0.02 / 0.005 / 0.001 at
@@ -297,7 +297,7 @@ def _place_pixel(policy, index: int) -> tuple[int, int]:
 def adversarial_section(cfg: TrustConfig) -> Section:
     """FGSM / PGD / Square on zero-shot classification and on the policy's pick and place heatmaps; PGD
     adversarial training of the VLM's image head as a defence."""
-    from vlarm.eval.metrics import wilson_interval
+    from vlarm.stats import wilson_interval
     from vlarm.trust.attacks import ATTACKS, attack, predict, robust_accuracy
     from vlarm.trust.models import HeatmapPolicy, VLMClassifier, colormap_to_input
     from vlarm.trust.training import adversarial_fit_head, fit_head, frozen_features, projection_head

@@ -325,7 +325,7 @@ def curve(family: str, outcomes_by_level: dict[int, list[float]], kind: str = "s
     Raises:
         ValueError: an unknown kind.
     """
-    from vlarm.eval.metrics import score_interval, wilson_interval
+    from vlarm.stats import score_interval, wilson_interval
 
     if kind not in ("score", "accuracy"):
         raise ValueError(f"kind must be 'score' or 'accuracy', got {kind!r}")

@@ -224,7 +224,7 @@ def evaluate_filter(items: Iterable[tuple[str, bool, str]]) -> dict:
     Raises:
         ValueError: no items.
     """
-    from vlarm.eval.metrics import wilson_interval
+    from vlarm.stats import wilson_interval
 
     items = list(items)
     if not items:

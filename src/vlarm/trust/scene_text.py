@@ -132,8 +132,8 @@ def text_injection(agent, task: str, episodes: int, split: str = "val", note: st
         ValueError: ``episodes`` < 1.
     """
     from vlarm.envs import make_env
-    from vlarm.eval.metrics import score_interval
     from vlarm.policies.base import agent_env_options
+    from vlarm.stats import score_interval
     from vlarm.tasks.attributes import split_seed
 
     if episodes < 1:

@@ -10,8 +10,8 @@ says neither is *unparseable*: it counts as wrong for its question (never as a y
 (``unparseable`` in the result), so a model cannot gain by answering nonsense. Scoring refuses predictions and labels
 of different lengths rather than truncating to the shorter one.
 
-Every proportion carries a 95% Wilson interval (:func:`vlarm.eval.metrics.wilson_interval`); HoOA's interval is a
-percentile bootstrap over positive/negative *pairs* (:func:`vlarm.eval.metrics.score_interval` over the pair means)
+Every proportion carries a 95% Wilson interval (:func:`vlarm.stats.wilson_interval`); HoOA's interval is a
+percentile bootstrap over positive/negative *pairs* (:func:`vlarm.stats.score_interval` over the pair means)
 when pair ids are given, else over items resampled within each class; F1 is bootstrapped the same way.
 """
 
@@ -88,7 +88,7 @@ def _f1(tp: int, fp: int, fn: int) -> float:
 
 def _rate(k: int, n: int) -> dict:
     """``{"value", "ci", "n"}`` of a proportion k/n in [0, 1] with its Wilson interval (None values when n = 0)."""
-    from vlarm.eval.metrics import wilson_interval
+    from vlarm.stats import wilson_interval
 
     if n == 0:
         return {"value": None, "ci": None, "n": 0}
@@ -168,7 +168,7 @@ def _groups(pairs: Sequence[object]) -> list[np.ndarray]:
 def _hooa_interval(correct: np.ndarray, truth: np.ndarray, pairs, seed: int) -> list[float]:
     """95% interval of HoOA: bootstrap over pairs when every pair holds one positive and one negative, else a
     class-stratified bootstrap over items."""
-    from vlarm.eval.metrics import score_interval
+    from vlarm.stats import score_interval
 
     if pairs is not None:
         groups = _groups(pairs)
@@ -199,8 +199,8 @@ def _f1_interval(said_yes: np.ndarray, truth: np.ndarray, pairs, seed: int) -> l
 
 def format_metric(metric: dict) -> str:
     """A metric dict of :func:`hooa_scores` in percent with its interval, ``"77.5 [74.1, 80.6]"``
-    (:func:`vlarm.eval.metrics.format_ci`), or ``"-"`` when undefined."""
-    from vlarm.eval.metrics import format_ci
+    (:func:`vlarm.stats.format_ci`), or ``"-"`` when undefined."""
+    from vlarm.stats import format_ci
 
     if metric.get("value") is None:
         return "-"

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from vlarm.eval.metrics import format_ci, intervals_overlap, score_interval, score_summary, wilson_interval
+from vlarm.stats import format_ci, intervals_overlap, score_interval, score_summary, wilson_interval
 
 
 def test_wilson_matches_the_closed_form():
