@@ -1,6 +1,7 @@
 """`vlarm eval` intervals, `vlarm select` on val, `vlarm run --seed` off the training layouts (issue 7 item 1)."""
 
 import json
+import re
 
 import torch
 from typer.testing import CliRunner
@@ -65,5 +66,13 @@ def test_run_shows_the_template_a_paraphrase_was_read_as_once():
     assert [line for line in lines if "step" in line and "instruction:" in line] == [
         "step 1 instruction: put the red blocks in a green bowl"]
     assert "step 2: pick at" in result.output                       # a second step, acting on the same text
+    coordinates = re.findall(r"(?:pick|place) at \[([^\]]*)\]", result.output)
+    assert len(coordinates) == 4 and all(re.fullmatch(r"-?\d\.\d{4}", v) for c in coordinates for v in c.split(", "))
     typed = runner.invoke(app, ["run", "put the red blocks in a green bowl", "--policy", "oracle"])
     assert typed.exit_code == 0 and "step 1 instruction" not in typed.output
+
+
+def test_positions_print_with_four_decimals_always():
+    from vlarm.cli.main import _xyz
+
+    assert _xyz([0.4141, 0.4047, 0.04, 0.0, 0.0, 0.0, 1.0]) == "[0.4141, 0.4047, 0.0400]"

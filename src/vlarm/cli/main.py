@@ -389,6 +389,11 @@ def evaluate(
     console.print(f"results: {out / 'results.json'} and results.md", soft_wrap=True)
 
 
+def _xyz(pose) -> str:
+    """A pose's position as ``[x, y, z]`` in metres, always 4 decimals (0.04 prints as 0.0400)."""
+    return "[" + ", ".join(f"{v:.4f}" for v in pose[:3]) + "]"
+
+
 def _trained_tasks(agent) -> tuple[str, ...]:
     """The tasks a loaded policy records in its config (empty for agents without one, e.g. the oracle)."""
     return tuple(getattr(getattr(agent, "config", None), "tasks", ()) or ())
@@ -555,7 +560,7 @@ def run(
         if acted_on != shown[0]:   # a sequential task's next step, or the template a paraphrase was read as: once
             console.print(f"  step {i + 1} instruction: {escape(step.instruction)}", soft_wrap=True)
             shown[0] = acted_on
-        console.print(f"  step {i + 1}: {first} {step.pick_pose[:3]}  ->  {second} {step.place_pose[:3]}  "
+        console.print(f"  step {i + 1}: {first} {_xyz(step.pick_pose)}  ->  {second} {_xyz(step.place_pose)}  "
                       f"reward {step.reward:+.2f}  ({status})")
 
     record = rollout(env, agent, episode_seed, "test", instruction=instruction, video_path=video, on_step=on_step)
