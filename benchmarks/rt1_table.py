@@ -17,6 +17,7 @@ recipe (demos, steps, DART noise, RT-1 config options) that produced it.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import resource
 import time
@@ -106,16 +107,25 @@ EVALS_APPEARANCE = [
 ]
 
 
+#: the cells stage's cell names: the seen and unseen-colour test splits, then the scene hooks above.
+CELL_TAGS = ("seen", "unseen", *(type(hook).__name__ for _, _, hook in EVALS_APPEARANCE))
+
+
 def cpu_minutes() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return (r.ru_utime + r.ru_stime) / 60
 
 
 def record(out: Path, key: str, value) -> None:
+    """Set ``key`` in ``out/rt1_table.json`` (under a lock, so stages may run in parallel processes)."""
     path = out / "rt1_table.json"
-    data = json.loads(path.read_text()) if path.is_file() else {}
-    data[key] = value
-    path.write_text(json.dumps(data, indent=2))
+    with (out / "rt1_table.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = json.loads(path.read_text()) if path.is_file() else {}
+        data[key] = value
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2))
+        tmp.replace(path)
 
 
 def main() -> None:
@@ -126,6 +136,8 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, default=Path("checkpoints/cliport-vlm-put-block-in-bowl"),
                         help="cells stage: the checkpoint (RT-1 or CLIPort) evaluated on the four test cells")
     parser.add_argument("--label", default="cliport", help="cells stage: the name its results are recorded under")
+    parser.add_argument("--cell", action="append", choices=CELL_TAGS, default=None,
+                        help="cells stage: only this cell (repeatable; e.g. two processes with two cells each)")
     parser.add_argument("--episodes", type=int, default=10, help="test episodes per evaluation cell")
     parser.add_argument("--demos", type=int, default=40, help="expert trajectories per task (main run)")
     parser.add_argument("--steps", type=int, default=1500, help="training steps of the main run (ablations: half)")
@@ -210,6 +222,8 @@ def main() -> None:
         cells = [(A, "seen", None), ("put-block-in-bowl-unseen-colors", "unseen", None)]
         cells += [(task, type(hook).__name__, hook) for task, _, hook in EVALS_APPEARANCE]
         for task, tag, hook in cells:
+            if args.cell and tag not in args.cell:
+                continue
             start = cpu_minutes()
             options = {**factory.env_options, **({"appearance": hook} if hook else {})}
             res = evaluate(factory, task, split="test", episodes=args.episodes, camera_scale=camera_scale,
