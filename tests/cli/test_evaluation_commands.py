@@ -23,16 +23,23 @@ def test_eval_prints_intervals_and_the_novelty_breakdown(tmp_path):
     assert set(saved["by_novelty"]) == {"all", "some", "none"}
 
 
-def test_eval_outside_the_training_tasks_says_so_under_the_table(tmp_path):
+def test_eval_outside_the_training_family_says_so_and_records_the_training_tasks(tmp_path):
     ckpt = tmp_path / "ckpt"
     make_policy("transporter", widths=(4, 8, 8, 8), transport_dim=4, n_rotations=8, tasks=(TASK,)).save_pretrained(ckpt)
     args = ["eval", "--checkpoint", str(ckpt), "--split", "val", "--episodes", "1", "--camera-scale", "0.25"]
-    other = runner.invoke(app, [*args, "--task", "put-block-in-bowl-seen-colors", "--out", str(tmp_path / "a")])
+    other = runner.invoke(app, [*args, "--task", "packing-shapes", "--out", str(tmp_path / "a")])
     assert other.exit_code == 0, other.output
-    assert f"note: the policy was trained on {TASK}, not on put-block-in-bowl-seen-colors" in other.output
-    own = runner.invoke(app, [*args, "--task", TASK, "--out", str(tmp_path / "b")])
-    assert own.exit_code == 0, own.output
-    assert "note:" not in own.output
+    assert f"note: the policy was trained on {TASK}, not on the packing-shapes family" in other.output
+    assert json.loads((tmp_path / "a" / "results.json").read_text())["trained_tasks"] == [TASK]
+    assert f"Policy trained on: {TASK}." in (tmp_path / "a" / "results.md").read_text()
+    # its own task and another variant of its family (held-out colours): no note; each task into --out/<task>
+    both = runner.invoke(app, [*args, "--task", TASK, "--task", "put-block-in-bowl-seen-colors",
+                               "--out", str(tmp_path / "b")])
+    assert both.exit_code == 0, both.output
+    assert "note:" not in both.output
+    for name in (TASK, "put-block-in-bowl-seen-colors"):
+        assert json.loads((tmp_path / "b" / name / "results.json").read_text())["task"] == name
+        assert f"{name}, val split" in both.output
 
 
 def test_select_names_the_best_on_val_and_the_test_command(tmp_path):

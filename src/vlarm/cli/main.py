@@ -344,7 +344,8 @@ def _agent_factory(policy: str | None, checkpoint: Path | None):
 @app.command(name="eval")
 @_user_errors
 def evaluate(
-    task: Annotated[str, typer.Option(help="task name")],
+    task: Annotated[list[str], typer.Option(
+        help="task name (repeat the flag for several: each is evaluated in turn, into --out/<task>)")],
     checkpoint: Annotated[Path | None, typer.Option(
         help="policy checkpoint directory (without it and --policy: the shipped CLIPort)")] = None,
     policy: Annotated[str | None, typer.Option(help="`oracle` to evaluate the scripted oracle")] = None,
@@ -366,7 +367,9 @@ def evaluate(
     from vlarm.tasks import make_task
     from vlarm.tasks.attributes import check_split
 
-    make_task(task)
+    tasks = list(dict.fromkeys(task))
+    for name in tasks:
+        make_task(name)
     if check_split(split) == "train":
         raise ValueError("--split must be val or test: train seeds are the ones demonstrations are collected on")
     _check_positive(episodes=episodes, camera_scale=camera_scale, workers=workers)
@@ -378,15 +381,19 @@ def evaluate(
     trained = () if label == "oracle" else _trained_tasks(factory(None))
     if (workers > 1 or address is not None) and label != "oracle":
         factory = CheckpointAgentFactory(label)   # each worker loads its own copy from the path
-    out = out or Path("runs") / "eval" / f"{Path(label).name}-{task}-{split}"
-    results = run_eval(factory, task, split, episodes, out, videos=videos, camera_scale=camera_scale, label=label,
-                       device=device, workers=workers, address=address)
-    console.print(f"policy: {label}", soft_wrap=True)
-    console.print(_results_table(results, f"{task}, {split} split"))
-    if trained and task not in trained:   # also logged, but inside the progress bar's output where it is missed
-        console.print(f"[yellow]note:[/] the policy was trained on {', '.join(trained)}, not on {task}: this measures "
-                      "generalisation outside its training tasks", soft_wrap=True)
-    console.print(f"results: {out / 'results.json'} and results.md", soft_wrap=True)
+    for name in tasks:
+        task_out = (out / name if len(tasks) > 1 else out) if out is not None \
+            else Path("runs") / "eval" / f"{Path(label).name}-{name}-{split}"
+        results = run_eval(factory, name, split, episodes, task_out, videos=videos, camera_scale=camera_scale,
+                           label=label, device=device, workers=workers, address=address, trained_tasks=trained)
+        console.print(f"policy: {label}", soft_wrap=True)
+        console.print(_results_table(results, f"{name}, {split} split"))
+        families = {make_task(t).family for t in trained}
+        if trained and make_task(name).family not in families:   # logged too, but inside the progress bar's output
+            console.print(f"[yellow]note:[/] the policy was trained on {', '.join(trained)}, not on the "
+                          f"{make_task(name).family} family: this measures generalisation outside its training "
+                          "tasks", soft_wrap=True)
+        console.print(f"results: {task_out / 'results.json'} and results.md", soft_wrap=True)
 
 
 def _xyz(pose) -> str:

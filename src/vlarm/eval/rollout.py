@@ -289,7 +289,7 @@ def _gpus_per_worker(device: str, workers: int, address: str | None) -> float:
 def evaluate(agent_factory, task: str, split: str = "test", episodes: int = 100, out_dir: str | Path | None = None,
              videos: int = 0, camera_scale: float = 1.0, progress: bool = True, label: str = "",
              device: str = "auto", workers: int = 1, address: str | None = None,
-             env_options: dict | None = None) -> dict:
+             env_options: dict | None = None, trained_tasks: tuple[str, ...] = ()) -> dict:
     """Evaluate an agent on ``episodes`` seeded episodes of a task (CLIPort protocol).
 
     Args:
@@ -304,6 +304,7 @@ def evaluate(agent_factory, task: str, split: str = "test", episodes: int = 100,
         camera_scale: camera resolution relative to 480x640.
         progress: tqdm progress bar.
         label: name of the agent for reports.
+        trained_tasks: the tasks the policy was trained on, recorded in the results (empty: unknown, or the oracle).
         device: where a torch policy runs (``vlarm.policies.resolve_device``: auto, cpu, cuda); Ray workers
             reserve a share of the cluster's GPUs unless it is cpu.
         workers: Ray workers running episodes, each with its own env and agent (1: in this process, no Ray).
@@ -358,7 +359,8 @@ def evaluate(agent_factory, task: str, split: str = "test", episodes: int = 100,
         bar.close()
     finally:
         env.close()
-    results = {"agent": label, "task": task, "split": split, "camera_scale": camera_scale, **summarize(records),
+    results = {"agent": label, "task": task, "trained_tasks": list(trained_tasks), "split": split,
+               "camera_scale": camera_scale, **summarize(records),
                "seconds": time.perf_counter() - start,
                "cpu_seconds": time.process_time() - cpu_start,   # this process's threads (Ray workers not counted)
                "units": {"score": "mean total reward x 100 (final state)",
@@ -415,8 +417,10 @@ def results_markdown(results: dict) -> str:
     """The Markdown report of :func:`evaluate`'s results: pooled and per-novelty rows, then one row per episode."""
     lines = [f"# {results['agent']} on {results['task']} ({results['split']})", "",
              "Score = mean total reward x 100; success = final total reward > 0.99; brackets: 95% interval "
-             "(bootstrap for the score, Wilson for success).", "",
-             "| episodes | goal attributes novel | score | success rate (%) |", "|---:|---|---:|---:|"]
+             "(bootstrap for the score, Wilson for success).", ""]
+    if results.get("trained_tasks"):
+        lines += [f"Policy trained on: {', '.join(results['trained_tasks'])}.", ""]
+    lines += ["| episodes | goal attributes novel | score | success rate (%) |", "|---:|---|---:|---:|"]
     for name, part in summary_rows(results):
         lines.append(f"| {part['episodes']} | {name} | {format_ci(part['score'], part['score_ci'])} | "
                      f"{format_ci(part['success_rate'], part['success_ci'])} |")
