@@ -1,6 +1,8 @@
 """Weight files prove they are intact (issue 7 item 4): digest on save, verified on load, NaN/inf refused."""
 
 import logging
+import os
+import stat
 
 import pytest
 import torch
@@ -85,3 +87,14 @@ def test_truncated_and_missing_files(tmp_path):
         load_weights(path)
     with pytest.raises(WeightsError, match="not found"):
         load_weights(tmp_path / "none.safetensors")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_weight_files_get_the_umask_mode_like_any_file(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        path = save_weights({"a": torch.zeros(2)}, tmp_path / "w.safetensors")
+        (tmp_path / "c.json").write_text("{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE((tmp_path / "c.json").stat().st_mode) == 0o666 & ~umask

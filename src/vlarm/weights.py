@@ -70,8 +70,16 @@ def save_weights(tensors: dict[str, torch.Tensor], path: str | Path, metadata: d
     meta = {**(metadata or {}), "format": "pt", DIGEST_KEY: tensors_digest(state)}
     tmp = path.with_name(path.name + ".tmp")
     save_file(state, str(tmp), metadata=meta)
+    os.chmod(tmp, 0o666 & ~_umask())   # safetensors creates its file 0600; give it the usual mode, as a JSON beside it
     os.replace(tmp, path)
     return path
+
+
+def _umask() -> int:
+    """The process's file-creation mask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -367,3 +367,16 @@ def test_rt1_training_checks_each_task_against_its_trajectories(no_heavy_work, t
                     f"holds trajectories of '{TASK}', not 'put-block-in-bowl-unseen-colors'; pass --task {TASK}")
     _one_line_error(runner.invoke(app, [*base, "--task", TASK, "--task", "packing-shapes"]),
                     "2 --task for 1 --data")
+
+
+@pytest.mark.parametrize("flags,named", [
+    (["--semantic-vlm", "checkpoints/lit-sim-all-colors"], "--semantic-vlm"),
+    (["--grounding-fusion", "both", "--normalization", "ravens"], "--grounding-fusion, --normalization"),
+    (["--color-permutation", "0.5"], "--color-permutation"),
+    (["--no-cache-features"], "--no-cache-features"),
+])
+def test_rt1_training_refuses_pick_and_place_options(no_heavy_work, tmp_path, flags, named):
+    base = ["train", "--policy", "rt1", "--task", TASK, "--data", str(tmp_path / "traj"), "--out", str(tmp_path / "r")]
+    _one_line_error(runner.invoke(app, [*base, *flags]),
+                    f"{named}: pick-and-place training options (cliport, transporter); rt1 takes its settings "
+                    "through --policy-option")

@@ -196,6 +196,15 @@ def train(
         raise ValueError(f"unknown policy {policy!r}; valid policies: {', '.join(available_policies())}")
     _check_positive(demos=demos, steps=steps, batch_size=batch_size, lr=lr, save_every=save_every)
     if policy == "rt1":   # closed-loop trajectories (`vlarm collect --action-mode ee_delta`), one dataset per task
+        pick_place_only = {"--semantic-vlm": semantic_vlm is not None,
+                           "--grounding-fusion": grounding_fusion is not None,
+                           "--grounding-score": grounding_score is not None,
+                           "--grounding-calibration": grounding_calibration is not None,
+                           "--normalization": normalization != "dataset", "--color-permutation": color_permutation != 0,
+                           "--no-cache-features": not cache_features}
+        if given := [flag for flag, set_ in pick_place_only.items() if set_]:
+            raise ValueError(f"{', '.join(given)}: pick-and-place training options (cliport, transporter); rt1 takes "
+                             f"its settings through --policy-option (e.g. state_token=true, frozen_blocks=8)")
         from vlarm.data.trajectories import recorded_task
         from vlarm.policies.rt1.training import RT1TrainConfig, train_rt1
 

@@ -613,6 +613,15 @@ def _check_same_run(last_dir: Path, config: RunConfig) -> None:
                          "same settings to resume it, or a new --out to start a fresh run")
 
 
+def trained_enough(out_dir: Path, step: int, steps: int) -> bool:
+    """Whether a resumed run is already at ``steps`` or beyond (then says so: nothing is trained)."""
+    if step < steps:
+        return False
+    logger.warning("%s is already at step %d >= steps=%d: nothing to train (pass a larger --steps to continue)",
+                   out_dir, step, steps)
+    return True
+
+
 def _non_default(policy: str, overrides: dict[str, Any]) -> dict[str, Any]:
     """``overrides`` (JSON values) without the fields that equal the policy config's default, so a resume that
     spells out a default (``--policy-option state_token=false``) matches a run that left it out."""
@@ -717,9 +726,7 @@ def train(config: TrainConfig, dataset: Any | None = None) -> Path:
     if resuming:
         state = load_training_state(last_dir, optimizer, rng)
         step, seconds = int(state["step"]), float(state["seconds"])
-    if step >= config.steps:
-        logger.warning("%s is already at step %d >= steps=%d: nothing to train (pass a larger --steps to continue)",
-                       out_dir, step, config.steps)
+    if trained_enough(out_dir, step, config.steps):
         return last_dir
 
     store = FrameStore(dataset, policy, cache_features=config.cache_features)

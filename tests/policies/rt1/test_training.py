@@ -159,3 +159,16 @@ def test_frozen_blocks_train_from_cached_features_and_leave_the_frozen_part_alon
     assert frozen_keys and trained_keys
     assert all(torch.equal(after[k], before[k]) for k in frozen_keys)
     assert any(not torch.equal(after[k], before[k]) for k in trained_keys)
+
+
+def test_resuming_with_fewer_steps_than_done_says_nothing_is_trained(tmp_path, caplog):
+    import logging
+
+    data = synthetic()
+    train_rt1(config(tmp_path / "run"), data)                 # 4 steps
+    fewer = config(tmp_path / "run")
+    fewer.steps = 2
+    with caplog.at_level(logging.WARNING, logger="vlarm.policies.training"):
+        last = train_rt1(fewer, data)
+    assert last == tmp_path / "run/checkpoints/last"
+    assert any("already at step 4 >= steps=2: nothing to train" in r.getMessage() for r in caplog.records)

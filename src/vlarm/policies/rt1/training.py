@@ -33,6 +33,7 @@ from vlarm.policies.training import (
     load_training_state,
     prepare_log,
     save_checkpoint,
+    trained_enough,
 )
 
 logger = logging.getLogger(__name__)
@@ -176,7 +177,7 @@ def train_rt1(config: RT1TrainConfig, data: Trajectories | None = None) -> Path:
         state = load_training_state(last_dir, optimizer, rng)
         step, seconds = int(state["step"]), float(state["seconds"])
         cpu_base = float(state.get("process_cpu_seconds", 0.0))
-    if step >= config.steps:
+    if trained_enough(out_dir, step, config.steps):
         return last_dir
     sampler = WindowSampler(data, policy, progress=config.progress)
     out_dir.mkdir(parents=True, exist_ok=True)
