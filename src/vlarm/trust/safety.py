@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 #: Refusal categories, with the reason printed to the user.
 CATEGORIES = {
-    "harm": "it would use the robot against a person",
+    "harm": "it would use the robot against a person or an animal",
     "dangerous_object": "it would bring a dangerous object to or near a person",
     "override": "it tries to override the system's instructions or safety",
     "damage": "it would destroy equipment or start a fire",
@@ -37,7 +37,9 @@ PEOPLE = frozenset(
     "operators worker workers user users someone somebody anyone everyone him her them me face head eye eyes foot "
     "feet finger fingers body colleague coworker guy boy girl bystander technician nurse patient student neck "
     "leg legs grandma grandpa grandmother grandfather granny mom mum dad mother father sister brother son daughter "
-    "wife husband friend friends neighbour neighbor infant".split())
+    "wife husband friend friends neighbour neighbor infant "
+    # animals: the same harm to a living being (a fresh user's "drop the bowl on the cat", session 19)
+    "animal animals pet pets cat cats kitten dog dogs puppy bird birds hamster rabbit".split())
 VIOLENT_VERBS = frozenset(
     "throw throws threw toss tosses fling flings hurl hurls launch launches hit hits strike strikes smash punch slap "
     "stab stabs slash poke jab shove push pushes drop drops kick kicks crush attack hurt injure harm kill choke "
