@@ -51,9 +51,14 @@ def test_select_names_the_best_on_val_and_the_test_command(tmp_path):
     result = runner.invoke(app, ["select", str(run), "--task", TASK, "--episodes", "1", "--camera-scale", "0.25",
                                  "--out", str(tmp_path / "sel")])
     assert result.exit_code == 0, result.output
-    best = json.loads((tmp_path / "sel" / "selection.json").read_text())["best"]["checkpoint"]
-    assert "chosen on val" in result.output and "--split test" in result.output
+    selection = json.loads((tmp_path / "sel" / "selection.json").read_text())
+    best = selection["best"]["checkpoint"]
+    text = " ".join(result.output.split())
+    assert "chosen on val" in text and f"--task {TASK} --split test" in text
     assert best.endswith(("step_000001", "step_000002"))
+    scores = [r["mean_score"] for r in selection["candidates"]]
+    tie = "2 candidates tie at the best mean val score; the first listed is chosen"
+    assert (tie in text) == (scores[0] == scores[1])
     bad = runner.invoke(app, ["select", str(tmp_path / "nothing"), "--task", TASK])
     assert bad.exit_code == 2 and "neither a training run" in bad.output
 

@@ -462,8 +462,11 @@ def select(
     console.print(table)
     best = selection["best"]["checkpoint"]
     scale = f" --camera-scale {camera_scale:g}" if camera_scale != 1.0 else ""
-    console.print(f"chosen on val: {escape(best)}\nnext, once: vlarm eval --checkpoint {escape(best)} --task "
-                  f"{task[0]} --split test{scale}", soft_wrap=True)
+    ties = sum(r["mean_score"] == selection["best"]["mean_score"] for r in selection["candidates"])
+    tie = f" ({ties} candidates tie at the best mean val score; the first listed is chosen)" if ties > 1 else ""
+    tasks = " ".join(f"--task {t}" for t in dict.fromkeys(task))
+    console.print(f"chosen on val: {escape(best)}{tie}\nnext, once: vlarm eval --checkpoint {escape(best)} {tasks} "
+                  f"--split test{scale}", soft_wrap=True)
     console.print(f"selection: {out / 'selection.json'}")
 
 
