@@ -377,6 +377,6 @@ def test_rt1_training_checks_each_task_against_its_trajectories(no_heavy_work, t
 ])
 def test_rt1_training_refuses_pick_and_place_options(no_heavy_work, tmp_path, flags, named):
     base = ["train", "--policy", "rt1", "--task", TASK, "--data", str(tmp_path / "traj"), "--out", str(tmp_path / "r")]
+    verb = "are pick-and-place training options" if "," in named else "is a pick-and-place training option"
     _one_line_error(runner.invoke(app, [*base, *flags]),
-                    f"{named}: pick-and-place training options (cliport, transporter); rt1 takes its settings "
-                    "through --policy-option")
+                    f"{named} {verb} (cliport, transporter); rt1 takes its settings through --policy-option")

@@ -246,13 +246,15 @@ def test_evaluating_outside_the_training_tasks_warns_and_runs(caplog):
     with caplog.at_level(logging.WARNING, logger="vlarm.eval.rollout"):
         inside = evaluate(lambda env: _TrainedOn(env, (SEEN, UNSEEN)), UNSEEN, "val", 1, camera_scale=0.25,
                           progress=False)
+        held_out = evaluate(lambda env: _TrainedOn(env, (SEEN,)), UNSEEN, "val", 1, camera_scale=0.25,
+                            progress=False)           # another variant of its family: its own generalisation test
         assert not caplog.records
-        outside = evaluate(lambda env: _TrainedOn(env, (SEEN,)), UNSEEN, "val", 1, camera_scale=0.25,
+        outside = evaluate(lambda env: _TrainedOn(env, (SEEN,)), "packing-shapes", "val", 1, camera_scale=0.25,
                            progress=False)
     assert [r.getMessage() for r in caplog.records] == [
-        f"the policy was trained on {SEEN}, not on {UNSEEN}: this evaluation measures generalisation to a task "
-        "outside its training tasks"]
-    assert inside["episodes"] == outside["episodes"] == 1
+        f"the policy was trained on {SEEN}, not on the packing-shapes family: this evaluation measures "
+        "generalisation outside its training tasks"]
+    assert inside["episodes"] == held_out["episodes"] == outside["episodes"] == 1
 
 
 # ---------------------------------------------------------------------------------------------- command line

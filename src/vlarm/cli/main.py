@@ -203,8 +203,9 @@ def train(
                            "--normalization": normalization != "dataset", "--color-permutation": color_permutation != 0,
                            "--no-cache-features": not cache_features}
         if given := [flag for flag, set_ in pick_place_only.items() if set_]:
-            raise ValueError(f"{', '.join(given)}: pick-and-place training options (cliport, transporter); rt1 takes "
-                             f"its settings through --policy-option (e.g. state_token=true, frozen_blocks=8)")
+            raise ValueError(f"{', '.join(given)} {'is a' if len(given) == 1 else 'are'} pick-and-place training "
+                             f"option{'s' if len(given) > 1 else ''} (cliport, transporter); rt1 takes its settings "
+                             f"through --policy-option (e.g. state_token=true, frozen_blocks=8)")
         from vlarm.data.trajectories import recorded_task
         from vlarm.policies.rt1.training import RT1TrainConfig, train_rt1
 
@@ -372,8 +373,8 @@ def evaluate(
 ) -> None:
     """Evaluate a checkpoint (or the oracle) with CLIPort's protocol: score (0-100) and success rate."""
     from vlarm.eval import evaluate as run_eval
-    from vlarm.eval.rollout import CheckpointAgentFactory
-    from vlarm.tasks import make_task
+    from vlarm.eval.rollout import CheckpointAgentFactory, untrained_family
+    from vlarm.tasks import make_task, task_family
     from vlarm.tasks.attributes import check_split
 
     tasks = list(dict.fromkeys(task))
@@ -397,11 +398,10 @@ def evaluate(
                            label=label, device=device, workers=workers, address=address, trained_tasks=trained)
         console.print(f"policy: {label}", soft_wrap=True)
         console.print(_results_table(results, f"{name}, {split} split"))
-        families = {make_task(t).family for t in trained}
-        if trained and make_task(name).family not in families:   # logged too, but inside the progress bar's output
+        if trained and untrained_family(trained, name):   # logged too, but inside the progress bar's output
             console.print(f"[yellow]note:[/] the policy was trained on {', '.join(trained)}, not on the "
-                          f"{make_task(name).family} family: this measures generalisation outside its training "
-                          "tasks", soft_wrap=True)
+                          f"{task_family(name)} family: this measures generalisation outside its training tasks",
+                          soft_wrap=True)
         console.print(f"results: {task_out / 'results.json'} and results.md", soft_wrap=True)
 
 
@@ -526,6 +526,7 @@ def run(
 
     from vlarm.envs import make_env
     from vlarm.eval import rollout
+    from vlarm.eval.rollout import untrained_family
     from vlarm.tasks import make_task
     from vlarm.tasks.attributes import split_seed
     from vlarm.tasks.language import words_of
@@ -560,7 +561,7 @@ def run(
                   f"episode {seed}, seed {episode_seed})[/]", soft_wrap=True)
 
     trained = _trained_tasks(agent)
-    if trained and task not in trained and not any(make_task(t).family == family for t in trained):
+    if trained and untrained_family(trained, task):
         console.print(f"[yellow]warning:[/] the policy was trained on {', '.join(trained)}, not on the {family} "
                       "family: expect it to fail (pass --policy oracle to watch the scripted expert)", soft_wrap=True)
 

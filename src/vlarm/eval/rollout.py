@@ -34,7 +34,7 @@ from vlarm.eval.video import VideoRecorder, VideoWriteError
 from vlarm.parallel import check_workers, init_ray, map_episodes, uses_ray
 from vlarm.policies.base import agent_env_options, policy_env_options, resolve_device
 from vlarm.stats import format_ci, score_summary
-from vlarm.tasks import SUCCESS_THRESHOLD, TaskError
+from vlarm.tasks import SUCCESS_THRESHOLD, TaskError, list_tasks, task_family
 from vlarm.tasks.attributes import NOVELTY_CLASSES, check_episode_count, split_seed
 
 logger = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ class CheckpointAgentFactory:
 @dataclass(frozen=True)
 class _AgentSetup:
     """Build the agent for an env where the episodes run: a torch policy goes to ``device``, and a policy trained on
-    other tasks than ``task`` is logged once (:func:`_warn_untrained_task`)."""
+    other task families than ``task``'s is logged once (:func:`_warn_untrained_task`)."""
 
     factory: object
     device: str
@@ -115,8 +115,15 @@ class _AgentSetup:
 
 def _check_trained_tasks(agent, task: str) -> None:
     trained = tuple(getattr(getattr(agent, "config", None), "tasks", ()) or ())
-    if trained and task not in trained:
+    if trained and untrained_family(trained, task):
         _warn_untrained_task(trained, task)
+
+
+def untrained_family(trained: tuple[str, ...], task: str) -> bool:
+    """Whether ``task``'s family is none of the ``trained`` tasks' families (another variant of a trained family,
+    e.g. its held-out colours, is the family's own generalisation test, not a task outside training)."""
+    families = {task_family(t) if t in list_tasks() else t for t in trained}
+    return task_family(task) not in families
 
 
 @dataclass
@@ -377,13 +384,13 @@ def evaluate(agent_factory, task: str, split: str = "test", episodes: int = 100,
 
 @functools.cache
 def _warn_untrained_task(trained: tuple[str, ...], task: str) -> None:
-    """Log once per process that a policy trained on ``trained`` is evaluated on another ``task``.
+    """Log once per process that a policy trained on ``trained`` is evaluated on a task of another family.
 
-    Not refused: a language-conditioned policy may be asked to generalise (e.g. from the seen-colours to the
-    full-colours variant, or to a family it never saw); the result then measures that, not the trained skill.
+    Not refused: a language-conditioned policy may be asked to generalise to a family it never saw; the result
+    then measures that, not the trained skill.
     """
-    logger.warning("the policy was trained on %s, not on %s: this evaluation measures generalisation to a task "
-                   "outside its training tasks", ", ".join(trained), task)
+    logger.warning("the policy was trained on %s, not on the %s family: this evaluation measures generalisation "
+                   "outside its training tasks", ", ".join(trained), task_family(task))
 
 
 def read_results(out_dir: str | Path, **wanted) -> dict | None:

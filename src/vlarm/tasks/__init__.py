@@ -63,6 +63,17 @@ def list_families() -> dict[str, list[str]]:
     return {m.FAMILY: sorted(n for n in _REGISTRY if _FAMILY_OF[n] == m.FAMILY) for m in FAMILY_MODULES}
 
 
+def task_family(name: str) -> str:
+    """The family of a registered task, e.g. ``put-block-in-bowl`` for ``put-block-in-bowl-seen-colors``.
+
+    Raises:
+        ValueError: for an unknown task (as :func:`make_task`: the message lists the valid names).
+    """
+    if name not in _FAMILY_OF:
+        make_task(name)
+    return _FAMILY_OF[name]
+
+
 def family_example(family: str) -> str:
     """An instruction of ``family`` that its grammar grounds (for help and error messages).
 
@@ -98,4 +109,4 @@ def make_task(name: str) -> Task:
 
 
 __all__ = ["SUCCESS_THRESHOLD", "Action", "Goal", "Task", "TaskError", "PutBlockInBowl", "FAMILY_MODULES",
-           "family_example", "list_families", "list_tasks", "make_task"]
+           "family_example", "list_families", "list_tasks", "make_task", "task_family"]
