@@ -373,7 +373,7 @@ def evaluate(
 ) -> None:
     """Evaluate a checkpoint (or the oracle) with CLIPort's protocol: score (0-100) and success rate."""
     from vlarm.eval import evaluate as run_eval
-    from vlarm.eval.rollout import CheckpointAgentFactory, untrained_family
+    from vlarm.eval.rollout import CheckpointAgentFactory, agent_trained_tasks, untrained_family
     from vlarm.tasks import make_task, task_family
     from vlarm.tasks.attributes import check_split
 
@@ -388,7 +388,7 @@ def evaluate(
     _check_dir(out or Path("runs") / "eval", "--out")   # the default goes under runs/eval/
     _check_device(device)
     label, factory = _agent_factory(policy, checkpoint)   # loads (and so checks) a checkpoint here, before Ray
-    trained = () if label == "oracle" else _trained_tasks(factory(None))
+    trained = () if label == "oracle" else agent_trained_tasks(factory(None))
     if (workers > 1 or address is not None) and label != "oracle":
         factory = CheckpointAgentFactory(label)   # each worker loads its own copy from the path
     for name in tasks:
@@ -408,11 +408,6 @@ def evaluate(
 def _xyz(pose) -> str:
     """A pose's position as ``[x, y, z]`` in metres, always 4 decimals (0.04 prints as 0.0400)."""
     return "[" + ", ".join(f"{v:.4f}" for v in pose[:3]) + "]"
-
-
-def _trained_tasks(agent) -> tuple[str, ...]:
-    """The tasks a loaded policy records in its config (empty for agents without one, e.g. the oracle)."""
-    return tuple(getattr(getattr(agent, "config", None), "tasks", ()) or ())
 
 
 def _results_table(results: dict, title: str) -> Table:
@@ -526,7 +521,7 @@ def run(
 
     from vlarm.envs import make_env
     from vlarm.eval import rollout
-    from vlarm.eval.rollout import untrained_family
+    from vlarm.eval.rollout import agent_trained_tasks, untrained_family
     from vlarm.tasks import make_task
     from vlarm.tasks.attributes import split_seed
     from vlarm.tasks.language import words_of
@@ -560,7 +555,7 @@ def run(
     console.print(f"[bold]instruction:[/] {escape(instruction)}   [dim](task: {task}, policy: {escape(label)}, test "
                   f"episode {seed}, seed {episode_seed})[/]", soft_wrap=True)
 
-    trained = _trained_tasks(agent)
+    trained = agent_trained_tasks(agent)
     if trained and untrained_family(trained, task):
         console.print(f"[yellow]warning:[/] the policy was trained on {', '.join(trained)}, not on the {family} "
                       "family: expect it to fail (pass --policy oracle to watch the scripted expert)", soft_wrap=True)

@@ -114,15 +114,21 @@ class _AgentSetup:
 
 
 def _check_trained_tasks(agent, task: str) -> None:
-    trained = tuple(getattr(getattr(agent, "config", None), "tasks", ()) or ())
+    trained = agent_trained_tasks(agent)
     if trained and untrained_family(trained, task):
         _warn_untrained_task(trained, task)
+
+
+def agent_trained_tasks(agent) -> tuple[str, ...]:
+    """The tasks a policy records in its config (empty for agents without one, e.g. the oracle)."""
+    return tuple(getattr(getattr(agent, "config", None), "tasks", ()) or ())
 
 
 def untrained_family(trained: tuple[str, ...], task: str) -> bool:
     """Whether ``task``'s family is none of the ``trained`` tasks' families (another variant of a trained family,
     e.g. its held-out colours, is the family's own generalisation test, not a task outside training)."""
-    families = {task_family(t) if t in list_tasks() else t for t in trained}
+    known = set(list_tasks())
+    families = {task_family(t) if t in known else t for t in trained}
     return task_family(task) not in families
 
 
