@@ -380,3 +380,14 @@ def test_rt1_training_refuses_pick_and_place_options(no_heavy_work, tmp_path, fl
     verb = "are pick-and-place training options" if "," in named else "is a pick-and-place training option"
     _one_line_error(runner.invoke(app, [*base, *flags]),
                     f"{named} {verb} (cliport, transporter); rt1 takes its settings through --policy-option")
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--lr-schedule", "linear"], "unknown lr schedule 'linear'; valid schedules: constant, cosine"),
+    (["--warmup-steps", "50", "--steps", "50"], "warmup_steps must be in [0, steps=50), got 50"),
+])
+def test_training_refuses_a_bad_lr_schedule_before_any_work(no_heavy_work, tmp_path, flags, message):
+    (tmp_path / "traj/meta").mkdir(parents=True)
+    (tmp_path / "traj/meta/info.json").write_text(json.dumps({"action_mode": "ee_delta", "benchmark_task": TASK}))
+    base = ["train", "--policy", "rt1", "--task", TASK, "--data", str(tmp_path / "traj"), "--out", str(tmp_path / "r")]
+    _one_line_error(runner.invoke(app, [*base, *flags]), message)

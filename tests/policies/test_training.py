@@ -401,3 +401,37 @@ def test_training_refuses_val_and_test_datasets(tmp_path, fake_dataset):
     fake_dataset.dataset_info = SimpleNamespace(split="test")
     with pytest.raises(ValueError, match="test-split episodes; policies learn from train-split"):
         train(_config(tmp_path, 1), dataset=fake_dataset)
+
+
+def test_the_lr_schedule_is_a_pure_function_of_the_step():
+    from vlarm.policies.training import RunConfig
+
+    constant = RunConfig(steps=10, lr=1e-3)
+    assert [constant.lr_at(s) for s in (0, 5, 9, 20)] == [1e-3] * 4
+    cosine = RunConfig(steps=10, lr=1e-3, lr_schedule="cosine")
+    rates = [cosine.lr_at(s) for s in range(10)]
+    assert rates[0] == pytest.approx(1e-3) and rates[5] == pytest.approx(5e-4)
+    assert all(a > b for a, b in zip(rates, rates[1:], strict=False)) and 0 < rates[-1] < 1e-4
+    assert cosine.lr_at(50) == rates[-1]          # past the end: the last step's rate, never negative
+    warm = RunConfig(steps=10, lr=1e-3, lr_schedule="cosine", warmup_steps=4)
+    assert [warm.lr_at(s) for s in range(4)] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3])
+    assert warm.lr_at(4) == pytest.approx(1e-3) and warm.lr_at(7) == pytest.approx(5e-4)
+    assert RunConfig(steps=10, lr=1e-3, warmup_steps=2).lr_at(5) == 1e-3   # warm-up, then constant
+    with pytest.raises(ValueError, match="valid schedules: constant, cosine"):
+        RunConfig(lr_schedule="linear")
+    for bad in (-1, 10):
+        with pytest.raises(ValueError, match=r"warmup_steps must be in \[0, steps=10\)"):
+            RunConfig(steps=10, warmup_steps=bad)
+
+
+def test_training_follows_the_schedule_and_a_cosine_run_resumes_only_on_its_own_curve(tmp_path, fake_dataset):
+    import json
+
+    last = train(_config(tmp_path, 4, lr_schedule="cosine"), dataset=fake_dataset)
+    groups = json.loads((last / "training_state.json").read_text())["param_groups"]
+    expected = _config(tmp_path, 4, lr_schedule="cosine").lr_at(3)
+    assert groups and all(g["lr"] == pytest.approx(expected) for g in groups) and expected < 1e-3 / 2
+    with pytest.raises(ValueError, match="steps: 4 in the run, 8 now"):   # a longer run is another cosine curve
+        train(_config(tmp_path, 8, lr_schedule="cosine"), dataset=fake_dataset)
+    with pytest.raises(ValueError, match="lr_schedule: 'cosine' in the run, 'constant' now"):
+        train(_config(tmp_path, 8), dataset=fake_dataset)

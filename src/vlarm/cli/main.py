@@ -139,7 +139,11 @@ def train(
     demos: Annotated[int, typer.Option(help="number of demonstrations to train on (multi-task: per task)")] = 100,
     steps: Annotated[int | None, typer.Option(help="optimisation steps (default: the config's)")] = None,
     batch_size: Annotated[int | None, typer.Option(help="frames per step")] = None,
-    lr: Annotated[float | None, typer.Option(help="learning rate")] = None,
+    lr: Annotated[float | None, typer.Option(help="learning rate (the peak, under --lr-schedule cosine)")] = None,
+    lr_schedule: Annotated[str | None, typer.Option(
+        help="constant (default) or cosine: decayed along a half cosine to 0 at --steps")] = None,
+    warmup_steps: Annotated[int | None, typer.Option(help="steps of linear learning-rate warm-up (default 0)")]
+    = None,
     out: Annotated[Path | None, typer.Option(
         help="output directory (default runs/<policy>-<task>-<demos>; multi-task runs/<policy>-multi-<demos>)")]
     = None,
@@ -210,7 +214,8 @@ def train(
         from vlarm.policies.rt1.training import RT1TrainConfig, train_rt1
 
         _check_device(device)
-        flags = dict(steps=steps, batch_size=batch_size, lr=lr, save_every=save_every, threads=threads)
+        flags = dict(steps=steps, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, warmup_steps=warmup_steps,
+                     save_every=save_every, threads=threads)
         config = RT1TrainConfig(data_dirs=[str(d) for d in data], demos=demos, seed=seed, device=device,
                                 out_dir=out or Path("runs") / f"rt1-{'-'.join(task)}-{demos}",
                                 policy_overrides=parse_policy_options(policy, policy_option or []),
@@ -233,7 +238,8 @@ def train(
         raise ValueError("--grounding-fusion only applies with --semantic-vlm")
     if (grounding_score is not None or grounding_calibration is not None) and semantic_vlm is None:
         raise ValueError("--grounding-score and --grounding-calibration only apply with --semantic-vlm")
-    flags = dict(steps=steps, batch_size=batch_size, lr=lr, save_every=save_every, threads=threads)
+    flags = dict(steps=steps, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, warmup_steps=warmup_steps,
+                 save_every=save_every, threads=threads)
     overrides = {k: v for k, v in flags.items() if v is not None}
     if policy_option:
         overrides["policy_overrides"] = parse_policy_options(policy, policy_option)

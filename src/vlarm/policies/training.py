@@ -59,6 +59,8 @@ LOG_NAME = "train_log.csv"
 STATE_JSON = "training_state.json"
 STATE_TENSORS = "training_state.safetensors"
 CHECKPOINT_FILES = (CONFIG_NAME, WEIGHTS_NAME, STATE_TENSORS, STATE_JSON)
+#: Learning-rate schedules of :class:`RunConfig` (``--lr-schedule``).
+LR_SCHEDULES = ("constant", "cosine")
 #: ``TrainConfig.task`` (and the run name) of a multi-task run.
 MULTI_TASK = "multi"
 LOG_HEADER = ("step", "loss", "pick_loss", "place_loss", "seconds", "process_cpu_seconds")
@@ -79,7 +81,12 @@ class RunConfig:
         demos: number of demonstration episodes to train on (the first ``demos``; per task when multi-task).
         steps: total optimisation steps (a resumed run stops at the same total).
         batch_size: samples per step (frames; RT-1: windows of ``history`` frames).
-        lr: AdamW learning rate.
+        lr: AdamW learning rate (the peak, under a schedule).
+        lr_schedule: ``"constant"`` (``lr`` throughout) or ``"cosine"`` (Loshchilov & Hutter, ICLR 2017, SGDR without
+            restarts: ``lr`` decayed along a half cosine to 0 at step ``steps``, after ``warmup_steps`` of linear
+            warm-up); :meth:`lr_at` gives the rate of each step, a pure function of the step, so a resumed run
+            continues on the same curve.
+        warmup_steps: steps of linear warm-up from ``lr / warmup_steps`` to ``lr`` (0: none; any schedule).
         weight_decay: AdamW weight decay.
         out_dir: output directory (log + checkpoints).
         save_every: checkpoint period in steps (a final checkpoint is always written).
@@ -101,6 +108,8 @@ class RunConfig:
     steps: int = 10000
     batch_size: int = 4
     lr: float = 5e-4
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
     weight_decay: float = 1e-4
     out_dir: str | Path = "outputs/train"
     save_every: int = 1000
@@ -117,7 +126,8 @@ class RunConfig:
 
         Raises:
             ValueError: naming the first count or period below 1, a non-finite or non-positive lr, a negative
-                weight decay or thread count.
+                weight decay or thread count, an unknown ``lr_schedule`` (naming the valid ones), or ``warmup_steps``
+                outside ``[0, steps)``.
         """
         self.tasks = [str(t) for t in self.tasks]
         for name in ("demos", "steps", "batch_size", "save_every", "log_every"):
@@ -128,6 +138,34 @@ class RunConfig:
         if self.lr <= 0 or self.weight_decay < 0 or self.threads < 0:
             raise ValueError(f"need lr > 0, weight_decay >= 0, threads >= 0; got {self.lr}, {self.weight_decay}, "
                              f"{self.threads}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"unknown lr schedule {self.lr_schedule!r}; valid schedules: {', '.join(LR_SCHEDULES)}")
+        if not 0 <= int(self.warmup_steps) < int(self.steps):
+            raise ValueError(f"warmup_steps must be in [0, steps={self.steps}), got {self.warmup_steps}")
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of optimisation step ``step`` (0-based: the step that takes the run from ``step`` to
+        ``step + 1``), under ``lr_schedule`` and ``warmup_steps``.
+
+        Returns:
+            A float in ``(0, lr]``: ``lr * (step + 1) / warmup_steps`` during warm-up; then ``lr`` (constant) or
+            ``lr * (1 + cos(pi * t)) / 2`` with ``t = (step - warmup_steps) / (steps - warmup_steps)`` (cosine;
+            ``step`` past ``steps`` keeps the last step's rate).
+        """
+        if step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        if self.lr_schedule == "constant":
+            return self.lr
+        span = self.steps - self.warmup_steps
+        t = min(step - self.warmup_steps, span - 1) / span
+        return self.lr * 0.5 * (1.0 + math.cos(math.pi * t))
+
+    def set_lr(self, optimizer: torch.optim.Optimizer, step: int) -> float:
+        """Set every parameter group of ``optimizer`` to :meth:`lr_at` ``(step)``; returns that rate."""
+        lr = self.lr_at(step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        return lr
 
     def torch_threads(self) -> int:
         """The torch intra-op thread count to train with: ``threads``, or :func:`auto_threads` when it is 0."""
@@ -600,8 +638,11 @@ def _check_same_run(last_dir: Path, config: RunConfig) -> None:
         stored = json.loads((last_dir / STATE_JSON).read_text()).get("train_config", {})
     except (OSError, json.JSONDecodeError):
         return  # unreadable state is reported by load_training_state
-    keys = [k for k in ("policy", "task", "tasks", "demos", "batch_size", "lr", "seed", "policy_overrides",
-                        "normalization", "color_permutation", "cache_features") if hasattr(config, k)]
+    keys = [k for k in ("policy", "task", "tasks", "demos", "batch_size", "lr", "lr_schedule", "warmup_steps", "seed",
+                        "policy_overrides", "normalization", "color_permutation", "cache_features")
+            if hasattr(config, k)]
+    if config.lr_schedule != "constant":   # a decaying rate is a curve over the run's length
+        keys.append("steps")
     requested = json.loads(json.dumps({k: getattr(config, k) for k in keys}, default=str))
     if "policy_overrides" in stored and "policy_overrides" in requested:
         stored["policy_overrides"] = _non_default(config.policy, stored["policy_overrides"])
@@ -767,6 +808,7 @@ def train(config: TrainConfig, dataset: Any | None = None) -> Path:
                     f"and start again, or resume from the last checkpoint before it ({last_dir})")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            config.set_lr(optimizer, step)
             optimizer.step()
             step += 1
             seconds += time.perf_counter() - start

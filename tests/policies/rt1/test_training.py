@@ -172,3 +172,13 @@ def test_resuming_with_fewer_steps_than_done_says_nothing_is_trained(tmp_path, c
         last = train_rt1(fewer, data)
     assert last == tmp_path / "run/checkpoints/last"
     assert any("already at step 4 >= steps=2: nothing to train" in r.getMessage() for r in caplog.records)
+
+
+def test_rt1_training_follows_the_lr_schedule(tmp_path):
+    import json
+
+    run = config(tmp_path / "run", lr_schedule="cosine", warmup_steps=1)
+    last = train_rt1(run, synthetic())
+    groups = json.loads((last / "training_state.json").read_text())["param_groups"]
+    assert groups and all(g["lr"] == pytest.approx(run.lr_at(3)) for g in groups)
+    assert run.lr_at(3) < run.lr_at(1) == pytest.approx(run.lr)

@@ -193,6 +193,7 @@ def train_rt1(config: RT1TrainConfig, data: Trajectories | None = None) -> Path:
                 raise ValueError(f"training diverged at step {step + 1} (loss {loss.item()}); lower lr ({config.lr})")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            config.set_lr(optimizer, step)
             optimizer.step()
             step += 1
             seconds += time.perf_counter() - start
