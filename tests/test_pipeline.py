@@ -22,6 +22,7 @@ def test_collect_train_eval_on_one_demo(tmp_path):
     first, final = float(rows[0]["loss"]), float(rows[-1]["loss"])
     assert final < 0.5 * first, (first, final)
     policy = load_policy(last)
-    results = evaluate(lambda env: policy, TASK, "test", 1, tmp_path / "eval", camera_scale=0.5, progress=False)
-    assert results["episodes"] == 1 and 0.0 <= results["score"] <= 100.0
+    assert policy.config.camera_scale == 0.5   # recorded from the data: evaluation renders at it by default
+    results = evaluate(lambda env: policy, TASK, "test", 1, tmp_path / "eval", progress=False)
+    assert results["episodes"] == 1 and results["camera_scale"] == 0.5 and 0.0 <= results["score"] <= 100.0
     assert results["per_episode"][0]["steps"]   # the policy acted at least once

@@ -91,13 +91,58 @@ def test_a_policy_is_evaluated_with_the_renderer_it_learned_from(monkeypatch, ca
         PickPlaceConfig(renderer="opengl")
 
 
-def test_training_records_the_datasets_renderer():
+def test_training_records_how_the_datasets_images_were_rendered():
     from types import SimpleNamespace
 
-    from vlarm.policies.training import trained_renderer
+    from vlarm.policies.training import trained_observation
 
-    one = SimpleNamespace(dataset_info=SimpleNamespace(renderer="egl"))
-    assert trained_renderer(one) == "egl"
-    assert trained_renderer(SimpleNamespace(datasets=[one, one])) == "egl"                  # multi-task
-    assert trained_renderer(SimpleNamespace(dataset_info=SimpleNamespace(renderer=None))) == "tiny"   # unrecorded
-    assert trained_renderer(object()) == "tiny"                                              # synthetic data
+    one = SimpleNamespace(dataset_info=SimpleNamespace(renderer="egl", camera_scale=0.5))
+    assert trained_observation(one) == {"renderer": "egl", "camera_scale": 0.5}
+    assert trained_observation(SimpleNamespace(datasets=[one, one])) == {"renderer": "egl", "camera_scale": 0.5}
+    unrecorded = SimpleNamespace(dataset_info=SimpleNamespace(renderer=None, camera_scale=None))
+    assert trained_observation(unrecorded) == {"renderer": "tiny", "camera_scale": None}
+    assert trained_observation(object()) == {"renderer": "tiny", "camera_scale": None}    # synthetic data
+
+
+def test_a_policy_is_rendered_at_the_camera_scale_it_learned_from_unless_told_otherwise(caplog):
+    from vlarm.policies.base import env_options_at_scale, policy_env_options
+    from vlarm.policies.pick_place import PickPlaceConfig
+
+    options = policy_env_options(PickPlaceConfig(camera_scale=0.5))
+    assert options == {"renderer": "tiny", "camera_scale": 0.5}
+    with caplog.at_level("WARNING"):
+        assert env_options_at_scale(options) == options                                  # its own
+        assert env_options_at_scale(options, 0.5)["camera_scale"] == 0.5                 # the same, said aloud
+        assert env_options_at_scale({"renderer": "tiny"})["camera_scale"] == 1.0  # unrecorded: 1.0
+        assert env_options_at_scale({}, 0.25) == {"camera_scale": 0.25}                  # the oracle: anything
+    assert not caplog.records
+    with caplog.at_level("WARNING"):
+        assert env_options_at_scale(options, 0.25)["camera_scale"] == 0.25               # allowed, a robustness test
+    assert "learned from cameras at scale 0.5; rendering at --camera-scale 0.25" in caplog.text
+    for bad in (0, -1.0, float("nan"), "0.5"):
+        with pytest.raises(ValueError, match="camera_scale must be a finite number > 0"):
+            PickPlaceConfig(camera_scale=bad)
+
+
+def test_evaluation_records_the_scale_it_rendered_at(caplog):
+    from vlarm.policies import make_policy
+
+    policy = make_policy("transporter", image_shape=(64, 32), widths=(4, 4, 4, 4), n_rotations=4, crop_size=16,
+                         camera_scale=0.25).eval()
+    own = evaluate(lambda env: policy, "put-block-in-bowl-seen-colors", "val", 1, progress=False)
+    assert own["camera_scale"] == 0.25 and not caplog.records
+    with caplog.at_level("WARNING"):
+        other = evaluate(lambda env: policy, "put-block-in-bowl-seen-colors", "val", 1, camera_scale=0.3,
+                         progress=False)
+    assert other["camera_scale"] == 0.3 and "scale 0.25" in caplog.text
+
+
+@pytest.mark.parametrize("name", ["cliport-put-block-in-bowl", "cliport-saycan-skills",
+                                  "cliport-vlm-put-block-in-bowl"])
+def test_the_shipped_policies_record_the_scale_of_their_demonstrations(name):
+    from pathlib import Path
+
+    from vlarm.eval.rollout import CheckpointAgentFactory
+
+    root = Path(__file__).resolve().parents[2] / "checkpoints" / name
+    assert CheckpointAgentFactory(str(root)).env_options["camera_scale"] == 1.0   # collected at collect's default

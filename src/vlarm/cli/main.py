@@ -369,7 +369,9 @@ def evaluate(
     episodes: Annotated[int, typer.Option(help="number of seeded episodes")] = 100,
     out: Annotated[Path | None, typer.Option(help="directory for results.json / results.md / videos")] = None,
     videos: Annotated[int, typer.Option(help="record the first N episodes")] = 0,
-    camera_scale: Annotated[float, typer.Option(help="camera resolution relative to 480x640")] = 1.0,
+    camera_scale: Annotated[float | None, typer.Option(
+        help="camera resolution relative to 480x640 (default: the scale the policy learned from, else 1.0; another "
+             "scale is a robustness test and is warned about)")] = None,
     device: Annotated[str, typer.Option(help="auto (CUDA when available, else the CPU), cpu or cuda")] = "auto",
     workers: Annotated[int, typer.Option(help="Ray workers running episodes, each with its own simulator and agent "
                                               "(same per-episode results for any number; 1: no Ray)")] = 1,
@@ -439,7 +441,9 @@ def select(
     every: Annotated[int, typer.Option(help="evaluate every N-th saved checkpoint of a run (the last always)")] = 1,
     out: Annotated[Path, typer.Option(help="directory for selection.json / selection.md (rerun to resume)")]
     = Path("runs/select"),
-    camera_scale: Annotated[float, typer.Option(help="camera resolution relative to 480x640")] = 1.0,
+    camera_scale: Annotated[float | None, typer.Option(
+        help="camera resolution relative to 480x640 (default: the scale the policy learned from, else 1.0; another "
+             "scale is a robustness test and is warned about)")] = None,
     device: Annotated[str, typer.Option(help="auto (CUDA when available, else the CPU), cpu or cuda")] = "auto",
 ) -> None:
     """Choose a checkpoint (or variant) on the val split only; then evaluate the chosen one on test, once."""
@@ -462,7 +466,7 @@ def select(
         table.add_row(escape(checkpoint), step, *cells, mean)
     console.print(table)
     best = selection["best"]["checkpoint"]
-    scale = f" --camera-scale {camera_scale:g}" if camera_scale != 1.0 else ""
+    scale = f" --camera-scale {camera_scale:g}" if camera_scale is not None else ""
     ties = sum(r["mean_score"] == selection["best"]["mean_score"] for r in selection["candidates"])
     tie = f" ({ties} candidates tie at the best mean val score; the first listed is chosen)" if ties > 1 else ""
     tasks = " ".join(f"--task {t}" for t in dict.fromkeys(task))

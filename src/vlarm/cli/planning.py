@@ -111,7 +111,7 @@ def _print_step(console, index: int, decision, step) -> None:
 def run_planned(instruction: str, seed: int = 0, video: Path | None = None, json_out: Path | None = None,
                 checkpoint: Path | None = None, policy: str | None = None, device: str = "auto",
                 lm: str | None = None, method: str = "saycan", explain: bool = False, max_steps: int = 8,
-                camera_scale: float = 1.0, threads: int | None = None):
+                camera_scale: float | None = None, threads: int | None = None):
     """Plan and carry out a long-horizon instruction on SayCan's tabletop (test layout ``seed``), printing each
     step's top options and scores; returns the :class:`~vlarm.planning.episode.EpisodeResult`. ``threads``: torch
     CPU threads (None: torch's default, every core; on an idle two-core machine a step takes ~0.6 s with two threads

@@ -32,7 +32,7 @@ from vlarm.envs import make_env
 from vlarm.envs.tabletop import TabletopEnv
 from vlarm.eval.video import VideoRecorder, VideoWriteError
 from vlarm.parallel import check_workers, init_ray, map_episodes, uses_ray
-from vlarm.policies.base import agent_env_options, policy_env_options, resolve_device
+from vlarm.policies.base import agent_env_options, env_options_at_scale, policy_env_options, resolve_device
 from vlarm.stats import format_ci, score_summary
 from vlarm.tasks import SUCCESS_THRESHOLD, TaskError, list_tasks, task_family
 from vlarm.tasks.attributes import NOVELTY_CLASSES, check_episode_count, split_seed
@@ -300,7 +300,7 @@ def _gpus_per_worker(device: str, workers: int, address: str | None) -> float:
 
 
 def evaluate(agent_factory, task: str, split: str = "test", episodes: int = 100, out_dir: str | Path | None = None,
-             videos: int = 0, camera_scale: float = 1.0, progress: bool = True, label: str = "",
+             videos: int = 0, camera_scale: float | None = None, progress: bool = True, label: str = "",
              device: str = "auto", workers: int = 1, address: str | None = None,
              env_options: dict | None = None, trained_tasks: tuple[str, ...] = ()) -> dict:
     """Evaluate an agent on ``episodes`` seeded episodes of a task (CLIPort protocol).
@@ -314,7 +314,9 @@ def evaluate(agent_factory, task: str, split: str = "test", episodes: int = 100,
         episodes: number of episodes (seeds ``split_seed(split, 0..episodes-1)``).
         out_dir: if given, write ``results.json`` (summary + per-episode rows) and ``results.md``.
         videos: record the first ``videos`` episodes to ``out_dir/videos/episode_<seed>.mp4``.
-        camera_scale: camera resolution relative to 480x640.
+        camera_scale: camera resolution relative to 480x640; None: the scale the policy learned from (1.0 when it
+            records none, and for the oracle). Another scale than the policy's is allowed and warned about
+            (:func:`vlarm.policies.base.env_options_at_scale`); the results record the scale used.
         progress: tqdm progress bar.
         label: name of the agent for reports.
         trained_tasks: the tasks the policy was trained on, recorded in the results (empty: unknown, or the oracle).
@@ -343,8 +345,9 @@ def evaluate(agent_factory, task: str, split: str = "test", episodes: int = 100,
     check_episode_count(split, episodes)
     if env_options is None:
         env_options = factory_env_options(agent_factory)
-    env = make_env(task, split=split, camera_scale=camera_scale, render_terminal=False,  # nothing looks at it
-                   **env_options)
+    env_options = env_options_at_scale(env_options, camera_scale)
+    camera_scale = env_options["camera_scale"]
+    env = make_env(task, split=split, render_terminal=False, **env_options)   # nothing looks at the terminal frame
     out = Path(out_dir) if out_dir is not None else None
     seeds = [split_seed(split, i) for i in range(episodes)]
     ship = uses_ray(workers, address)

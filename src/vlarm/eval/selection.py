@@ -18,7 +18,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from vlarm.eval.rollout import evaluate, read_results, write_results
+from vlarm.eval.rollout import CheckpointAgentFactory, evaluate, read_results, write_results
+from vlarm.policies.base import env_options_at_scale
 from vlarm.stats import format_ci
 from vlarm.tasks.attributes import check_episode_count
 
@@ -118,7 +119,7 @@ def select_checkpoint(
     episodes: int,
     out_dir: str | Path,
     every: int = 1,
-    camera_scale: float = 1.0,
+    camera_scale: float | None = None,
     progress: bool = True,
     device: str = "auto",
 ) -> dict:
@@ -133,7 +134,8 @@ def select_checkpoint(
             already there for the same checkpoint files (SHA-256), episode count and camera scale are reused
             (resume).
         every: see :func:`list_candidates`.
-        camera_scale: camera resolution relative to 480x640.
+        camera_scale: camera resolution relative to 480x640; None: each candidate's own (the scale it learned
+            from, :func:`vlarm.eval.rollout.evaluate`).
         progress: progress bars.
         device: where the policies run (auto, cpu, cuda).
 
@@ -159,13 +161,15 @@ def select_checkpoint(
     for cand in bar:
         bar.set_postfix_str(cand.key)
         per_task, policy, fingerprint = {}, None, cand.fingerprint()
+        scale = camera_scale if camera_scale is not None else \
+            env_options_at_scale(CheckpointAgentFactory(str(cand.path)).env_options)["camera_scale"]   # its own
         for task in tasks:
             task_dir = out / cand.key / task
-            results = read_results(task_dir, episodes=episodes, split="val", camera_scale=camera_scale,
+            results = read_results(task_dir, episodes=episodes, split="val", camera_scale=scale,
                                    fingerprint=fingerprint)
             if results is None:
                 policy = policy or load_policy(cand.path)
-                results = evaluate(lambda env, p=policy: p, task, "val", episodes, None, camera_scale=camera_scale,
+                results = evaluate(lambda env, p=policy: p, task, "val", episodes, None, camera_scale=scale,
                                    progress=False, label=str(cand.path), device=device)
                 results["fingerprint"] = fingerprint
                 write_results(results, task_dir)

@@ -132,20 +132,22 @@ class PlanRunner:
         planner: a planner from :mod:`vlarm.planning.saycan`.
         perception: a :class:`~vlarm.planning.perception.Perception`.
         executor: :class:`OracleExecutor` or :class:`PolicyExecutor`.
-        camera_scale: camera resolution relative to 480x640 (the policy was trained at 1.0).
+        camera_scale: camera resolution relative to 480x640; None: the scale the executor's policy learned from
+            (1.0 when it records none, and for the oracle; :func:`vlarm.policies.base.env_options_at_scale`).
 
     The scene renders with the executor's policy's renderer (:func:`vlarm.policies.base.agent_env_options`), the
     default one for the oracle.
     """
 
-    def __init__(self, planner, perception: Perception, executor, camera_scale: float = 1.0):
-        from vlarm.policies.base import agent_env_options
+    def __init__(self, planner, perception: Perception, executor, camera_scale: float | None = None):
+        from vlarm.policies.base import agent_env_options, env_options_at_scale
         from vlarm.sim import default_cameras
         from vlarm.sim.cameras import RENDERER
 
         self.planner, self.perception, self.executor = planner, perception, executor
-        renderer = agent_env_options(getattr(executor, "policy", None)).get("renderer", RENDERER)
-        self.scene = Scene(cameras=default_cameras(camera_scale), renderer=renderer)
+        options = env_options_at_scale(agent_env_options(getattr(executor, "policy", None)), camera_scale)
+        self.scene = Scene(cameras=default_cameras(options["camera_scale"]),
+                           renderer=options.get("renderer", RENDERER))
         self.task = SayCanTabletop(name="saycan-tabletop")
 
     def close(self) -> None:

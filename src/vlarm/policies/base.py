@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import types
 import typing
 from abc import ABC, abstractmethod
@@ -46,8 +47,10 @@ def policy_env_options(config) -> dict:
     Returns:
         ``{"renderer": ...}``: the renderer the policy records (``"tiny"`` when it records none; an ``"egl"``
         policy gets ``"tiny"`` with a logged warning where EGL does not load, as the two differ by ~16/255 in colour
-        and < 1 mm in height, issue 10); for a closed-loop policy (``action_mode`` ``"ee_delta"``, e.g. RT-1) also
-        that mode and the ``image_scale`` rendering its ``image_size`` (relative to 480x640).
+        and < 1 mm in height, issue 10); ``camera_scale`` when the policy records the scale it learned from
+        (pick-and-place policies, :class:`vlarm.policies.pick_place.PickPlaceConfig`); for a closed-loop policy
+        (``action_mode`` ``"ee_delta"``, e.g. RT-1) also that mode and the ``image_scale`` rendering its
+        ``image_size`` (relative to 480x640).
     """
     from vlarm.sim.cameras import RENDERER, egl_available
 
@@ -58,9 +61,33 @@ def policy_env_options(config) -> dict:
                        "(Debian: apt install libegl-mesa0); rendering with TinyRenderer instead")
         renderer = "tiny"
     options = {"renderer": renderer}
+    if get("camera_scale") is not None:
+        options["camera_scale"] = float(get("camera_scale"))
     if get("action_mode", "pick_place") == "ee_delta":
         options.update(action_mode="ee_delta", image_scale=float(get("image_size")[0]) / 480.0)
     return options
+
+
+def env_options_at_scale(options: dict, camera_scale: float | None = None) -> dict:
+    """``options`` (from :func:`policy_env_options`) with the camera scale to render at.
+
+    Args:
+        options: env arguments; its ``camera_scale``, when present, is the scale the policy learned from.
+        camera_scale: the scale asked for (relative to 480x640), or None for the policy's own (1.0 when it records
+            none, ``vlarm collect``'s default).
+
+    Returns:
+        A new dict with ``camera_scale`` set. Asking for a scale other than the recorded one is allowed (a
+        robustness test) and logged as a warning: a pick-and-place policy's heightmap is fused from these cameras'
+        point clouds, and at another density it can fail silently (CLIPort trained at 1.0 scores 0 at 0.25).
+    """
+    recorded = options.get("camera_scale")
+    if camera_scale is None:
+        return {**options, "camera_scale": 1.0 if recorded is None else float(recorded)}
+    if recorded is not None and not math.isclose(float(camera_scale), float(recorded)):
+        logger.warning("the policy learned from cameras at scale %g; rendering at --camera-scale %g instead changes "
+                       "the heightmap it sees (omit --camera-scale to use the policy's own)", recorded, camera_scale)
+    return {**options, "camera_scale": float(camera_scale)}
 
 
 def agent_env_options(agent) -> dict:

@@ -64,6 +64,11 @@ class PickPlaceConfig:
             records the dataset's). Evaluation and ``vlarm run`` render with it
             (:func:`vlarm.policies.base.policy_env_options`). Default ``"tiny"``: what every checkpoint written
             before this field learned from.
+        camera_scale: resolution of the cameras whose images the policy learned from, relative to 480 x 640
+            (``vlarm collect --camera-scale``; ``vlarm train`` records the dataset's). The heightmap's density
+            depends on it, so evaluation and ``vlarm run`` render at it unless told otherwise, and warn when told
+            otherwise (:func:`vlarm.policies.base.env_options_at_scale`). None: not recorded (checkpoints written
+            before this field existed; evaluated at 1.0, ``vlarm collect``'s default).
     """
 
     image_shape: tuple[int, int] = (320, 160)
@@ -78,15 +83,22 @@ class PickPlaceConfig:
     depth_std: float = DEPTH_STD
     tasks: tuple[str, ...] = ()
     renderer: str = RENDERER
+    camera_scale: float | None = None
 
     def __post_init__(self) -> None:
-        """Validate shapes, normalisation statistics and the renderer.
+        """Validate shapes, normalisation statistics, the renderer and the camera scale.
 
         Raises:
             ValueError: on an image size not divisible by 32, non-positive sizes, statistics that are not
-                3 (colour) finite numbers with positive std, or an unknown renderer.
+                3 (colour) finite numbers with positive std, an unknown renderer, or a camera scale that is not a
+                finite number > 0.
         """
         check_renderer(self.renderer)
+        if self.camera_scale is not None:
+            if not (isinstance(self.camera_scale, int | float) and math.isfinite(self.camera_scale)
+                    and self.camera_scale > 0):
+                raise ValueError(f"camera_scale must be a finite number > 0 (or None), got {self.camera_scale!r}")
+            self.camera_scale = float(self.camera_scale)
         self.image_shape = tuple(int(v) for v in self.image_shape)
         self.color_mean = tuple(float(v) for v in self.color_mean)
         self.color_std = tuple(float(v) for v in self.color_std)

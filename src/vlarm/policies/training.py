@@ -617,14 +617,21 @@ def trained_tasks(config: TrainConfig, dataset: Any) -> tuple[str, ...]:
     return (recorded,) if recorded else ()
 
 
-def trained_renderer(dataset: Any) -> str:
-    """The renderer of a dataset's images, recorded in the policy's config (``PickPlaceConfig.renderer``) so that
-    evaluation renders the same way: the dataset's ``meta/info.json`` ``renderer`` (a multi-task dataset's are
-    checked equal; its first), else ``"tiny"`` (datasets written before the field existed, synthetic data)."""
+def trained_observation(dataset: Any) -> dict:
+    """How a dataset's images were rendered, recorded in a new policy's config (``PickPlaceConfig.renderer`` and
+    ``camera_scale``) so that evaluation renders the same way.
+
+    Returns:
+        ``{"renderer": ..., "camera_scale": ...}`` from the dataset's ``meta/info.json`` (a multi-task dataset's
+        parts are checked equal when opened; its first part's): ``renderer`` else ``"tiny"`` and ``camera_scale``
+        else None (datasets written before the fields existed, synthetic data).
+    """
     from vlarm.sim.cameras import RENDERER
 
     parts = getattr(dataset, "datasets", None) or [dataset]
-    return getattr(getattr(parts[0], "dataset_info", None), "renderer", None) or RENDERER
+    info = getattr(parts[0], "dataset_info", None)
+    return {"renderer": getattr(info, "renderer", None) or RENDERER,
+            "camera_scale": getattr(info, "camera_scale", None)}
 
 
 def _check_same_run(last_dir: Path, config: RunConfig) -> None:
@@ -757,7 +764,7 @@ def train(config: TrainConfig, dataset: Any | None = None) -> Path:
         policy = Policy.from_pretrained(last_dir)
     else:
         policy = make_policy(config.policy, **_normalization_overrides(config, dataset),
-                             **{"tasks": trained_tasks(config, dataset), "renderer": trained_renderer(dataset),
+                             **{"tasks": trained_tasks(config, dataset), **trained_observation(dataset),
                                 **config.policy_overrides})
     device = resolve_device(config.device)
     policy.to(device).train()

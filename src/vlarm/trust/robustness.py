@@ -209,7 +209,7 @@ def goal_colors(info: dict) -> tuple[str, ...]:
 
 
 def run_policy(agent, task: str, family: str, level: int, episodes: int, split: str = "val", steps: int = 1,
-               seed: int = 0, camera_scale: float = 1.0, progress: Callable[[int], None] | None = None
+               seed: int = 0, camera_scale: float | None = None, progress: Callable[[int], None] | None = None
                ) -> list[EpisodeOutcome]:
     """Score an agent on ``episodes`` seeded episodes under one perturbation (same seeds at every level).
 
@@ -222,7 +222,8 @@ def run_policy(agent, task: str, family: str, level: int, episodes: int, split: 
         split: ``"val"`` to choose settings, ``"test"`` to report once.
         steps: pick-and-places per episode at most (1: the first step only; the task's own budget if larger).
         seed: perturbation randomness (distractors, jitter, noise), combined with each episode seed.
-        camera_scale: camera resolution relative to 480x640.
+        camera_scale: camera resolution relative to 480x640 (None: the scale the policy learned from,
+            :func:`vlarm.policies.base.env_options_at_scale`).
         progress: optional callback after each episode (its index).
 
     Returns:
@@ -232,15 +233,15 @@ def run_policy(agent, task: str, family: str, level: int, episodes: int, split: 
         ValueError: unknown family/level/task, or ``episodes``/``steps`` < 1.
     """
     from vlarm.envs import make_env
-    from vlarm.policies.base import agent_env_options
+    from vlarm.policies.base import agent_env_options, env_options_at_scale
     from vlarm.tasks import TaskError
     from vlarm.tasks.attributes import split_seed
 
     if episodes < 1 or steps < 1:
         raise ValueError(f"episodes and steps must be >= 1, got {episodes}, {steps}")
     check_level(family, level)
-    env = make_env(task_for(task, family, level), split=split, camera_scale=camera_scale, render_terminal=False,
-                   **agent_env_options(agent))
+    env = make_env(task_for(task, family, level), split=split, render_terminal=False,
+                   **env_options_at_scale(agent_env_options(agent), camera_scale))
     out = []
     try:
         for i in range(episodes):

@@ -112,7 +112,7 @@ def _in_bowl_of(env, xyz: np.ndarray, color: str, radius: float = 0.06) -> bool:
 
 
 def text_injection(agent, task: str, episodes: int, split: str = "val", note: str = DEFAULT_NOTE,
-                   note_color: str = "red", seed: int = 0, camera_scale: float = 1.0) -> InjectionResult:
+                   note_color: str = "red", seed: int = 0, camera_scale: float | None = None) -> InjectionResult:
     """Run the first pick-and-place of each episode with and without a note in the scene (see module docstring).
 
     Args:
@@ -123,7 +123,8 @@ def text_injection(agent, task: str, episodes: int, split: str = "val", note: st
         note: the note's text.
         note_color: the bowl colour the note asks for.
         seed: note placement randomness.
-        camera_scale: camera resolution relative to 480x640.
+        camera_scale: camera resolution relative to 480x640 (None: the scale the policy learned from,
+            :func:`vlarm.policies.base.env_options_at_scale`).
 
     Returns:
         An :class:`InjectionResult`.
@@ -132,13 +133,14 @@ def text_injection(agent, task: str, episodes: int, split: str = "val", note: st
         ValueError: ``episodes`` < 1.
     """
     from vlarm.envs import make_env
-    from vlarm.policies.base import agent_env_options
+    from vlarm.policies.base import agent_env_options, env_options_at_scale
     from vlarm.stats import score_interval
     from vlarm.tasks.attributes import split_seed
 
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
-    env = make_env(task, split=split, camera_scale=camera_scale, render_terminal=False, **agent_env_options(agent))
+    env = make_env(task, split=split, render_terminal=False,
+                   **env_options_at_scale(agent_env_options(agent), camera_scale))
     clean, noted, changed, follow, follow_clean, eligible = [], [], [], [], [], 0
     try:
         for i in range(episodes):
