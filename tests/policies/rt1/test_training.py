@@ -182,3 +182,53 @@ def test_rt1_training_follows_the_lr_schedule(tmp_path):
     groups = json.loads((last / "training_state.json").read_text())["param_groups"]
     assert groups and all(g["lr"] == pytest.approx(run.lr_at(3)) for g in groups)
     assert run.lr_at(3) < run.lr_at(1) == pytest.approx(run.lr)
+
+
+def test_cached_frozen_features_use_each_frames_own_instruction():
+    from vlarm.policies.factory import make_policy
+    from vlarm.policies.rt1.training import WindowSampler
+
+    data = synthetic(episodes=3, length=5)
+    data.instructions = [f"put the {c} blocks in a green bowl" for c in ("red", "blue", "yellow") for _ in range(5)]
+    policy = make_policy("rt1", **{**TINY, "token_stride": 16, "frozen_blocks": 8}).eval()
+    torch.manual_seed(0)
+    for film in policy.net.image_encoder.films[:8]:     # trained FiLM layers: the instruction changes the features
+        for layer in (film.gamma, film.beta):
+            torch.nn.init.normal_(layer.weight, std=0.05)
+    sampler = WindowSampler(data, policy, chunk=4)      # chunks that cut across episodes
+    images = torch.from_numpy(data.images).permute(0, 3, 1, 2).float()
+    text = torch.stack([sampler.text[t] for t in data.instructions])
+    with torch.no_grad():
+        own = policy.net.image_encoder.frozen_features(images, text)
+        first = policy.net.image_encoder.frozen_features(images, text[:1].expand_as(text))
+    torch.testing.assert_close(sampler.features.float(), own, rtol=1e-2, atol=1e-2)
+    assert not torch.allclose(own[5:], first[5:], atol=1e-2)   # the test can tell the instructions apart
+
+
+def test_heldout_token_metrics_score_every_frame_once(tmp_path):
+    from vlarm.policies.rt1.training import heldout_token_metrics
+
+    data = synthetic(episodes=2, length=4)
+    last = train_rt1(config(tmp_path / "run"), data)
+    from vlarm.policies import load_policy
+
+    policy = load_policy(last)
+    policy.train()
+    whole = heldout_token_metrics(policy, data, batch_size=8)
+    assert policy.training                                   # the mode is restored
+    split = heldout_token_metrics(policy, data, batch_size=3)   # batching does not change the result
+    assert whole["frames"] == split["frames"] == 8
+    assert whole["loss"] == pytest.approx(split["loss"], rel=1e-4) and 0 <= whole["token_accuracy"] <= 1
+    sampler_batch_loss = []
+    with torch.no_grad():
+        policy.eval()
+        from vlarm.policies.rt1.training import WindowSampler
+
+        sampler = WindowSampler(data, policy)
+        for end in range(8):                                 # by hand: each frame as its window's last, alone
+            batch = sampler.windows([end])
+            batch["valid"] = torch.tensor([[False, True]])
+            sampler_batch_loss.append(policy(batch)[1]["loss"])
+    assert whole["loss"] == pytest.approx(float(np.mean(sampler_batch_loss)), rel=1e-4)
+    with pytest.raises(ValueError, match="batch_size >= 1"):
+        heldout_token_metrics(policy, data, batch_size=0)

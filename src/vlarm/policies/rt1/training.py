@@ -100,22 +100,23 @@ class WindowSampler:
     def _frozen_features(self, policy: Policy, progress: bool, chunk: int) -> torch.Tensor:
         """``(F, C, h, w)`` float16 frozen features of every frame (class docstring)."""
         data, encoder = self.data, policy.net.image_encoder
-        episode = np.searchsorted(data.starts, np.arange(len(data.images)), side="right") - 1
-        episode_text = torch.stack([self.text[t] for t in data.instructions])
-        frame_text = episode_text[torch.from_numpy(episode)]
         parts = []
         with torch.no_grad():
             for lo in tqdm(range(0, len(data.images), chunk), desc="rt1 frozen features", disable=not progress):
                 images = torch.from_numpy(data.images[lo: lo + chunk]).to(policy.device).permute(0, 3, 1, 2).float()
-                parts.append(encoder.frozen_features(images, frame_text[lo: lo + chunk].to(policy.device))
-                             .half().cpu())
+                text = torch.stack([self.text[t] for t in data.instructions[lo: lo + chunk]])   # each frame's own
+                parts.append(encoder.frozen_features(images, text.to(policy.device)).half().cpu())
         return torch.cat(parts)
 
     def batch(self, rng: np.random.Generator, size: int) -> dict:
         """``size`` windows: ``images`` (B, T, H, W, 3) uint8 (or ``features`` (B, T, C, h, w) float16), ``text``
         (B, D), ``tokens`` (B, T, 6), ``valid`` (B, T) bool and, when the data has them, ``state`` (B, T, 8) float32."""
         tasks = sorted(self.frames_of_task)
-        ends = [int(rng.choice(self.frames_of_task[tasks[rng.integers(len(tasks))]])) for _ in range(size)]
+        return self.windows([int(rng.choice(self.frames_of_task[tasks[rng.integers(len(tasks))]]))
+                             for _ in range(size)])
+
+    def windows(self, ends: list[int]) -> dict:
+        """The windows ending at frames ``ends`` (indices into the trajectories), as :meth:`batch` returns them."""
         windows = [self.data.window(e, self.history) for e in ends]
         idx = np.stack([w[0] for w in windows])
         frames = {"images": torch.from_numpy(self.data.images[idx])} if self.features is None \
@@ -126,6 +127,49 @@ class WindowSampler:
         if self.data.states is not None:
             batch["state"] = torch.from_numpy(self.data.states[idx])
         return batch
+
+
+@torch.no_grad()
+def heldout_token_metrics(policy: Policy, data: Trajectories, batch_size: int = 32, progress: bool = False) -> dict:
+    """Teacher-forced action-token metrics of ``policy`` on trajectories it did not train on (e.g. val-split expert
+    trajectories): a low-variance validation signal next to closed-loop success (RT-1 trains on exactly this
+    cross-entropy, Brohan et al. 2023, Sec. 3).
+
+    Every frame is scored once, as the last frame of its ``history`` window (the one acting would use); the earlier
+    frames of the window are context only.
+
+    Args:
+        policy: an RT-1 policy (put in eval mode for the call; restored after).
+        data: trajectories, any split (``vlarm collect --action-mode ee_delta --split val``).
+        batch_size: windows per forward pass.
+        progress: a tqdm bar.
+
+    Returns:
+        ``{"loss": mean cross-entropy per action token (nats), "token_accuracy": fraction of action tokens
+        predicted exactly (argmax), "frames": frames scored}``.
+
+    Raises:
+        ValueError: ``batch_size < 1`` or trajectories without frames.
+    """
+    if batch_size < 1 or len(data.images) == 0:
+        raise ValueError(f"need batch_size >= 1 and at least one frame, got {batch_size} and {len(data.images)}")
+    was_training = policy.training
+    policy.eval()
+    sampler = WindowSampler(data, policy, progress=progress)
+    loss_sum = correct_sum = 0.0
+    frames = len(data.images)
+    try:
+        for lo in tqdm(range(0, frames, batch_size), desc="held-out tokens", disable=not progress):
+            ends = list(range(lo, min(lo + batch_size, frames)))
+            batch = sampler.windows(ends)
+            batch["valid"] = torch.zeros_like(batch["valid"])
+            batch["valid"][:, -1] = True                        # score each frame once, as its window's last
+            _, info = policy(batch)
+            loss_sum += info["loss"] * len(ends)
+            correct_sum += info["token_accuracy"] * len(ends)
+    finally:
+        policy.train(was_training)
+    return {"loss": loss_sum / frames, "token_accuracy": correct_sum / frames, "frames": frames}
 
 
 def train_rt1(config: RT1TrainConfig, data: Trajectories | None = None) -> Path:
@@ -216,4 +260,4 @@ def train_rt1(config: RT1TrainConfig, data: Trajectories | None = None) -> Path:
     return last_dir
 
 
-__all__ = ["RT1_LOG_HEADER", "RT1TrainConfig", "WindowSampler", "train_rt1"]
+__all__ = ["RT1_LOG_HEADER", "RT1TrainConfig", "WindowSampler", "heldout_token_metrics", "train_rt1"]
