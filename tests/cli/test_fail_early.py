@@ -138,12 +138,12 @@ def test_check_output_on_existing_files_and_devices(tmp_path):
 def _cheap_frames(monkeypatch):
     import numpy as np
 
-    import vlarm.eval.video
+    import vlarm.sim.video
 
     def render(client, camera, renderer="tiny"):
         return np.zeros((16, 16, 3), np.uint8), 0, 0
 
-    monkeypatch.setattr(vlarm.eval.video, "render", render)
+    monkeypatch.setattr(vlarm.sim.video, "render", render)
 
 
 def _result_lines(output):

@@ -38,7 +38,7 @@ def test_summary_splits_episodes_by_novelty():
 
 
 def test_a_video_that_cannot_be_written_does_not_lose_the_episode(tmp_path, monkeypatch):
-    from vlarm.eval import video
+    from vlarm.sim import video
 
     def broken(self, path):
         raise video.VideoWriteError(f"could not write the video {path}: No space left on device")

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from vlarm.envs import make_env
 from vlarm.envs.tabletop import TabletopEnv
-from vlarm.eval.video import VideoRecorder, VideoWriteError
+from vlarm.sim.video import VideoRecorder, VideoWriteError
 from vlarm.parallel import check_workers, init_ray, map_episodes, uses_ray
 from vlarm.policies.base import agent_env_options, env_options_at_scale, policy_env_options, resolve_device
 from vlarm.stats import format_ci, score_summary

@@ -174,7 +174,7 @@ class PlanRunner:
         Returns:
             An :class:`EpisodeResult`.
         """
-        from vlarm.eval.video import VideoRecorder, VideoWriteError
+        from vlarm.sim.video import VideoRecorder, VideoWriteError
 
         start = time.perf_counter()
         self.reset(seed, spec)

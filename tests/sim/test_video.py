@@ -4,7 +4,7 @@ import sys
 import numpy as np
 import pytest
 
-from vlarm.eval.video import VideoRecorder, VideoWriteError
+from vlarm.sim.video import VideoRecorder, VideoWriteError
 
 
 class _Camera:
@@ -78,7 +78,7 @@ def test_bad_suffix_and_no_frames_are_value_errors(tmp_path):
 
 
 def test_each_frame_keeps_the_caption_it_was_filmed_under(tmp_path, monkeypatch):
-    import vlarm.eval.video as video
+    import vlarm.sim.video as video
 
     frames = iter(np.zeros((5, 48, 64, 3), np.uint8))
     monkeypatch.setattr(video, "render", lambda client, camera, renderer: (next(frames), None, None))
