@@ -30,9 +30,9 @@ from tqdm.auto import tqdm
 
 from vlarm.envs import make_env
 from vlarm.envs.tabletop import TabletopEnv
-from vlarm.sim.video import VideoRecorder, VideoWriteError
 from vlarm.parallel import check_workers, init_ray, map_episodes, uses_ray
 from vlarm.policies.base import agent_env_options, env_options_at_scale, policy_env_options, resolve_device
+from vlarm.sim.video import VideoRecorder, VideoWriteError
 from vlarm.stats import format_ci, score_summary
 from vlarm.tasks import SUCCESS_THRESHOLD, TaskError, list_tasks, task_family
 from vlarm.tasks.attributes import NOVELTY_CLASSES, check_episode_count, split_seed
