@@ -26,17 +26,20 @@ def check_dir(path: Path | None, flag: str) -> None:
 
 
 def user_errors(fn):
-    """Turn user-fixable errors into a one-line message and exit code 2."""
+    """Turn user-fixable errors into a one-line message and exit code 2; log records (vlarm's warnings) are printed
+    above any progress bar (``tqdm.contrib.logging``), not into the middle of its line."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from gymnasium.error import Error as GymError
+        from tqdm.contrib.logging import logging_redirect_tqdm
 
         from vlarm.data import DatasetError
         from vlarm.policies.base import CheckpointError
 
         try:
-            return fn(*args, **kwargs)
+            with logging_redirect_tqdm():
+                return fn(*args, **kwargs)
         except (ValueError, OSError, GymError, DatasetError, CheckpointError) as err:
             err_console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
             raise typer.Exit(code=2) from None

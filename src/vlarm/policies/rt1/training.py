@@ -4,8 +4,8 @@ cloning, cross-entropy on action tokens over 6-frame windows; multi-task by mixi
 The run layout, checkpoints and crash-safe resume are those of the pick-and-place policies
 (:mod:`vlarm.policies.training`: the same helpers write and restore them), so ``vlarm select`` and ``vlarm eval``
 treat an RT-1 run like any other. ``train_log.csv`` has RT-1's own columns (:data:`RT1_LOG_HEADER`): the token
-cross-entropy and token accuracy averaged over the ``log_every`` steps of each row (the progress bar shows the last
-step's loss), wall seconds and CPU seconds.
+cross-entropy and token accuracy averaged over the ``log_every`` steps of each row (the progress bar shows the same
+means), wall seconds and CPU seconds.
 """
 
 from __future__ import annotations
@@ -245,11 +245,10 @@ def train_rt1(config: RT1TrainConfig, data: Trajectories | None = None) -> Path:
             bar.update(1)
             cpu = cpu_base + time.process_time() - cpu_start
             if step % config.log_every == 0 or step == config.steps:
-                writer.writerow([step, f"{np.mean([w['loss'] for w in window]):.5f}",
-                                 f"{np.mean([w['token_accuracy'] for w in window]):.5f}", f"{seconds:.2f}",
-                                 f"{cpu:.1f}"])
+                loss_mean, accuracy_mean = (np.mean([w[k] for w in window]) for k in ("loss", "token_accuracy"))
+                writer.writerow([step, f"{loss_mean:.5f}", f"{accuracy_mean:.5f}", f"{seconds:.2f}", f"{cpu:.1f}"])
                 log_file.flush()
-                bar.set_postfix(loss=f"{window[-1]['loss']:.3f}")
+                bar.set_postfix(loss=f"{loss_mean:.3f}", acc=f"{accuracy_mean:.3f}")   # the row's period means
                 window = []
             if step % config.save_every == 0 or step == config.steps:
                 ckpt_dir.mkdir(parents=True, exist_ok=True)
