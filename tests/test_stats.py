@@ -51,3 +51,15 @@ def test_summary_and_errors():
     with pytest.raises(ValueError, match=r"successes must be in \[0, 3\]"):
         wilson_interval(4, 3)
     assert format_ci(72.71, [64.0, 80.96]) == "72.7 [64.0, 81.0]" and format_ci(None, None) == "-"
+
+
+def test_mean_interval_is_the_score_interval_without_the_scale():
+    from vlarm.stats import mean_interval, score_interval
+
+    values = [0.1, 0.4, 0.35, 0.8, 0.55]
+    low, high = mean_interval(values)
+    assert low < np.mean(values) < high
+    assert score_interval(values) == pytest.approx((100 * low, 100 * high))
+    assert mean_interval([-1.5, -1.5]) == (-1.5, -1.5)           # any units, signs (paired differences)
+    with pytest.raises(ValueError, match="values must be finite"):
+        mean_interval([1.0, float("nan")])

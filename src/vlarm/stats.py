@@ -39,16 +39,34 @@ def score_interval(total_rewards: Sequence[float], level: float = CONFIDENCE, se
     Raises:
         ValueError: no episodes, a non-finite reward, or ``level`` outside (0, 1).
     """
-    x = np.asarray(total_rewards, dtype=np.float64).reshape(-1)
+    low, high = mean_interval(total_rewards, level, seed)
+    return 100 * low, 100 * high
+
+
+def mean_interval(values: Sequence[float], level: float = CONFIDENCE, seed: int = 0) -> tuple[float, float]:
+    """Percentile-bootstrap interval of the mean of per-episode values (e.g. a held-out loss per episode, or paired
+    per-episode differences between two models on the same episodes), resampling episodes.
+
+    Args:
+        values: one finite value per episode, at least one.
+        level: confidence level in (0, 1).
+        seed: seed of the resampling (the same values give the same interval).
+
+    Returns:
+        ``(low, high)`` in the values' units; the point itself when every value is equal.
+
+    Raises:
+        ValueError: no values, a non-finite value, or ``level`` outside (0, 1).
+    """
+    x = np.asarray(values, dtype=np.float64).reshape(-1)
     _check(len(x), level)
     if not np.all(np.isfinite(x)):
-        raise ValueError("total rewards must be finite")
+        raise ValueError("values must be finite")
     if np.ptp(x) == 0:
-        return float(100 * x[0]), float(100 * x[0])
+        return float(x[0]), float(x[0])
     res = stats.bootstrap((x,), np.mean, confidence_level=level, n_resamples=BOOTSTRAP_RESAMPLES,
                           method="percentile", random_state=np.random.default_rng(seed))
-    ci = res.confidence_interval
-    return float(100 * ci.low), float(100 * ci.high)
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 def wilson_interval(successes: int, episodes: int, level: float = CONFIDENCE) -> tuple[float, float]:

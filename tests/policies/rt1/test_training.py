@@ -219,6 +219,7 @@ def test_heldout_token_metrics_score_every_frame_once(tmp_path):
     split = heldout_token_metrics(policy, data, batch_size=3)   # batching does not change the result
     assert whole["frames"] == split["frames"] == 8
     assert whole["loss"] == pytest.approx(split["loss"], rel=1e-4) and 0 <= whole["token_accuracy"] <= 1
+    assert len(whole["episode_loss"]) == 2 and np.mean(whole["episode_loss"]) == pytest.approx(whole["loss"])
     sampler_batch_loss = []
     with torch.no_grad():
         policy.eval()

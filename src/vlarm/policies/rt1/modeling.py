@@ -317,8 +317,9 @@ class RT1Policy(Policy):
             out.append(self._text_cache[text])
         return torch.stack(out).to(self.device)
 
-    def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
-        """Cross-entropy on the action tokens (class docstring)."""
+    def token_metrics(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-token cross-entropy ``(B, T, n_tokens)`` float (nats) and exact argmax matches ``(B, T, n_tokens)``
+        bool of a batch (:meth:`forward`'s keys; ``valid`` is not applied)."""
         state = batch["state"].to(self.device) if self.config.state_token else None
         if "features" in batch:
             images, features = None, batch["features"].to(self.device).float()
@@ -326,14 +327,18 @@ class RT1Policy(Policy):
             images, features = batch["images"].to(self.device).permute(0, 1, 4, 2, 3).float(), None
         logits = self.net(images, batch["text"].to(self.device), state, features=features)    # (B, T, 6, 256)
         target = batch["tokens"].to(self.device)
-        valid = batch.get("valid")
-        valid = torch.ones(target.shape[:2], dtype=torch.bool, device=self.device) if valid is None \
-            else valid.to(self.device)
         per_token = F.cross_entropy(logits.flatten(0, 2), target.flatten(), reduction="none").view(target.shape)
+        return per_token, logits.detach().argmax(-1) == target
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        """Cross-entropy on the action tokens (class docstring)."""
+        per_token, hit = self.token_metrics(batch)
+        valid = batch.get("valid")
+        valid = torch.ones(per_token.shape[:2], dtype=torch.bool, device=self.device) if valid is None \
+            else valid.to(self.device)
         weight = valid[..., None].float().expand_as(per_token)
         loss = (per_token * weight).sum() / weight.sum().clamp(min=1)
-        with torch.no_grad():
-            correct = ((logits.argmax(-1) == target).float() * weight).sum() / weight.sum().clamp(min=1)
+        correct = (hit.float() * weight).sum() / weight.sum().clamp(min=1)
         return loss, {"loss": float(loss.detach()), "token_accuracy": float(correct)}
 
     @torch.no_grad()

@@ -146,7 +146,8 @@ def heldout_token_metrics(policy: Policy, data: Trajectories, batch_size: int = 
 
     Returns:
         ``{"loss": mean cross-entropy per action token (nats), "token_accuracy": fraction of action tokens
-        predicted exactly (argmax), "frames": frames scored}``.
+        predicted exactly (argmax), "frames": frames scored, "episode_loss": the mean over each episode's frames
+        (a list in episode order, for intervals and paired comparisons over episodes)}``.
 
     Raises:
         ValueError: ``batch_size < 1`` or trajectories without frames.
@@ -156,20 +157,19 @@ def heldout_token_metrics(policy: Policy, data: Trajectories, batch_size: int = 
     was_training = policy.training
     policy.eval()
     sampler = WindowSampler(data, policy, progress=progress)
-    loss_sum = correct_sum = 0.0
     frames = len(data.images)
+    loss, correct = np.zeros(frames), np.zeros(frames)
     try:
         for lo in tqdm(range(0, frames, batch_size), desc="held-out tokens", disable=not progress):
             ends = list(range(lo, min(lo + batch_size, frames)))
-            batch = sampler.windows(ends)
-            batch["valid"] = torch.zeros_like(batch["valid"])
-            batch["valid"][:, -1] = True                        # score each frame once, as its window's last
-            _, info = policy(batch)
-            loss_sum += info["loss"] * len(ends)
-            correct_sum += info["token_accuracy"] * len(ends)
+            per_token, hit = policy.token_metrics(sampler.windows(ends))
+            loss[ends] = per_token[:, -1].mean(-1).cpu().numpy()        # each frame once, as its window's last
+            correct[ends] = hit[:, -1].float().mean(-1).cpu().numpy()
     finally:
         policy.train(was_training)
-    return {"loss": loss_sum / frames, "token_accuracy": correct_sum / frames, "frames": frames}
+    episode_loss = [float(loss[s: s + n].mean()) for s, n in zip(data.starts, data.lengths, strict=True)]
+    return {"loss": float(loss.mean()), "token_accuracy": float(correct.mean()), "frames": frames,
+            "episode_loss": episode_loss}
 
 
 def train_rt1(config: RT1TrainConfig, data: Trajectories | None = None) -> Path:
