@@ -200,6 +200,7 @@ def test_json_write_failing_mid_run_still_prints_the_result(tmp_path, monkeypatc
     ("put the red blocks near a green bowl", "preposition 'near'"),
     ("", "an empty instruction"),
     ("z" * 10_000, "\u2026"),
+    ("put all the blocks in the bowls with matching colors", "runs with the planner: add --planner saycan"),
 ])
 def test_run_grounds_the_instruction_before_any_work(no_heavy_work, instruction, fragment):
     result = runner.invoke(app, ["run", instruction, "--policy", "oracle"])

@@ -15,7 +15,7 @@ def test_oracle_evaluation_writes_results_and_video(tmp_path):
     assert {"score", "success_rate", "per_episode"} <= set(saved)
     assert [r["seed"] for r in saved["per_episode"]] == [10001, 10003]
     md = (tmp_path / "results.md").read_text()
-    assert "| 2 | pooled | 100.0 [100.0, 100.0] |" in md
+    assert "| 2 | pooled | 100.0 [100.0, 100.0] |" in md and "Cameras at 0.5 x 480x640." in md
     assert saved["score_ci"] == [100.0, 100.0] and saved["success_ci"][1] == pytest.approx(100.0)
     # every episode records its goal attributes and how many are novel (outside the training colours)
     for row in saved["per_episode"]:

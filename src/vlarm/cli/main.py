@@ -388,7 +388,8 @@ def evaluate(
     tasks = list(dict.fromkeys(task))
     for name in tasks:
         make_task(name)
-    if check_split(split) == "train":
+    if split not in ("val", "test"):
+        check_split(split)   # names the splits for a typo
         raise ValueError("--split must be val or test: train seeds are the ones demonstrations are collected on")
     _check_positive(episodes=episodes, camera_scale=camera_scale, workers=workers)
     if videos < 0:
@@ -535,10 +536,14 @@ def run(
     from vlarm.tasks import make_task
     from vlarm.tasks.attributes import split_seed
     from vlarm.tasks.language import words_of
-    from vlarm.tasks.routing import route
+    from vlarm.tasks.routing import RoutingError, route
 
     if task is None:   # fail fast, before loading anything heavy
-        routed = route(instruction)
+        try:
+            routed = route(instruction)
+        except RoutingError as err:
+            raise RoutingError(f"{err}. A long-horizon instruction (e.g. 'put all the blocks in the bowls with "
+                               "matching colors') runs with the planner: add --planner saycan") from None
         task = routed.task
     else:
         make_task(task).parse_instruction(instruction)

@@ -436,6 +436,8 @@ def results_markdown(results: dict) -> str:
              "(bootstrap for the score, Wilson for success).", ""]
     if results.get("trained_tasks"):
         lines += [f"Policy trained on: {', '.join(results['trained_tasks'])}.", ""]
+    if results.get("camera_scale") is not None:
+        lines += [f"Cameras at {results['camera_scale']:g} x 480x640.", ""]
     lines += ["| episodes | goal attributes novel | score | success rate (%) |", "|---:|---|---:|---:|"]
     for name, part in summary_rows(results):
         lines.append(f"| {part['episodes']} | {name} | {format_ci(part['score'], part['score_ci'])} | "

@@ -648,7 +648,8 @@ def _check_same_run(last_dir: Path, config: RunConfig) -> None:
     keys = [k for k in ("policy", "task", "tasks", "demos", "batch_size", "lr", "lr_schedule", "warmup_steps", "seed",
                         "policy_overrides", "normalization", "color_permutation", "cache_features")
             if hasattr(config, k)]
-    if config.lr_schedule != "constant":   # a decaying rate is a curve over the run's length
+    decaying = config.lr_schedule != "constant" or stored.get("lr_schedule", "constant") != "constant"
+    if decaying:   # a decaying rate is a curve over the run's length
         keys.append("steps")
     requested = json.loads(json.dumps({k: getattr(config, k) for k in keys}, default=str))
     if "policy_overrides" in stored and "policy_overrides" in requested:
@@ -657,16 +658,19 @@ def _check_same_run(last_dir: Path, config: RunConfig) -> None:
     diffs = [f"{k}: {stored[k]!r} in the run, {requested[k]!r} now" for k in keys
              if k in stored and stored[k] != requested[k]]
     if diffs:
-        raise ValueError(f"{last_dir.parent.parent} holds a run with other settings ({'; '.join(diffs)}); pass the "
-                         "same settings to resume it, or a new --out to start a fresh run")
+        why = " (a decaying learning rate is a curve over the run's --steps)" if decaying and any(
+            d.startswith("steps:") for d in diffs) else ""
+        raise ValueError(f"{last_dir.parent.parent} holds a run with other settings ({'; '.join(diffs)}){why}; pass "
+                         "the same settings to resume it, or a new --out to start a fresh run")
 
 
-def trained_enough(out_dir: Path, step: int, steps: int) -> bool:
-    """Whether a resumed run is already at ``steps`` or beyond (then says so: nothing is trained)."""
-    if step < steps:
+def trained_enough(out_dir: Path, step: int, config: RunConfig) -> bool:
+    """Whether a resumed run is already at ``config.steps`` or beyond (then says so: nothing is trained)."""
+    if step < config.steps:
         return False
-    logger.warning("%s is already at step %d >= steps=%d: nothing to train (pass a larger --steps to continue)",
-                   out_dir, step, steps)
+    how = "pass a larger --steps to continue" if config.lr_schedule == "constant" else \
+        f"its {config.lr_schedule} learning rate has decayed over its --steps; train longer under a new --out"
+    logger.warning("%s is already at step %d >= steps=%d: nothing to train (%s)", out_dir, step, config.steps, how)
     return True
 
 
@@ -774,7 +778,7 @@ def train(config: TrainConfig, dataset: Any | None = None) -> Path:
     if resuming:
         state = load_training_state(last_dir, optimizer, rng)
         step, seconds = int(state["step"]), float(state["seconds"])
-    if trained_enough(out_dir, step, config.steps):
+    if trained_enough(out_dir, step, config):
         return last_dir
 
     store = FrameStore(dataset, policy, cache_features=config.cache_features)

@@ -171,7 +171,14 @@ def test_resuming_with_fewer_steps_than_done_says_nothing_is_trained(tmp_path, c
     with caplog.at_level(logging.WARNING, logger="vlarm.policies.training"):
         last = train_rt1(fewer, data)
     assert last == tmp_path / "run/checkpoints/last"
-    assert any("already at step 4 >= steps=2: nothing to train" in r.getMessage() for r in caplog.records)
+    assert any("already at step 4 >= steps=2: nothing to train (pass a larger --steps" in r.getMessage()
+               for r in caplog.records)
+    cosine = config(tmp_path / "cosine", lr_schedule="cosine")
+    train_rt1(cosine, data)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="vlarm.policies.training"):
+        train_rt1(config(tmp_path / "cosine", lr_schedule="cosine"), data)   # done: a longer run is another curve
+    assert "cosine learning rate has decayed over its --steps; train longer under a new --out" in caplog.text
 
 
 def test_rt1_training_follows_the_lr_schedule(tmp_path):

@@ -221,7 +221,7 @@ def train_rt1(config: RT1TrainConfig, data: Trajectories | None = None) -> Path:
         state = load_training_state(last_dir, optimizer, rng)
         step, seconds = int(state["step"]), float(state["seconds"])
         cpu_base = float(state.get("process_cpu_seconds", 0.0))
-    if trained_enough(out_dir, step, config.steps):
+    if trained_enough(out_dir, step, config):
         return last_dir
     sampler = WindowSampler(data, policy, progress=config.progress)
     out_dir.mkdir(parents=True, exist_ok=True)
