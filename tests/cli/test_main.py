@@ -92,7 +92,7 @@ def test_bad_numbers_and_paths_fail_before_any_work(tmp_path):
         (["eval", "--task", "put-block-in-bowl-seen-colors", "--policy", "oracle", "--split", "train"],
          "--split must be val or test"),
         (["eval", "--task", "put-block-in-bowl-seen-colors", "--policy", "oracle", "--split", "Test"],
-         "valid splits"),
+         "--split must be val or test, got 'Test'"),
         (["eval", "--task", "put-block-in-bowl-seen-colors", "--policy", "oracle", "--out", str(afile)],
          "is a file, not a directory"),
         (["collect", "--task", "put-block-in-bowl-seen-colors", "--out", str(tmp_path / "d"), "--camera-scale", "0"],

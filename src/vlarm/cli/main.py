@@ -383,14 +383,13 @@ def evaluate(
     from vlarm.eval import evaluate as run_eval
     from vlarm.eval.rollout import CheckpointAgentFactory, agent_trained_tasks, untrained_family
     from vlarm.tasks import make_task, task_family
-    from vlarm.tasks.attributes import check_split
 
     tasks = list(dict.fromkeys(task))
     for name in tasks:
         make_task(name)
     if split not in ("val", "test"):
-        check_split(split)   # names the splits for a typo
-        raise ValueError("--split must be val or test: train seeds are the ones demonstrations are collected on")
+        raise ValueError(f"--split must be val or test, got {split!r} (train seeds are the ones demonstrations are "
+                         "collected on)")
     _check_positive(episodes=episodes, camera_scale=camera_scale, workers=workers)
     if videos < 0:
         raise ValueError(f"--videos must be >= 0, got {videos}")
