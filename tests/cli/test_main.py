@@ -34,7 +34,7 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
 def test_bad_split_and_missing_dataset(tmp_path):
     result = runner.invoke(app, ["eval", "--task", "put-block-in-bowl-seen-colors", "--policy", "oracle",
                                  "--split", "dev"])
-    assert result.exit_code == 2 and "valid splits" in result.output
+    assert result.exit_code == 2 and "--split must be val or test, got 'dev'" in result.output
     result = runner.invoke(app, ["train", "--policy", "cliport", "--task", "put-block-in-bowl-seen-colors",
                                  "--data", str(tmp_path / "none"), "--steps", "1"])
     assert result.exit_code == 2 and "Traceback" not in result.output
