@@ -35,7 +35,7 @@ from vlarm.stats import mean_interval
 
 def markdown(rows: list[dict], paired: str | None = None) -> str:
     """One line per checkpoint (in first-seen order): per dataset, ``loss [95% interval] / token accuracy`` and,
-    with ``paired``, the mean per-episode loss difference to that checkpoint [95% interval]."""
+    with ``paired``, the mean per-episode loss difference to that base [95% interval] (module docstring)."""
     datasets = list(dict.fromkeys(r["data"] for r in rows))
     by = {(r["checkpoint"], r["data"]): r for r in rows}
     head = "| checkpoint | " + " | ".join(f"{Path(d).name}: loss [95% CI] / token acc." + (
@@ -51,8 +51,10 @@ def markdown(rows: list[dict], paired: str | None = None) -> str:
             low, high = mean_interval(r["episode_loss"])
             cells.append(f"{r['loss']:.3f} [{low:.3f}, {high:.3f}] / {r['token_accuracy']:.3f}")
             if paired:
-                base = by.get((paired, d))
-                if base is None or ckpt == paired:
+                base_ckpt = str(Path(paired) / "checkpoints" / Path(ckpt).name) \
+                    if (Path(paired) / "checkpoints").is_dir() else paired
+                base = by.get((base_ckpt, d))
+                if base is None or ckpt == base_ckpt:
                     cells.append("-")
                 else:
                     diff = np.subtract(r["episode_loss"], base["episode_loss"])

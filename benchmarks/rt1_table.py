@@ -216,9 +216,9 @@ def main() -> None:
             print("eval", name, task, tag, res["score"], flush=True)
     if args.stage == "cells":   # one checkpoint on the four test cells (seen, unseen, distractors, backgrounds)
         factory = CheckpointAgentFactory(str(args.checkpoint))
-        # CLIPort's cameras are its input: full resolution, as it was trained; RT-1's camera is its own, and the
-        # planning cameras (only the oracle's) can be cheap
-        camera_scale = 0.5 if factory.env_options.get("action_mode") == "ee_delta" else 1.0
+        # CLIPort's cameras are its input: the scale it records (None); RT-1's camera is its own, and the planning
+        # cameras (only the oracle's) can be cheap
+        camera_scale = 0.5 if factory.env_options.get("action_mode") == "ee_delta" else None
         cells = [(A, "seen", None), ("put-block-in-bowl-unseen-colors", "unseen", None)]
         cells += [(task, type(hook).__name__, hook) for task, _, hook in EVALS_APPEARANCE]
         for task, tag, hook in cells:

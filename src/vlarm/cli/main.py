@@ -50,6 +50,11 @@ def _check_positive(**values: float) -> None:
             raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {value}")
 
 
+#: ``--camera-scale`` of the commands that run a policy (eval, select): None renders at the policy's own scale.
+_PolicyCameraScale = Annotated[float | None, typer.Option(
+    "--camera-scale", help="camera resolution relative to 480x640 (default: the scale the policy learned from, else "
+    "1.0; another scale is a robustness test and is warned about)")]
+
 
 @app.command()
 @_user_errors
@@ -369,9 +374,7 @@ def evaluate(
     episodes: Annotated[int, typer.Option(help="number of seeded episodes")] = 100,
     out: Annotated[Path | None, typer.Option(help="directory for results.json / results.md / videos")] = None,
     videos: Annotated[int, typer.Option(help="record the first N episodes")] = 0,
-    camera_scale: Annotated[float | None, typer.Option(
-        help="camera resolution relative to 480x640 (default: the scale the policy learned from, else 1.0; another "
-             "scale is a robustness test and is warned about)")] = None,
+    camera_scale: _PolicyCameraScale = None,
     device: Annotated[str, typer.Option(help="auto (CUDA when available, else the CPU), cpu or cuda")] = "auto",
     workers: Annotated[int, typer.Option(help="Ray workers running episodes, each with its own simulator and agent "
                                               "(same per-episode results for any number; 1: no Ray)")] = 1,
@@ -441,9 +444,7 @@ def select(
     every: Annotated[int, typer.Option(help="evaluate every N-th saved checkpoint of a run (the last always)")] = 1,
     out: Annotated[Path, typer.Option(help="directory for selection.json / selection.md (rerun to resume)")]
     = Path("runs/select"),
-    camera_scale: Annotated[float | None, typer.Option(
-        help="camera resolution relative to 480x640 (default: the scale the policy learned from, else 1.0; another "
-             "scale is a robustness test and is warned about)")] = None,
+    camera_scale: _PolicyCameraScale = None,
     device: Annotated[str, typer.Option(help="auto (CUDA when available, else the CPU), cpu or cuda")] = "auto",
 ) -> None:
     """Choose a checkpoint (or variant) on the val split only; then evaluate the chosen one on test, once."""
