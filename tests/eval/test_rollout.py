@@ -125,6 +125,7 @@ def test_a_policy_is_rendered_at_the_camera_scale_it_learned_from_unless_told_ot
 
 
 def test_evaluation_records_the_scale_it_rendered_at(caplog):
+    from vlarm.eval.rollout import results_markdown
     from vlarm.policies import make_policy
 
     policy = make_policy("transporter", image_shape=(64, 32), widths=(4, 4, 4, 4), n_rotations=4, crop_size=16,
@@ -135,6 +136,9 @@ def test_evaluation_records_the_scale_it_rendered_at(caplog):
         other = evaluate(lambda env: policy, "put-block-in-bowl-seen-colors", "val", 1, camera_scale=0.3,
                          progress=False)
     assert other["camera_scale"] == 0.3 and "scale 0.25" in caplog.text
+    assert own["policy_camera_scale"] == other["policy_camera_scale"] == 0.25
+    assert results_markdown(own).count("Cameras at 0.25 x 480x640.") == 1
+    assert "Cameras at 0.3 x 480x640 (the policy learned from 0.25: a robustness test)." in results_markdown(other)
 
 
 @pytest.mark.parametrize("name", ["cliport-put-block-in-bowl", "cliport-saycan-skills",

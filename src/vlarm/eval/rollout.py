@@ -18,6 +18,7 @@ import contextlib
 import functools
 import json
 import logging
+import math
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -345,6 +346,7 @@ def evaluate(agent_factory, task: str, split: str = "test", episodes: int = 100,
     check_episode_count(split, episodes)
     if env_options is None:
         env_options = factory_env_options(agent_factory)
+    policy_camera_scale = env_options.get("camera_scale")   # the scale the policy learned from, when it records one
     env_options = env_options_at_scale(env_options, camera_scale)
     camera_scale = env_options["camera_scale"]
     env = make_env(task, split=split, render_terminal=False, **env_options)   # nothing looks at the terminal frame
@@ -376,7 +378,7 @@ def evaluate(agent_factory, task: str, split: str = "test", episodes: int = 100,
     finally:
         env.close()
     results = {"agent": label, "task": task, "trained_tasks": list(trained_tasks), "split": split,
-               "camera_scale": camera_scale, **summarize(records),
+               "camera_scale": camera_scale, "policy_camera_scale": policy_camera_scale, **summarize(records),
                "seconds": time.perf_counter() - start,
                "cpu_seconds": time.process_time() - cpu_start,   # this process's threads (Ray workers not counted)
                "units": {"score": "mean total reward x 100 (final state)",
@@ -437,7 +439,10 @@ def results_markdown(results: dict) -> str:
     if results.get("trained_tasks"):
         lines += [f"Policy trained on: {', '.join(results['trained_tasks'])}.", ""]
     if results.get("camera_scale") is not None:
-        lines += [f"Cameras at {results['camera_scale']:g} x 480x640.", ""]
+        own = results.get("policy_camera_scale")
+        other = f" (the policy learned from {own:g}: a robustness test)" \
+            if own is not None and not math.isclose(own, results["camera_scale"]) else ""
+        lines += [f"Cameras at {results['camera_scale']:g} x 480x640{other}.", ""]
     lines += ["| episodes | goal attributes novel | score | success rate (%) |", "|---:|---|---:|---:|"]
     for name, part in summary_rows(results):
         lines.append(f"| {part['episodes']} | {name} | {format_ci(part['score'], part['score_ci'])} | "
